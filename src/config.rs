@@ -1,0 +1,628 @@
+//! Configuration: the TOML file (unknown keys rejected) turned into validated settings.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const ENV_CONFIG: &str = "BAR_INGEST_CONFIG";
+/// Environment variable overriding `database.contact_points` (comma-separated `host[:port]`).
+pub const ENV_CONTACT_POINTS: &str = "BAR_INGEST_CONTACT_POINTS";
+/// CQL native transport port assumed when a contact point names none.
+pub const DEFAULT_CQL_PORT: u16 = 9042;
+
+/// A configuration problem, always naming the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{file}: cannot read the config file: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type (toml's message carries line, column and key).
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    /// A key parsed but its value is not usable.
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The whole configuration file. Every section is optional; every key has a default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the bars go and how to reach the cluster.
+    pub database: DatabaseConfig,
+    /// The folders the daemon watches and archives into.
+    pub paths: PathsConfig,
+    /// How input files are read.
+    pub input: InputConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `host[:port]` of one or more nodes; the driver discovers the rest of the cluster.
+    pub contact_points: Vec<String>,
+    /// Keyspace holding the bars and the load history (created if missing).
+    pub keyspace: String,
+    /// Table of one-minute bars, partitioned by (symbol, month bucket).
+    pub bars_table: String,
+    /// Table with one row per loaded file content (shared by every instance).
+    pub history_table: String,
+    /// Extra CQL table options for the bars table (`WITH ... AND <this>`), e.g. compaction.
+    pub bars_table_options: String,
+    /// Keyspace replication used when the keyspace is created.
+    pub replication: ReplicationConfig,
+    /// Data center whose nodes are preferred (empty: no preference; set it in multi-DC clusters).
+    pub local_datacenter: String,
+    /// Consistency level of reads and writes.
+    pub consistency: String,
+    /// Client-side timeout of one request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Timeout for opening a connection to a node.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// User name for password authentication (empty: no authentication).
+    pub username: String,
+    /// Password (prefer `password_file`, which keeps it out of the config).
+    pub password: String,
+    /// File whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// TLS to the cluster.
+    pub tls: TlsConfig,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            contact_points: vec![format!("127.0.0.1:{DEFAULT_CQL_PORT}")],
+            keyspace: "market_data".into(),
+            bars_table: "bars_1min".into(),
+            history_table: "load_history".into(),
+            bars_table_options: String::new(),
+            replication: ReplicationConfig::default(),
+            local_datacenter: String::new(),
+            consistency: "LOCAL_QUORUM".into(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// `[database.replication]`: the keyspace's replication strategy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// `SimpleStrategy` (one DC, dev) or `NetworkTopologyStrategy` (production).
+    pub class: String,
+    /// Replicas for `SimpleStrategy`.
+    pub factor: u32,
+    /// Replicas per data center for `NetworkTopologyStrategy`.
+    pub datacenters: BTreeMap<String, u32>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            class: "SimpleStrategy".into(),
+            factor: 1,
+            datacenters: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[database.tls]`: encryption to the cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Use TLS for every connection.
+    pub enabled: bool,
+    /// PEM file of the CA(s) that signed the nodes' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS); needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[paths]`: the inbox and the folders the daemon keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// Folder watched for new bar files.
+    pub inbox: PathBuf,
+    /// Parent of `processing/`, `done/`, `failed/` and `dead-letter/`; must be on the same
+    /// filesystem as the inbox, since files are claimed by rename.
+    pub state_root: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            inbox: PathBuf::from("/var/lib/bar-ingest/inbox"),
+            state_root: PathBuf::from("/var/lib/bar-ingest"),
+        }
+    }
+}
+
+/// `[input]`: how the vendor files are to be read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// IANA time zone of the naive timestamps in the files (the exchange's).
+    pub timezone: String,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "America/New_York".into(),
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `ip:port` for `/metrics`, `/healthz`, `/readyz` (loopback unless you mean otherwise).
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Settings after validation: every value here is known to be usable.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file these settings came from (None: built-in defaults).
+    pub source: Option<PathBuf>,
+    /// Contact points as `host:port`.
+    pub contact_points: Vec<String>,
+    pub database: DatabaseConfig,
+    /// The consistency level, parsed.
+    pub consistency: scylla::statement::Consistency,
+    /// The password from `password` or `password_file`.
+    pub password: Option<String>,
+    pub paths: PathsConfig,
+    /// The exchange time zone, parsed.
+    pub timezone: Tz,
+    /// The metrics listen address, parsed.
+    pub metrics_listen: SocketAddr,
+}
+
+impl Settings {
+    /// Reads, parses and validates a config file. `contact_points_override` (from
+    /// `BAR_INGEST_CONTACT_POINTS`) replaces `database.contact_points` when given.
+    pub fn load(path: &Path, contact_points_override: Option<&str>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            file: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Self::validate(config, Some(path), contact_points_override)
+    }
+
+    /// Built-in defaults (no file), with the same override and validation.
+    pub fn defaults(contact_points_override: Option<&str>) -> Result<Self, ConfigError> {
+        Self::validate(Config::default(), None, contact_points_override)
+    }
+
+    /// Checks every value that parsing alone cannot.
+    pub fn validate(
+        config: Config,
+        source: Option<&Path>,
+        contact_points_override: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let file = source
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("<built-in defaults>"));
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.clone(),
+            key: key.to_owned(),
+            reason,
+        };
+        let Config {
+            database,
+            paths,
+            input,
+            metrics,
+        } = config;
+
+        let (points_key, raw_points): (String, Vec<String>) = match contact_points_override {
+            Some(list) => (
+                format!("database.contact_points (from {ENV_CONTACT_POINTS})"),
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            None => (
+                "database.contact_points".to_owned(),
+                database.contact_points.clone(),
+            ),
+        };
+        if raw_points.is_empty() {
+            return Err(invalid(
+                &points_key,
+                "at least one contact point is needed".into(),
+            ));
+        }
+        let contact_points = raw_points
+            .iter()
+            .map(|p| {
+                parse_contact_point(p).map_err(|reason| {
+                    invalid(&points_key, format!("`{p}` is not usable: {reason}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        for (key, name) in [
+            ("database.keyspace", &database.keyspace),
+            ("database.bars_table", &database.bars_table),
+            ("database.history_table", &database.history_table),
+        ] {
+            check_identifier(name).map_err(|reason| invalid(key, reason))?;
+        }
+        if database.bars_table == database.history_table {
+            return Err(invalid(
+                "database.history_table",
+                "must differ from database.bars_table".into(),
+            ));
+        }
+        if database.bars_table_options.contains(';') {
+            return Err(invalid(
+                "database.bars_table_options",
+                "must be table options only (no `;`)".into(),
+            ));
+        }
+        check_replication(&database.replication)
+            .map_err(|(key, reason)| invalid(&format!("database.replication.{key}"), reason))?;
+
+        let consistency = parse_consistency(&database.consistency)
+            .map_err(|reason| invalid("database.consistency", reason))?;
+        if database.request_timeout.is_zero() {
+            return Err(invalid(
+                "database.request_timeout",
+                "must be above zero".into(),
+            ));
+        }
+        if database.connect_timeout.is_zero() {
+            return Err(invalid(
+                "database.connect_timeout",
+                "must be above zero".into(),
+            ));
+        }
+
+        let password = match (&database.password_file, database.password.is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "database.password_file",
+                    "set either `password` or `password_file`, not both".into(),
+                ));
+            }
+            (Some(pf), true) => {
+                let text = std::fs::read_to_string(pf).map_err(|e| {
+                    invalid(
+                        "database.password_file",
+                        format!("cannot read {}: {e}", pf.display()),
+                    )
+                })?;
+                Some(text.lines().next().unwrap_or("").to_owned())
+            }
+            (None, false) => Some(database.password.clone()),
+            (None, true) => None,
+        };
+        if password.is_some() && database.username.is_empty() {
+            return Err(invalid(
+                "database.username",
+                "a password is set but no user name".into(),
+            ));
+        }
+
+        let tls = &database.tls;
+        if tls.enabled && tls.ca_file.is_none() {
+            return Err(invalid(
+                "database.tls.ca_file",
+                "required when database.tls.enabled is true".into(),
+            ));
+        }
+        for (key, file) in [
+            ("database.tls.ca_file", &tls.ca_file),
+            ("database.tls.cert_file", &tls.cert_file),
+            ("database.tls.key_file", &tls.key_file),
+        ] {
+            if let Some(f) = file {
+                if !tls.enabled {
+                    return Err(invalid(
+                        key,
+                        "set, but database.tls.enabled is false".into(),
+                    ));
+                }
+                if !f.is_file() {
+                    return Err(invalid(key, format!("no such file: {}", f.display())));
+                }
+            }
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err(invalid(
+                "database.tls.key_file",
+                "cert_file and key_file go together".into(),
+            ));
+        }
+
+        if paths.inbox.as_os_str().is_empty() {
+            return Err(invalid("paths.inbox", "must not be empty".into()));
+        }
+        if paths.state_root.as_os_str().is_empty() {
+            return Err(invalid("paths.state_root", "must not be empty".into()));
+        }
+
+        let timezone: Tz = input.timezone.parse().map_err(|_| {
+            invalid(
+                "input.timezone",
+                format!(
+                    "`{}` is not an IANA time zone name (e.g. America/New_York)",
+                    input.timezone
+                ),
+            )
+        })?;
+
+        let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|e| {
+            invalid(
+                "metrics.listen",
+                format!("`{}` is not an ip:port address: {e}", metrics.listen),
+            )
+        })?;
+
+        Ok(Self {
+            source: source.map(Path::to_owned),
+            contact_points,
+            database,
+            consistency,
+            password,
+            paths,
+            timezone,
+            metrics_listen,
+        })
+    }
+}
+
+/// `host[:port]`, `[v6]:port` or a bare IPv6 address, normalised to `host:port`.
+fn parse_contact_point(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("empty".into());
+    }
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_CQL_PORT).to_string());
+    }
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err("port 0 is not a port".into());
+        }
+        return Ok(addr.to_string());
+    }
+    if raw.starts_with('[') {
+        return Err("not a valid [IPv6]:port".into());
+    }
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((h, p)) => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| format!("port `{p}` is not a number from 1 to 65535"))?;
+            if port == 0 {
+                return Err("port 0 is not a port".into());
+            }
+            (h, port)
+        }
+        None => (raw, DEFAULT_CQL_PORT),
+    };
+    if host.is_empty() {
+        return Err("host name missing".into());
+    }
+    if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{host}` is not a valid IPv4 address"));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(format!("`{host}` is not a valid host name"));
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+/// CQL identifiers we create: unquoted, so letters, digits and `_`, starting with a letter.
+fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !first_ok || name.len() > 48 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!(
+            "`{name}` is not a valid name: use 1 to 48 letters, digits or `_`, starting with a letter"
+        ));
+    }
+    Ok(())
+}
+
+fn check_replication(r: &ReplicationConfig) -> Result<(), (&'static str, String)> {
+    match r.class.as_str() {
+        "SimpleStrategy" => {
+            if r.factor == 0 {
+                return Err(("factor", "must be at least 1".into()));
+            }
+            if !r.datacenters.is_empty() {
+                return Err((
+                    "datacenters",
+                    "only used with NetworkTopologyStrategy".into(),
+                ));
+            }
+        }
+        "NetworkTopologyStrategy" => {
+            if r.datacenters.is_empty() {
+                return Err((
+                    "datacenters",
+                    "NetworkTopologyStrategy needs at least one `dc = replicas` entry".into(),
+                ));
+            }
+            for (dc, n) in &r.datacenters {
+                if dc.is_empty() || dc.contains('\'') || *n == 0 {
+                    return Err(("datacenters", format!("bad entry `{dc} = {n}`")));
+                }
+            }
+        }
+        other => {
+            return Err((
+                "class",
+                format!("`{other}`: use SimpleStrategy or NetworkTopologyStrategy"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_consistency(s: &str) -> Result<scylla::statement::Consistency, String> {
+    use scylla::statement::Consistency::*;
+    Ok(match s.to_ascii_uppercase().as_str() {
+        "ANY" => Any,
+        "ONE" => One,
+        "TWO" => Two,
+        "THREE" => Three,
+        "QUORUM" => Quorum,
+        "ALL" => All,
+        "LOCAL_QUORUM" => LocalQuorum,
+        "EACH_QUORUM" => EachQuorum,
+        "LOCAL_ONE" => LocalOne,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a consistency level (ONE, QUORUM, LOCAL_QUORUM, LOCAL_ONE, ALL, ...)"
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_points_parse_and_normalise() {
+        assert_eq!(parse_contact_point("127.0.0.1").unwrap(), "127.0.0.1:9042");
+        assert_eq!(
+            parse_contact_point("db-1.example:19042").unwrap(),
+            "db-1.example:19042"
+        );
+        assert_eq!(parse_contact_point("scylla").unwrap(), "scylla:9042");
+        assert_eq!(parse_contact_point("::1").unwrap(), "[::1]:9042");
+        assert_eq!(parse_contact_point("[::1]:9043").unwrap(), "[::1]:9043");
+        for bad in [
+            "",
+            "host:99999",
+            "host:",
+            "999.1.1.1",
+            "bad_host!",
+            ":9042",
+            "[::1",
+            "h:0",
+        ] {
+            assert!(
+                parse_contact_point(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(check_identifier("bars_1min").is_ok());
+        for bad in ["", "1bars", "bars-1", "bars;drop", &"x".repeat(49)] {
+            assert!(check_identifier(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = toml::from_str::<Config>("[database]\ncontact_pointz = []\n").unwrap_err();
+        assert!(err.to_string().contains("contact_pointz"), "{err}");
+    }
+
+    #[test]
+    fn env_override_replaces_contact_points() {
+        let s = Settings::defaults(Some("10.1.2.3, db2:9043")).unwrap();
+        assert_eq!(s.contact_points, vec!["10.1.2.3:9042", "db2:9043"]);
+        let err = Settings::defaults(Some("db:notaport"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(ENV_CONTACT_POINTS) && err.contains("notaport"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[input]\ntimezone = \"Mars/Olympus\"\n", "input.timezone"),
+            ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
+            (
+                "[database]\nconsistency = \"MOST\"\n",
+                "database.consistency",
+            ),
+            ("[database]\nkeyspace = \"a-b\"\n", "database.keyspace"),
+            (
+                "[database.replication]\nclass = \"Fancy\"\n",
+                "database.replication.class",
+            ),
+            (
+                "[database]\npassword_file = \"/no/such/file\"\nusername = \"u\"\n",
+                "database.password_file",
+            ),
+            (
+                "[database.tls]\nenabled = true\nca_file = \"/no/such/ca.pem\"\n",
+                "database.tls.ca_file",
+            ),
+        ];
+        for (text, key) in cases {
+            let config: Config = toml::from_str(text).unwrap();
+            let err = Settings::validate(config, Some(Path::new("x.toml")), None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.starts_with("x.toml"),
+                "{text}: {err}"
+            );
+        }
+    }
+}

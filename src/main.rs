@@ -1,0 +1,78 @@
+//! The `bar-ingest` binary: parse the command line, start logging, dispatch, map errors to exit codes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use bar_ingest::cli::{Cli, Command};
+use bar_ingest::config::{ConfigError, Settings};
+use bar_ingest::store::{self, Schema};
+use bar_ingest::{daemon, telemetry};
+use clap::Parser;
+
+/// Exit code when the command could not run at all (bad config, database unreachable).
+const EXIT_CANNOT_RUN: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bar-ingest: error: {e:#}");
+            ExitCode::from(EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+fn load_settings(
+    file: Option<&Path>,
+    contact_points: Option<&str>,
+) -> Result<Settings, ConfigError> {
+    match file {
+        Some(f) => Settings::load(f, contact_points),
+        None => Settings::defaults(contact_points),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let points = cli.contact_points.as_deref();
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let Some(file) = file.or(cli.config) else {
+                anyhow::bail!("check-config needs a file: bar-ingest check-config FILE");
+            };
+            let settings = Settings::load(&file, points)?;
+            println!(
+                "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {})",
+                file.display(),
+                settings.contact_points.join(","),
+                settings.database.keyspace,
+                settings.paths.inbox.display(),
+                settings.timezone
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::InitSchema => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            runtime()?.block_on(async {
+                let session = store::connect(&settings).await?;
+                let schema = Schema::from_config(&settings.database);
+                store::init_schema(&session, &schema).await?;
+                println!("schema ready: {} and {}", schema.bars(), schema.history());
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            runtime()?.block_on(daemon::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}

@@ -1,0 +1,105 @@
+//! Prepared statements on the bars table: the idempotent insert and the typed partition read.
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+use super::{Schema, StoreError};
+use crate::model::{Bar, Bucket, Symbol};
+
+/// The bars table's prepared statements, prepared once per session.
+#[derive(Debug, Clone)]
+pub struct BarStatements {
+    /// `INSERT` of one bar; an upsert, so marked idempotent and safe to retry.
+    pub insert: PreparedStatement,
+    /// Every bar of one partition in time order.
+    pub select_partition: PreparedStatement,
+}
+
+/// The bound values of [`BarStatements::insert`], in column order.
+pub type InsertValues<'a> = (&'a str, String, CqlTimestamp, f64, f64, f64, f64, i64);
+
+impl BarStatements {
+    /// Prepares the statements against `schema`'s bars table.
+    pub async fn prepare(session: &Session, schema: &Schema) -> Result<Self, StoreError> {
+        let prepare = |cql: String| async move {
+            session
+                .prepare(cql.as_str())
+                .await
+                .map_err(|source| StoreError::Prepare {
+                    statement: cql.clone(),
+                    source: Box::new(source),
+                })
+        };
+        let mut insert = prepare(format!(
+            "INSERT INTO {} (symbol, bucket, ts, open, high, low, close, volume) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            schema.bars()
+        ))
+        .await?;
+        insert.set_is_idempotent(true);
+        let mut select_partition = prepare(format!(
+            "SELECT ts, open, high, low, close, volume FROM {} WHERE symbol = ? AND bucket = ?",
+            schema.bars()
+        ))
+        .await?;
+        select_partition.set_is_idempotent(true);
+        Ok(Self {
+            insert,
+            select_partition,
+        })
+    }
+
+    /// The values that insert `bar` for `symbol` into `bucket`.
+    pub fn insert_values<'a>(symbol: &'a Symbol, bucket: Bucket, bar: &Bar) -> InsertValues<'a> {
+        (
+            symbol.as_str(),
+            bucket.to_string(),
+            CqlTimestamp(bar.ts_millis),
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+        )
+    }
+}
+
+/// Reads one whole partition, typed, in time order (paged by the driver).
+pub async fn read_partition(
+    session: &Session,
+    statements: &BarStatements,
+    symbol: &Symbol,
+    bucket: Bucket,
+) -> Result<Vec<Bar>, ReadError> {
+    use futures_util::TryStreamExt;
+    let pager = session
+        .execute_iter(
+            statements.select_partition.clone(),
+            (symbol.as_str(), bucket.to_string()),
+        )
+        .await?;
+    let rows = pager.rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()?;
+    rows.map_ok(|(ts, open, high, low, close, volume)| Bar {
+        ts_millis: ts.0,
+        open,
+        high,
+        low,
+        close,
+        volume,
+    })
+    .try_collect()
+    .await
+    .map_err(ReadError::from)
+}
+
+/// A read of bars failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("query failed: {0}")]
+    Query(#[from] scylla::errors::PagerExecutionError),
+    #[error("rows do not have the expected types: {0}")]
+    Types(#[from] scylla::errors::TypeCheckError),
+    #[error("reading rows failed: {0}")]
+    Rows(#[from] scylla::client::pager::NextRowError),
+}

@@ -1,0 +1,40 @@
+//! The database side: connecting to the cluster, the schema, and the prepared statements.
+
+mod bars;
+mod schema;
+mod session;
+
+pub use bars::{BarStatements, InsertValues, ReadError, read_partition};
+pub use schema::{Schema, init_schema};
+pub use session::connect;
+
+use scylla::errors::{ExecutionError, NewSessionError, PrepareError};
+
+/// Why talking to the database failed, with what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No session could be opened to any contact point.
+    #[error(
+        "cannot connect to the database at {points}: {source}\n\
+         (is the cluster up and reachable? for the local dev node run `./scripts/dev-db start`)"
+    )]
+    Connect {
+        points: String,
+        source: Box<NewSessionError>,
+    },
+    /// TLS material could not be loaded.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// A schema statement failed.
+    #[error("schema statement failed: {source}\n  statement: {statement}")]
+    Schema {
+        statement: String,
+        source: Box<ExecutionError>,
+    },
+    /// A statement could not be prepared (usually: the schema is missing or differs).
+    #[error("cannot prepare statement: {source}\n  statement: {statement}")]
+    Prepare {
+        statement: String,
+        source: Box<PrepareError>,
+    },
+}

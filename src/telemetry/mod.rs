@@ -1,0 +1,30 @@
+//! Logs: tracing set up for a terminal (human-readable) or for log shippers (JSON lines).
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (timestamps omitted under systemd, where journald adds them).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`). Logs go to
+/// stderr so that stdout stays clean for command output (`fetch`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // journald stamps every line itself; JOURNAL_STREAM is set when stderr goes to the journal.
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let result = match (format, under_journald) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+    };
+    // A second init (tests) keeps the first subscriber; nothing to report.
+    let _ = result;
+}

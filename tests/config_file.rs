@@ -1,0 +1,89 @@
+//! The shipped example config parses to the documented defaults, and `check-config` (the real
+//! binary) accepts it and rejects broken files with the file, the key and the reason.
+
+use std::path::Path;
+use std::process::Command;
+
+use bar_ingest::config::{Config, Settings};
+
+fn example() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/bar-ingest.example.toml"
+    ))
+}
+
+#[test]
+fn example_config_documents_exactly_the_defaults() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let parsed: Config = toml::from_str(&text).expect("example config parses");
+    // Debug output covers every field: the example and the code defaults must agree.
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
+    let settings = Settings::load(example(), None).expect("example config validates");
+    assert_eq!(settings.contact_points, vec!["127.0.0.1:9042"]);
+    assert_eq!(settings.timezone, chrono_tz::America::New_York);
+    assert!(settings.metrics_listen.ip().is_loopback());
+}
+
+fn check_config(file: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+        .arg("check-config")
+        .arg(file)
+        .env_remove("BAR_INGEST_CONTACT_POINTS")
+        .env_remove("BAR_INGEST_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let (ok, stdout, stderr) = check_config(example());
+    assert!(ok, "stderr: {stderr}");
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown.toml",
+            "[database]\ncontact_pointz = [\"x\"]\n",
+            "unknown field `contact_pointz`",
+        ),
+        (
+            "badpoint.toml",
+            "[database]\ncontact_points = [\"10.0.0.1:99999\"]\n",
+            "database.contact_points",
+        ),
+        (
+            "tz.toml",
+            "[input]\ntimezone = \"US/Nowhere\"\n",
+            "input.timezone",
+        ),
+        ("syntax.toml", "[database\n", "TOML parse error"),
+    ];
+    for (name, text, expect) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (ok, _, stderr) = check_config(&path);
+        assert!(!ok, "{name} should fail");
+        assert!(stderr.contains(expect), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{name} must name the file: {stderr}"
+        );
+    }
+    let missing = dir.path().join("missing.toml");
+    let (ok, _, stderr) = check_config(&missing);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read the config file") && stderr.contains("missing.toml"),
+        "{stderr}"
+    );
+}

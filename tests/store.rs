@@ -1,0 +1,175 @@
+//! The store against the real node: schema creation, prepared insert, typed read-back.
+
+mod common;
+
+use bar_ingest::model::{Bar, Bucket, Symbol};
+use bar_ingest::store::{self, BarStatements, read_partition};
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::America::New_York;
+
+/// UTC milliseconds of an exchange-local (New York) wall time that exists.
+fn ny_millis(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
+    let local = NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(hh, mm, 0)
+        .unwrap();
+    New_York
+        .from_local_datetime(&local)
+        .single()
+        .expect("unambiguous local time")
+        .timestamp_millis()
+}
+
+#[tokio::test]
+async fn bars_round_trip_exactly_through_the_prepared_insert() {
+    let (session, schema, _settings) = common::fresh_schema("roundtrip").await;
+    let statements = BarStatements::prepare(&session, &schema).await.unwrap();
+    let symbol = Symbol::new("BRK.B").unwrap();
+
+    // Winter (EST, UTC-5) and summer (EDT, UTC-4) bars, awkward doubles, a zero and a huge volume.
+    let jan = vec![
+        Bar {
+            ts_millis: ny_millis(2005, 1, 3, 8, 0),
+            open: 0.9911,
+            high: 0.9911,
+            low: 0.9839,
+            close: 0.9839,
+            volume: 19209,
+        },
+        Bar {
+            ts_millis: ny_millis(2005, 1, 3, 8, 1),
+            open: 0.1 + 0.2,
+            high: 1e-7 + 0.5,
+            low: 1e-7,
+            close: 0.3,
+            volume: 0,
+        },
+        Bar {
+            ts_millis: ny_millis(2005, 1, 31, 19, 59),
+            open: 12345.678901234567,
+            high: 99999.99,
+            low: 0.0001,
+            close: 5.5,
+            volume: i64::MAX,
+        },
+    ];
+    let jul = vec![Bar {
+        ts_millis: ny_millis(2005, 7, 1, 9, 30),
+        open: 1.0,
+        high: 2.0,
+        low: 0.5,
+        close: 1.5,
+        volume: 42,
+    }];
+
+    for bar in jan.iter().chain(&jul) {
+        let local_date = chrono::DateTime::from_timestamp_millis(bar.ts_millis)
+            .unwrap()
+            .with_timezone(&New_York)
+            .date_naive();
+        let bucket = Bucket::of_local_date(local_date);
+        session
+            .execute_unpaged(
+                &statements.insert,
+                BarStatements::insert_values(&symbol, bucket, bar),
+            )
+            .await
+            .unwrap();
+    }
+
+    let got_jan = read_partition(
+        &session,
+        &statements,
+        &symbol,
+        Bucket::parse("2005-01").unwrap(),
+    )
+    .await
+    .unwrap();
+    let got_jul = read_partition(
+        &session,
+        &statements,
+        &symbol,
+        Bucket::parse("2005-07").unwrap(),
+    )
+    .await
+    .unwrap();
+    // Exact equality: same f64 bits, same instants, same order.
+    assert_eq!(got_jan, jan);
+    assert_eq!(got_jul, jul);
+    // The instants are the UTC ones: 08:00 EST is 13:00 UTC, 09:30 EDT is 13:30 UTC.
+    assert_eq!(got_jan[0].ts_millis, 1_104_757_200_000);
+    assert_eq!(got_jul[0].ts_millis, 1_120_224_600_000);
+    // Nothing leaked into a neighbouring month.
+    let feb = read_partition(
+        &session,
+        &statements,
+        &symbol,
+        Bucket::parse("2005-02").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(feb.is_empty(), "unexpected rows in 2005-02: {feb:?}");
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test]
+async fn schema_creation_is_idempotent_and_has_the_designed_key() {
+    let (session, schema, _settings) = common::fresh_schema("schema").await;
+    // A second run changes nothing and does not fail.
+    store::init_schema(&session, &schema).await.unwrap();
+
+    let rows = session
+        .query_unpaged(
+            "SELECT column_name, kind, position, type FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (schema.keyspace.as_str(), schema.bars_table.as_str()),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let mut columns: Vec<(String, String, i32, String)> = rows
+        .rows::<(String, String, i32, String)>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    columns.sort();
+    let expect = |name: &str, kind: &str, pos: i32, ty: &str| {
+        (name.to_owned(), kind.to_owned(), pos, ty.to_owned())
+    };
+    assert_eq!(
+        columns,
+        vec![
+            expect("bucket", "partition_key", 1, "text"),
+            expect("close", "regular", -1, "double"),
+            expect("high", "regular", -1, "double"),
+            expect("low", "regular", -1, "double"),
+            expect("open", "regular", -1, "double"),
+            expect("symbol", "partition_key", 0, "text"),
+            expect("ts", "clustering", 0, "timestamp"),
+            expect("volume", "regular", -1, "bigint"),
+        ]
+    );
+
+    let history: Vec<(String,)> = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+            (schema.keyspace.as_str(), schema.history_table.as_str()),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(String,)>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(history.iter().any(|(c,)| c == "fingerprint"), "{history:?}");
+    assert!(
+        history.iter().any(|(c,)| c == "rows_rejected"),
+        "{history:?}"
+    );
+
+    common::drop_keyspace(&session, &schema).await;
+}
