@@ -8,9 +8,13 @@
 //! - [`daemon`] - `run`, the only module that wires the stages together.
 //! - [`telemetry`] - logging (and, later, metrics).
 
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fetch;
+pub mod generate;
 pub mod model;
+pub mod pipeline;
 pub mod store;
 pub mod telemetry;
