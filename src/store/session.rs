@@ -66,7 +66,7 @@ fn tls_context(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, StoreError>
             .add(cert)
             .map_err(|e| err("unusable CA certificate in", ca, &e))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Tls(e.to_string()))?
