@@ -46,8 +46,84 @@ pub struct Config {
     pub paths: PathsConfig,
     /// How input files are read.
     pub input: InputConfig,
+    /// How files are loaded: batching, concurrency, retries, thresholds.
+    pub ingest: IngestConfig,
+    /// How the inbox is watched.
+    pub watch: WatchConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+}
+
+/// `[ingest]`: batching, write concurrency, retries and the reject threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Name of this instance in the load history and of its `processing/<instance>` folder
+    /// (empty: the host name). Instances sharing an inbox need distinct names.
+    pub instance: String,
+    /// Rows per unlogged batch; a batch holds rows of one partition only.
+    pub batch_rows: usize,
+    /// Upper bound on a batch's estimated size in bytes (ScyllaDB warns at 128 KiB).
+    pub batch_max_bytes: usize,
+    /// Batches being written at once, over all files (the in-flight bound).
+    pub max_batches_in_flight: usize,
+    /// Files loaded at once by the daemon.
+    pub files_in_parallel: usize,
+    /// Share of rejected rows (0..=1) above which a file is quarantined whole, nothing written.
+    pub reject_threshold: f64,
+    /// First delay before retrying a write the database could not take.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest delay between retries (retries go on as long as the database is away).
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// On SIGTERM, how long in-flight files may take to finish before they are handed back.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            instance: String::new(),
+            batch_rows: 100,
+            batch_max_bytes: 32 * 1024,
+            max_batches_in_flight: 32,
+            files_in_parallel: 2,
+            reject_threshold: 0.5,
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+            shutdown_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[watch]`: how new files are noticed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// `notify` (inotify, local filesystems) or `poll` (NFS/CIFS, where inotify sees nothing).
+    pub mode: String,
+    /// Notify mode: full rescan this often, in case events were lost.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+    /// Poll mode: how often the inbox is listed.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// A file found by a scan counts as complete once its size and mtime are unchanged this long.
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            mode: "notify".into(),
+            rescan_interval: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+            settle: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS.
@@ -208,6 +284,10 @@ pub struct Settings {
     /// The password from `password` or `password_file`.
     pub password: Option<String>,
     pub paths: PathsConfig,
+    pub ingest: IngestConfig,
+    pub watch: WatchConfig,
+    /// This instance's name (from `ingest.instance`, else the host name).
+    pub instance: String,
     /// The exchange time zone, parsed.
     pub timezone: Tz,
     /// The metrics listen address, parsed.
@@ -252,6 +332,8 @@ impl Settings {
             database,
             paths,
             input,
+            ingest,
+            watch,
             metrics,
         } = config;
 
@@ -385,6 +467,65 @@ impl Settings {
             return Err(invalid("paths.state_root", "must not be empty".into()));
         }
 
+        let positive = [
+            ("ingest.batch_rows", ingest.batch_rows),
+            ("ingest.batch_max_bytes", ingest.batch_max_bytes),
+            ("ingest.max_batches_in_flight", ingest.max_batches_in_flight),
+            ("ingest.files_in_parallel", ingest.files_in_parallel),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if ingest.batch_max_bytes > MAX_BATCH_BYTES {
+            return Err(invalid(
+                "ingest.batch_max_bytes",
+                format!("{} is above ScyllaDB's batch warning threshold ({MAX_BATCH_BYTES})", ingest.batch_max_bytes),
+            ));
+        }
+        if !(0.0..=1.0).contains(&ingest.reject_threshold) {
+            return Err(invalid(
+                "ingest.reject_threshold",
+                format!("{} is not a share between 0 and 1", ingest.reject_threshold),
+            ));
+        }
+        if ingest.retry_initial.is_zero() || ingest.retry_max < ingest.retry_initial {
+            return Err(invalid(
+                "ingest.retry_max",
+                "retry_initial must be above zero and retry_max at least retry_initial".into(),
+            ));
+        }
+        let instance = if ingest.instance.is_empty() {
+            host_name()
+        } else {
+            ingest.instance.clone()
+        };
+        if instance.is_empty()
+            || !instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "ingest.instance",
+                format!("`{instance}`: use letters, digits, `-`, `_` or `.` (it names a folder)"),
+            ));
+        }
+        if !matches!(watch.mode.as_str(), "notify" | "poll") {
+            return Err(invalid(
+                "watch.mode",
+                format!("`{}`: use notify or poll", watch.mode),
+            ));
+        }
+        for (key, d) in [
+            ("watch.rescan_interval", watch.rescan_interval),
+            ("watch.poll_interval", watch.poll_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be above zero".into()));
+            }
+        }
+
         let timezone: Tz = input.timezone.parse().map_err(|_| {
             invalid(
                 "input.timezone",
@@ -409,10 +550,25 @@ impl Settings {
             consistency,
             password,
             paths,
+            ingest,
+            watch,
+            instance,
             timezone,
             metrics_listen,
         })
     }
+}
+
+/// ScyllaDB's batch size warning threshold: our batches stay below it.
+pub const MAX_BATCH_BYTES: usize = 128 * 1024;
+
+/// The host name (from /proc or $HOSTNAME), used as the default instance name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `host[:port]`, `[v6]:port` or a bare IPv6 address, normalised to `host:port`.

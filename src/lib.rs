@@ -8,6 +8,7 @@
 //! - [`daemon`] - `run`, the only module that wires the stages together.
 //! - [`telemetry`] - logging (and, later, metrics).
 
+pub mod account;
 pub mod calendar;
 pub mod cli;
 pub mod config;

@@ -14,10 +14,14 @@ pub struct BarStatements {
     pub insert: PreparedStatement,
     /// Every bar of one partition in time order.
     pub select_partition: PreparedStatement,
+    /// Range tombstone over `[from, to)` of one partition at a given write timestamp: after a
+    /// file's rows are written at T, deleting its covered range at T-1 removes every older row
+    /// and none of the new ones (replace, not merge, with no moment of an empty month).
+    pub delete_range: PreparedStatement,
 }
 
 /// The bound values of [`BarStatements::insert`], in column order.
-pub type InsertValues<'a> = (&'a str, String, CqlTimestamp, f64, f64, f64, f64, i64);
+pub type InsertValues<'a> = (&'a str, &'a str, CqlTimestamp, f64, f64, f64, f64, i64);
 
 impl BarStatements {
     /// Prepares the statements against `schema`'s bars table.
@@ -44,17 +48,24 @@ impl BarStatements {
         ))
         .await?;
         select_partition.set_is_idempotent(true);
+        let mut delete_range = prepare(format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE symbol = ? AND bucket = ? AND ts >= ? AND ts < ?",
+            schema.bars()
+        ))
+        .await?;
+        delete_range.set_is_idempotent(true);
         Ok(Self {
             insert,
             select_partition,
+            delete_range,
         })
     }
 
-    /// The values that insert `bar` for `symbol` into `bucket`.
-    pub fn insert_values<'a>(symbol: &'a Symbol, bucket: Bucket, bar: &Bar) -> InsertValues<'a> {
+    /// The values that insert `bar` for `symbol` into `bucket` (its `YYYY-MM` text).
+    pub fn insert_values<'a>(symbol: &'a Symbol, bucket: &'a str, bar: &Bar) -> InsertValues<'a> {
         (
             symbol.as_str(),
-            bucket.to_string(),
+            bucket,
             CqlTimestamp(bar.ts_millis),
             bar.open,
             bar.high,

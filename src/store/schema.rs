@@ -88,7 +88,7 @@ impl Schema {
                  file_name text, symbol text, size_bytes bigint, \
                  rows_in bigint, rows_written bigint, rows_rejected bigint, \
                  months set<text>, first_bar timestamp, last_bar timestamp, \
-                 outcome text, error text, instance text, \
+                 outcome text, error text, instance text, write_timestamp bigint, \
                  started_at timestamp, finished_at timestamp)",
                 self.history()
             ),

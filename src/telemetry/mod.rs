@@ -1,4 +1,7 @@
-//! Logs: tracing set up for a terminal (human-readable) or for log shippers (JSON lines).
+//! Logs and metrics: tracing set up for a terminal or for log shippers; the metric catalogue.
+
+pub mod health;
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,287 @@
+//! Write: sends statements to the database with a bound on batches in flight, retrying what the
+//! database could not take (timeouts, unavailable, overloaded, node down) for as long as it lasts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use scylla::client::session::Session;
+use scylla::errors::{ConnectionPoolError, DbError, ExecutionError, RequestAttemptError};
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::batch::PartitionBatch;
+use crate::model::Symbol;
+use crate::store::BarStatements;
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics;
+
+/// What to do about a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The database could not take it now; try again later. The cause is a metric label.
+    Retry(&'static str),
+    /// Retrying cannot help (schema, batch too large, auth, a bug): fail the file.
+    Permanent,
+}
+
+/// An error that knows whether retrying can help.
+pub trait Classify: std::fmt::Display {
+    fn disposition(&self) -> Disposition;
+}
+
+impl Classify for ExecutionError {
+    fn disposition(&self) -> Disposition {
+        classify(self)
+    }
+}
+
+/// Decides retry or give up, for every error the driver can return. Only idempotent statements
+/// go through here (every write of ours is an upsert or a delete at a fixed timestamp).
+pub fn classify(err: &ExecutionError) -> Disposition {
+    use Disposition::{Permanent, Retry};
+    match err {
+        ExecutionError::RequestTimeout(_) => Retry("client_timeout"),
+        ExecutionError::ConnectionPoolError(pool) => match pool {
+            ConnectionPoolError::Broken { .. } | ConnectionPoolError::Initializing => {
+                Retry("connection")
+            }
+            ConnectionPoolError::NodeDisabledByHostFilter => Permanent,
+            _ => Permanent,
+        },
+        ExecutionError::EmptyPlan => Retry("no_node"),
+        ExecutionError::SchemaAgreementError(_) | ExecutionError::MetadataError(_) => {
+            Retry("schema_agreement")
+        }
+        ExecutionError::LastAttemptError(attempt) => match attempt {
+            RequestAttemptError::BrokenConnectionError(_)
+            | RequestAttemptError::UnableToAllocStreamId => Retry("connection"),
+            RequestAttemptError::DbError(db, _) => match db {
+                DbError::Unavailable { .. } => Retry("unavailable"),
+                DbError::Overloaded => Retry("overloaded"),
+                DbError::IsBootstrapping => Retry("bootstrapping"),
+                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => {
+                    Retry("server_timeout")
+                }
+                DbError::ReadFailure { .. } | DbError::WriteFailure { .. } => {
+                    Retry("server_failure")
+                }
+                DbError::RateLimitReached { .. } => Retry("rate_limited"),
+                DbError::ServerError | DbError::TruncateError => Retry("server_error"),
+                DbError::SyntaxError
+                | DbError::Invalid
+                | DbError::AlreadyExists { .. }
+                | DbError::FunctionFailure { .. }
+                | DbError::AuthenticationError
+                | DbError::Unauthorized
+                | DbError::ConfigError
+                | DbError::Unprepared { .. }
+                | DbError::ProtocolError
+                | DbError::Other(_) => Permanent,
+                _ => Permanent,
+            },
+            _ => Permanent,
+        },
+        ExecutionError::BadQuery(_)
+        | ExecutionError::PrepareError(_)
+        | ExecutionError::UseKeyspaceError(_) => Permanent,
+        _ => Permanent,
+    }
+}
+
+/// Exponential backoff with full jitter between `initial` and `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0-based): random in [d/2, d], d = initial·2^attempt, capped.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        let d = self.initial.saturating_mul(factor).min(self.max);
+        let half = d / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// A write that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The database refused it for good.
+    #[error("the database refused the request: {0}")]
+    Permanent(String),
+    /// Shutdown interrupted it (it may or may not have been applied; writes are idempotent).
+    #[error("interrupted by shutdown")]
+    Cancelled,
+}
+
+/// Sends statements with retries under a shared in-flight bound.
+#[derive(Clone)]
+pub struct Writer {
+    session: Arc<Session>,
+    insert: PreparedStatement,
+    /// Permits = batches in flight, over every file being loaded.
+    in_flight: Arc<Semaphore>,
+    backoff: Backoff,
+    health: Arc<Health>,
+}
+
+impl Writer {
+    pub fn new(
+        session: Arc<Session>,
+        statements: &BarStatements,
+        max_in_flight: usize,
+        backoff: Backoff,
+        health: Arc<Health>,
+    ) -> Self {
+        Self {
+            session,
+            insert: statements.insert.clone(),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            backoff,
+            health,
+        }
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Waits for an in-flight slot. Hold the permit while the batch is written.
+    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the in-flight semaphore is never closed")
+    }
+
+    /// Writes one partition batch as an unlogged batch with client timestamp `timestamp_micros`
+    /// (see DESIGN "replace, not merge"), retrying until it is acknowledged, refused for good,
+    /// or cancelled.
+    pub async fn write_batch(
+        &self,
+        symbol: &Symbol,
+        batch: &PartitionBatch,
+        timestamp_micros: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), WriteError> {
+        let bucket = batch.bucket.to_string();
+        let mut statement = Batch::new(BatchType::Unlogged);
+        for _ in &batch.bars {
+            statement.append_statement(self.insert.clone());
+        }
+        statement.set_is_idempotent(true);
+        statement.set_timestamp(Some(timestamp_micros));
+        let values: Vec<_> = batch
+            .bars
+            .iter()
+            .map(|bar| BarStatements::insert_values(symbol, &bucket, bar))
+            .collect();
+        metrics::batches_in_flight(1.0);
+        let result = self
+            .retrying(cancel, || async {
+                let started = Instant::now();
+                let r = self.session.batch(&statement, &values).await.map(|_| ());
+                if r.is_ok() {
+                    metrics::write_latency(started.elapsed());
+                }
+                r
+            })
+            .await;
+        metrics::batches_in_flight(-1.0);
+        result
+    }
+
+    /// Runs `attempt` until it succeeds, fails permanently, or `cancel` fires; retryable
+    /// failures wait with backoff and mark the database down until a request succeeds.
+    pub async fn retrying<T, E, F, Fut>(
+        &self,
+        cancel: &CancellationToken,
+        mut attempt: F,
+    ) -> Result<T, WriteError>
+    where
+        E: Classify,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut failures: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(WriteError::Cancelled);
+            }
+            let err = match attempt().await {
+                Ok(v) => {
+                    self.health.set_database_up(true);
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            match err.disposition() {
+                Disposition::Permanent => {
+                    self.health.set_database_up(true);
+                    return Err(WriteError::Permanent(err.to_string()));
+                }
+                Disposition::Retry(cause) => {
+                    metrics::write_retry(cause);
+                    if matches!(cause, "connection" | "no_node" | "client_timeout" | "unavailable") {
+                        self.health.set_database_up(false);
+                    }
+                    let delay = self.backoff.delay(failures);
+                    if failures == 0 || failures.is_power_of_two() {
+                        warn!(cause, attempt = failures + 1, retry_in = ?delay, error = %err, "write not taken by the database; retrying");
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return Err(WriteError::Cancelled),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        for attempt in 0..30 {
+            let d = b.delay(attempt);
+            let cap = Duration::from_millis(100)
+                .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+                .min(Duration::from_secs(2));
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} vs {cap:?}");
+        }
+    }
+
+    #[test]
+    fn classification_separates_outages_from_bad_requests() {
+        let db = |e: DbError| {
+            ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "x".into()))
+        };
+        assert_eq!(classify(&db(DbError::Overloaded)), Disposition::Retry("overloaded"));
+        assert_eq!(
+            classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
+            Disposition::Retry("client_timeout")
+        );
+        assert_eq!(
+            classify(&ExecutionError::LastAttemptError(RequestAttemptError::UnableToAllocStreamId)),
+            Disposition::Retry("connection")
+        );
+        assert_eq!(classify(&db(DbError::Invalid)), Disposition::Permanent);
+        assert_eq!(classify(&db(DbError::Unauthorized)), Disposition::Permanent);
+        assert_eq!(classify(&db(DbError::SyntaxError)), Disposition::Permanent);
+    }
+}

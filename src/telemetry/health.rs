@@ -1,0 +1,33 @@
+//! Health: what `/healthz` and `/readyz` report, set by the stages that know.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Shared readiness flags. Cheap to read and write from any task.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The last database request succeeded (false while writes are being retried).
+    database_up: AtomicBool,
+    /// The inbox watcher is running and has finished its first scan.
+    watcher_ready: AtomicBool,
+}
+
+impl Health {
+    pub fn set_database_up(&self, up: bool) {
+        if self.database_up.swap(up, Ordering::Relaxed) != up {
+            super::metrics::database_up(up);
+        }
+    }
+
+    pub fn database_up(&self) -> bool {
+        self.database_up.load(Ordering::Relaxed)
+    }
+
+    pub fn set_watcher_ready(&self, ready: bool) {
+        self.watcher_ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Ready to take files: database reachable and watcher running.
+    pub fn ready(&self) -> bool {
+        self.database_up() && self.watcher_ready.load(Ordering::Relaxed)
+    }
+}
