@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: create the schema, then watch the inbox and load every complete file.
     Run,
+    /// Load files or folders once (in place), with progress and a summary. Exit 0: all
+    /// written; 1: rows rejected or files failed; 2: could not run.
+    Load(crate::load::LoadArgs),
     /// Create the keyspace and tables if they are missing, then exit.
     InitSchema,
     /// Print bars of a symbol over a time range (CSV or JSON lines).

@@ -481,7 +481,10 @@ impl Settings {
         if ingest.batch_max_bytes > MAX_BATCH_BYTES {
             return Err(invalid(
                 "ingest.batch_max_bytes",
-                format!("{} is above ScyllaDB's batch warning threshold ({MAX_BATCH_BYTES})", ingest.batch_max_bytes),
+                format!(
+                    "{} is above ScyllaDB's batch warning threshold ({MAX_BATCH_BYTES})",
+                    ingest.batch_max_bytes
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&ingest.reject_threshold) {

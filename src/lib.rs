@@ -4,8 +4,15 @@
 //! - [`cli`] - the command line.
 //! - [`config`] - the TOML file, validated into [`config::Settings`].
 //! - [`model`] - [`model::Bar`], [`model::Symbol`], [`model::Bucket`], shared by every stage.
+//! - [`pipeline`] - the stages: watch, claim, parse, validate, batch, write.
+//! - [`account`] - the load history and the dead-letter log.
 //! - [`store`] - the session, the schema and the prepared statements.
-//! - [`daemon`] - `run`, the only module that wires the stages together.
+//! - [`ingest`] - one file through every stage (used by `run` and `load`).
+//! - [`daemon`] - `run`: watch, claim, ingest, archive; signals and shutdown.
+//! - [`load`] - `load`: ingest over files and folders once, with progress.
+//! - [`fetch`] - the read side.
+//! - [`calendar`] - the NYSE calendar (trading days, early closes).
+//! - [`generate`] - deterministic realistic test files.
 //! - [`telemetry`] - logging (and, later, metrics).
 
 pub mod account;
@@ -15,6 +22,8 @@ pub mod config;
 pub mod daemon;
 pub mod fetch;
 pub mod generate;
+pub mod ingest;
+pub mod load;
 pub mod model;
 pub mod pipeline;
 pub mod store;

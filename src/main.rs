@@ -67,6 +67,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             runtime()?.block_on(bar_ingest::fetch::cli_main(settings, args))
         }
+        Command::Load(args) => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            runtime()?.block_on(bar_ingest::load::cli_main(settings, args))
+        }
         Command::Generate(args) => bar_ingest::generate::cli_main(args),
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;

@@ -52,7 +52,13 @@ impl DeadLetterLog {
     }
 
     /// Appends one entry.
-    pub fn write(&mut self, line: u64, raw: &str, reason: &str, message: &str) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        line: u64,
+        raw: &str,
+        reason: &str,
+        message: &str,
+    ) -> std::io::Result<()> {
         if self.out.is_none() {
             std::fs::create_dir_all(&self.dir)?;
             self.out = Some(BufWriter::new(File::create(&self.tmp)?));
@@ -102,8 +108,13 @@ mod tests {
     fn entries_land_as_json_lines_under_the_final_name() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DeadLetterLog::new(dir.path(), "AAPL_full.txt", "i1");
-        log.write(3, "2005-01-03 08:00:00,x", "bad_number", "open `x` is not a number")
-            .unwrap();
+        log.write(
+            3,
+            "2005-01-03 08:00:00,x",
+            "bad_number",
+            "open `x` is not a number",
+        )
+        .unwrap();
         log.write(0, "", "empty_file", "the file is empty").unwrap();
         assert_eq!(log.count(), 2);
         let path = log.finish("abcdef0123456789").unwrap().unwrap();
@@ -112,8 +123,10 @@ mod tests {
             "AAPL_full.txt.abcdef012345.rejects.jsonl"
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["line"], 3);
         assert_eq!(lines[0]["reason"], "bad_number");

@@ -73,6 +73,27 @@ pub struct HistoryRecord {
     pub finished_at: Option<i64>,
 }
 
+/// The bound values of the upsert, by column name.
+#[derive(scylla::SerializeRow)]
+struct HistoryRow<'a> {
+    fingerprint: &'a str,
+    file_name: &'a str,
+    symbol: &'a str,
+    size_bytes: i64,
+    rows_in: i64,
+    rows_written: i64,
+    rows_rejected: i64,
+    months: Vec<&'a str>,
+    first_bar: Option<CqlTimestamp>,
+    last_bar: Option<CqlTimestamp>,
+    outcome: &'a str,
+    error: Option<&'a str>,
+    instance: &'a str,
+    write_timestamp: i64,
+    started_at: CqlTimestamp,
+    finished_at: Option<CqlTimestamp>,
+}
+
 /// What the history knows of a fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
@@ -114,13 +135,14 @@ const COLUMNS: &str = "fingerprint, file_name, symbol, size_bytes, rows_in, rows
 impl History {
     pub async fn prepare(session: &Session, schema: &Schema) -> Result<Self, StoreError> {
         let prepare = |cql: String| async move {
-            let mut p = session
-                .prepare(cql.as_str())
-                .await
-                .map_err(|source| StoreError::Prepare {
-                    statement: cql.clone(),
-                    source: Box::new(source),
-                })?;
+            let mut p =
+                session
+                    .prepare(cql.as_str())
+                    .await
+                    .map_err(|source| StoreError::Prepare {
+                        statement: cql.clone(),
+                        source: Box::new(source),
+                    })?;
             p.set_is_idempotent(true);
             Ok::<_, StoreError>(p)
         };
@@ -144,7 +166,10 @@ impl History {
         session: &Session,
         fingerprint: &str,
     ) -> Result<Option<Known>, HistoryError> {
-        let result = session.execute_unpaged(&self.lookup, (fingerprint,)).await?;
+        let result = session
+            .execute_unpaged(&self.lookup, (fingerprint,))
+            .await
+            .map_err(|e| HistoryError::Db(Box::new(e)))?;
         let rows = result
             .into_rows_result()
             .map_err(|e| bad_result(e.to_string()))?;
@@ -166,33 +191,26 @@ impl History {
         record: &HistoryRecord,
     ) -> Result<(), ExecutionError> {
         let r = record;
-        let months: Vec<&str> = r.months.iter().map(String::as_str).collect();
+        let row = HistoryRow {
+            fingerprint: &r.fingerprint,
+            file_name: &r.file_name,
+            symbol: &r.symbol,
+            size_bytes: r.size_bytes,
+            rows_in: r.rows_in,
+            rows_written: r.rows_written,
+            rows_rejected: r.rows_rejected,
+            months: r.months.iter().map(String::as_str).collect(),
+            first_bar: r.first_bar.map(CqlTimestamp),
+            last_bar: r.last_bar.map(CqlTimestamp),
+            outcome: r.outcome.as_str(),
+            error: r.error.as_deref(),
+            instance: &r.instance,
+            write_timestamp: r.write_timestamp,
+            started_at: CqlTimestamp(r.started_at),
+            finished_at: r.finished_at.map(CqlTimestamp),
+        };
         session
-            .execute_unpaged(
-                &self.upsert,
-                (
-                    (
-                        &r.fingerprint,
-                        &r.file_name,
-                        &r.symbol,
-                        r.size_bytes,
-                        r.rows_in,
-                        r.rows_written,
-                        r.rows_rejected,
-                        months,
-                    ),
-                    (
-                        r.first_bar.map(CqlTimestamp),
-                        r.last_bar.map(CqlTimestamp),
-                        r.outcome.as_str(),
-                        &r.error,
-                        &r.instance,
-                        r.write_timestamp,
-                        CqlTimestamp(r.started_at),
-                        r.finished_at.map(CqlTimestamp),
-                    ),
-                ),
-            )
+            .execute_unpaged(&self.upsert, row)
             .await
             .map(|_| ())
     }
@@ -203,10 +221,7 @@ impl History {
         let pager = session
             .execute_iter(self.select_all.clone(), ())
             .await
-            .map_err(|e| match e {
-                scylla::errors::PagerExecutionError::NextPageError(e) => bad_result(e.to_string()),
-                other => bad_result(other.to_string()),
-            })?;
+            .map_err(|e| bad_result(e.to_string()))?;
         let rows: Vec<Row> = pager
             .rows_stream::<Row>()
             .map_err(|e| bad_result(e.to_string()))?
@@ -229,7 +244,11 @@ fn from_row(r: Row) -> HistoryRecord {
         months: r.7.unwrap_or_default().into_iter().collect(),
         first_bar: r.8.map(|t| t.0),
         last_bar: r.9.map(|t| t.0),
-        outcome: r.10.as_deref().and_then(Outcome::parse).unwrap_or(Outcome::Failed),
+        outcome: r
+            .10
+            .as_deref()
+            .and_then(Outcome::parse)
+            .unwrap_or(Outcome::Failed),
         error: r.11,
         instance: r.12.unwrap_or_default(),
         write_timestamp: r.13.unwrap_or_default(),
@@ -242,7 +261,7 @@ fn from_row(r: Row) -> HistoryRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]
-    Db(#[from] ExecutionError),
+    Db(#[from] Box<ExecutionError>),
     /// The result does not have the shape the statement promises (schema changed under us).
     #[error("unexpected load-history result: {0}")]
     Shape(String),
@@ -251,7 +270,7 @@ pub enum HistoryError {
 impl crate::pipeline::write::Classify for HistoryError {
     fn disposition(&self) -> crate::pipeline::write::Disposition {
         match self {
-            Self::Db(e) => e.disposition(),
+            Self::Db(e) => e.as_ref().disposition(),
             Self::Shape(_) => crate::pipeline::write::Disposition::Permanent,
         }
     }

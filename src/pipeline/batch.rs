@@ -101,7 +101,12 @@ mod tests {
         out.extend(b.finish());
         let shape: Vec<(String, Vec<i64>)> = out
             .iter()
-            .map(|p| (p.bucket.to_string(), p.bars.iter().map(|x| x.ts_millis).collect()))
+            .map(|p| {
+                (
+                    p.bucket.to_string(),
+                    p.bars.iter().map(|x| x.ts_millis).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             shape,

@@ -159,7 +159,11 @@ mod tests {
         std::fs::write(&f, "x").unwrap();
         let claimed = claim(&f, &folders.processing).unwrap().unwrap();
         assert!(claimed.exists() && !f.exists());
-        assert_eq!(claim(&f, &folders.processing).unwrap(), None, "second claim loses");
+        assert_eq!(
+            claim(&f, &folders.processing).unwrap(),
+            None,
+            "second claim loses"
+        );
         assert_eq!(pending(&folders.processing).unwrap(), vec![claimed.clone()]);
 
         let first = archive(&claimed, &folders.done).unwrap();

@@ -229,7 +229,10 @@ impl Writer {
                 }
                 Disposition::Retry(cause) => {
                     metrics::write_retry(cause);
-                    if matches!(cause, "connection" | "no_node" | "client_timeout" | "unavailable") {
+                    if matches!(
+                        cause,
+                        "connection" | "no_node" | "client_timeout" | "unavailable"
+                    ) {
                         self.health.set_database_up(false);
                     }
                     let delay = self.backoff.delay(failures);
@@ -262,7 +265,10 @@ mod tests {
             let cap = Duration::from_millis(100)
                 .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
                 .min(Duration::from_secs(2));
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} vs {cap:?}");
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} vs {cap:?}"
+            );
         }
     }
 
@@ -271,13 +277,18 @@ mod tests {
         let db = |e: DbError| {
             ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "x".into()))
         };
-        assert_eq!(classify(&db(DbError::Overloaded)), Disposition::Retry("overloaded"));
+        assert_eq!(
+            classify(&db(DbError::Overloaded)),
+            Disposition::Retry("overloaded")
+        );
         assert_eq!(
             classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
             Disposition::Retry("client_timeout")
         );
         assert_eq!(
-            classify(&ExecutionError::LastAttemptError(RequestAttemptError::UnableToAllocStreamId)),
+            classify(&ExecutionError::LastAttemptError(
+                RequestAttemptError::UnableToAllocStreamId
+            )),
             Disposition::Retry("connection")
         );
         assert_eq!(classify(&db(DbError::Invalid)), Disposition::Permanent);

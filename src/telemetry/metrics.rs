@@ -79,8 +79,8 @@ pub fn rows_written(n: u64) {
     metrics::counter!(ROWS_WRITTEN).increment(n);
 }
 
-pub fn row_rejected(reason_code: &'static str) {
-    metrics::counter!(ROWS_REJECTED, "reason" => reason_code).increment(1);
+pub fn rows_rejected(reason_code: &'static str, n: u64) {
+    metrics::counter!(ROWS_REJECTED, "reason" => reason_code).increment(n);
 }
 
 pub fn bytes_read(n: u64) {

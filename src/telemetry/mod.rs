@@ -14,10 +14,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`). Logs go to
+/// Default filter: our info, the driver's warnings only (its info lines are per connection).
+const DEFAULT_FILTER: &str = "info,scylla=warn";
+
+/// Installs the global subscriber. The level comes from `RUST_LOG` (default [`DEFAULT_FILTER`]). Logs go to
 /// stderr so that stdout stays clean for command output (`fetch`).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
