@@ -260,7 +260,10 @@ fn write_price(out: &mut Vec<u8>, ticks: u64) {
     write_uint(out, ticks / TICKS_PER_UNIT);
     let frac = ticks % TICKS_PER_UNIT;
     let digits = [frac / 1000, frac / 100 % 10, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
-    let kept = digits.iter().rposition(|&d| d != b'0').map_or(0, |last| last + 1);
+    let kept = digits
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(0, |last| last + 1);
     if kept > 0 {
         out.push(b'.');
         out.extend_from_slice(&digits[..kept]);
@@ -524,11 +527,17 @@ mod tests {
                 extended += 1;
             }
         }
-        let days = bars.iter().map(|b| b.date).collect::<std::collections::HashSet<_>>();
+        let days = bars
+            .iter()
+            .map(|b| b.date)
+            .collect::<std::collections::HashSet<_>>();
         // Per minute: 390 regular minutes a day, 570 extended ones.
         let regular_share = regular as f64 / (390 * days.len()) as f64;
         let extended_share = extended as f64 / (570 * days.len()) as f64;
-        assert!(regular_share > 0.9 && extended_share < 0.5, "{regular_share} {extended_share}");
+        assert!(
+            regular_share > 0.9 && extended_share < 0.5,
+            "{regular_share} {extended_share}"
+        );
         assert!(extended > 0);
     }
 
@@ -558,7 +567,10 @@ mod tests {
             volume: 19209,
         };
         format_bar(&mut out, &bar);
-        assert_eq!(out, b"2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.9839,19209\n");
+        assert_eq!(
+            out,
+            b"2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.9839,19209\n"
+        );
     }
 
     #[test]

@@ -209,10 +209,7 @@ impl History {
             started_at: CqlTimestamp(r.started_at),
             finished_at: r.finished_at.map(CqlTimestamp),
         };
-        session
-            .execute_unpaged(&self.upsert, row)
-            .await
-            .map(|_| ())
+        session.execute_unpaged(&self.upsert, row).await.map(|_| ())
     }
 
     /// Every row (for tests, reconciliation and `load` summaries; the table is one row per file).

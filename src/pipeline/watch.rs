@@ -14,7 +14,7 @@
 //!   this process observed, never by comparing the mtime with the clock, so it holds on NFS/CIFS
 //!   whose server clock differs from ours and for tools that set an old mtime. The price: a file
 //!   found by a scan is reported no sooner than `settle` after it was first seen, and so the first
-//!   full scan (and `first_scan_done`) ends `settle` after start.
+//!   full scan (and `first_scan_done`) ends `settle` after the first listing.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -129,9 +129,10 @@ pub enum WatchError {
 /// Runs until `cancel` fires. Sends the path of each complete candidate regular file in the inbox
 /// (top level only, no recursion) on `tx`; the same path may be sent more than once, and a file
 /// that stays in the inbox is re-sent after `rescan_interval`. After the first full scan of the
-/// inbox has been sent, `first_scan_done` gets `()` once: that scan ends `settle` after start (see
-/// the module docs). A full channel is waited on (backpressure); a closed channel ends the watch
-/// with `Ok`. Only a failure at start (inbox missing or not a directory, inotify setup) is `Err`.
+/// inbox has been sent, `first_scan_done` gets `()` once: that is a scan `settle` after the first
+/// listing (see the module docs). A full channel is waited on (backpressure); a closed channel
+/// ends the watch with `Ok`. Only a failure at start (inbox missing or not a directory, inotify
+/// setup) is `Err`.
 pub async fn watch(
     opts: WatchOptions,
     tx: mpsc::Sender<PathBuf>,
@@ -143,9 +144,10 @@ pub async fn watch(
         WatchMode::Notify => Some(Inotify::start(&opts.inbox, inbox_id)?),
         WatchMode::Poll => None,
     };
+    info!(inbox = %opts.inbox.display(), mode = ?opts.mode, "watching the inbox");
     let started = Instant::now();
     let mut watch = Watch {
-        first_scan_due: later(started, opts.settle),
+        first_scan_due: None,
         opts,
         tx,
         cancel,
@@ -334,9 +336,9 @@ struct Watch {
     seen: HashMap<PathBuf, Seen>,
     /// Sent, and taken, once the first full scan has been sent.
     first_scan_done: Option<oneshot::Sender<()>>,
-    /// A scan starting at or after this has watched every file present at start for `settle`:
-    /// it is the first full scan.
-    first_scan_due: Instant,
+    /// `settle` after the first successful listing ended: a scan starting then has watched every
+    /// file present at start long enough to judge it, so it is the first full scan.
+    first_scan_due: Option<Instant>,
     /// notify mode only.
     inotify: Option<Inotify>,
     /// When the next periodic scan (rescan or poll) is due.
@@ -399,8 +401,8 @@ impl Watch {
         if let Some(settle_due) = self.settle_due {
             due = due.min(settle_due);
         }
-        if self.first_scan_done.is_some() {
-            due = due.min(self.first_scan_due);
+        if let (Some(_), Some(first)) = (&self.first_scan_done, self.first_scan_due) {
+            due = due.min(first);
         }
         due.max(self.earliest_scan)
     }
@@ -475,22 +477,23 @@ impl Watch {
     async fn scan(&mut self) -> ControlFlow<()> {
         let started = Instant::now();
         self.rescan_requested = false;
-        let flow = match self.list().await {
-            Some(Ok(listing)) => self.report(listing).await,
-            Some(Err(e)) => {
-                self.scan_failed(&e);
-                ControlFlow::Continue(())
+        match self.list().await {
+            None => return ControlFlow::Break(()),
+            Some(Err(e)) => self.scan_failed(&e),
+            Some(Ok(listing)) => {
+                // Every file the first listing saw has been watched for `settle` by a scan that
+                // starts this late: that scan is the first full one.
+                let first_due = *self
+                    .first_scan_due
+                    .get_or_insert_with(|| later(Instant::now(), self.opts.settle));
+                self.report(listing).await?;
+                if (started >= first_due || self.opts.settle.is_zero())
+                    && let Some(done) = self.first_scan_done.take()
+                {
+                    // The daemon may have stopped listening; nothing to do about it here.
+                    let _ = done.send(());
+                }
             }
-            None => ControlFlow::Break(()),
-        };
-        if flow.is_break() {
-            return flow;
-        }
-        if started >= self.first_scan_due
-            && let Some(done) = self.first_scan_done.take()
-        {
-            // The daemon may have stopped listening; nothing to do about it here.
-            let _ = done.send(());
         }
         let finished = Instant::now();
         self.earliest_scan = finished + MIN_SCAN_GAP;

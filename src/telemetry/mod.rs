@@ -20,7 +20,8 @@ const DEFAULT_FILTER: &str = "info,scylla=warn";
 /// Installs the global subscriber. The level comes from `RUST_LOG` (default [`DEFAULT_FILTER`]). Logs go to
 /// stderr so that stdout stays clean for command output (`fetch`).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -62,3 +62,230 @@ pub async fn drop_keyspace(session: &Session, schema: &Schema) {
         .await
         .expect("drop test keyspace");
 }
+
+// ---- helpers for tests that run the real binary on real folders ----
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bar_ingest::account::history::{History, HistoryRecord};
+use chrono::TimeZone;
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; panics with `what` on timeout.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Async variant of [`wait_until`] for conditions that query the database.
+pub async fn wait_until_async<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A temp folder with an inbox, a state root and a config naming `keyspace`.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub keyspace: String,
+}
+
+impl Site {
+    pub fn new(keyspace: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        Self {
+            dir,
+            keyspace: keyspace.to_owned(),
+        }
+    }
+
+    pub fn inbox(&self) -> PathBuf {
+        self.dir.path().join("inbox")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Files in `state/<sub>` (done, failed, duplicates, dead-letter, processing/<instance>).
+    pub fn files_in(&self, sub: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.state().join(sub))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Writes a config for `instance` with short watch timings; `extra` is appended verbatim.
+    pub fn config(&self, instance: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{instance}.toml"));
+        let text = format!(
+            "[database]\ncontact_points = [\"{cp}\"]\nkeyspace = \"{ks}\"\nconsistency = \"ONE\"\n\
+             request_timeout = \"10s\"\n\n\
+             [paths]\ninbox = \"{inbox}\"\nstate_root = \"{state}\"\n\n\
+             [ingest]\ninstance = \"{instance}\"\nretry_initial = \"50ms\"\nretry_max = \"1s\"\n\n\
+             [watch]\nrescan_interval = \"1s\"\npoll_interval = \"200ms\"\nsettle = \"500ms\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
+            cp = contact_points(),
+            ks = self.keyspace,
+            inbox = self.inbox().display(),
+            state = self.state().display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Starts `bar-ingest run` with `config`; its stderr goes to `<instance>.log` in the site.
+    pub fn spawn_daemon(&self, config: &Path) -> Child {
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("BAR_INGEST_CONTACT_POINTS")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon")
+    }
+
+    /// The daemon's log so far (for assertion messages).
+    pub fn log(&self, instance: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{instance}.log"))).unwrap_or_default()
+    }
+}
+
+/// Runs `bar-ingest load` with `config` and `args`; returns (exit code, stderr).
+pub fn run_load(config: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+        .arg("--config")
+        .arg(config)
+        .arg("load")
+        .args(args)
+        .env_remove("BAR_INGEST_CONTACT_POINTS")
+        .output()
+        .expect("run load");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends `signal` (e.g. "TERM", "KILL") to a child process.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Sends SIGTERM and waits for the exit status.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    signal(child, "TERM");
+    child.wait().expect("wait for the daemon")
+}
+
+/// One bar as the tests compare it: (symbol, UTC millis, open, high, low, close, volume).
+pub type Stored = (String, i64, f64, f64, f64, f64, i64);
+
+/// Every bar in the keyspace's bars table, sorted by symbol and time.
+pub async fn all_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
+    use futures_util::TryStreamExt;
+    use scylla::value::CqlTimestamp;
+    let pager = session
+        .query_iter(
+            format!(
+                "SELECT symbol, ts, open, high, low, close, volume FROM {}",
+                schema.bars()
+            ),
+            (),
+        )
+        .await
+        .expect("scan bars");
+    let mut rows: Vec<Stored> = pager
+        .rows_stream::<(String, CqlTimestamp, f64, f64, f64, f64, i64)>()
+        .unwrap()
+        .map_ok(|(s, t, o, h, l, c, v)| (s, t.0, o, h, l, c, v))
+        .try_collect()
+        .await
+        .expect("read bars");
+    rows.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    rows
+}
+
+/// What a file should put in the database, computed independently of the loader: each
+/// `YYYY-MM-DD HH:MM:SS,o,h,l,c,v` line read with chrono-tz in New York time.
+pub fn expected_bars(symbol: &str, text: &str) -> Vec<Stored> {
+    let tz = chrono_tz::America::New_York;
+    let mut out: Vec<Stored> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.trim_end_matches('\r').split(',').collect();
+            let local = chrono::NaiveDateTime::parse_from_str(f[0], "%Y-%m-%d %H:%M:%S").unwrap();
+            let utc = tz
+                .from_local_datetime(&local)
+                .earliest()
+                .unwrap()
+                .timestamp_millis();
+            (
+                symbol.to_owned(),
+                utc,
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+                f[5].parse().unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    out
+}
+
+/// Every load-history row of the keyspace.
+pub async fn history(session: &Session, schema: &Schema) -> Vec<HistoryRecord> {
+    let h = History::prepare(session, schema)
+        .await
+        .expect("prepare history");
+    h.all(session).await.expect("read history")
+}
+
+/// Asserts rows_in = rows_written + rows_rejected for every loaded file.
+pub fn assert_reconciles(records: &[HistoryRecord]) {
+    for r in records {
+        if r.outcome == bar_ingest::account::history::Outcome::Loaded {
+            assert_eq!(
+                r.rows_in,
+                r.rows_written + r.rows_rejected,
+                "counts do not reconcile for {}: {r:?}",
+                r.file_name
+            );
+        }
+    }
+}
