@@ -1,4 +1,4 @@
-//! Watch: reports complete candidate files in the inbox (inotify events backed by rescans, or polling).
+//! Watch: reports complete candidate files in the inbox (inotify plus rescans, or polling).
 //!
 //! The watcher knows nothing of the pipeline: it sends paths on a channel and the consumer claims
 //! them by rename. It may send a path more than once; a file left in the inbox is sent again.
@@ -380,7 +380,8 @@ impl Watch {
                     ControlFlow::Continue(())
                 }
                 Wake::Overflow => {
-                    debug!(inbox = %self.opts.inbox.display(), "inotify events dropped; rescanning");
+                    debug!(inbox = %self.opts.inbox.display(),
+                        "inotify events dropped; rescanning");
                     self.rescan_requested = true;
                     ControlFlow::Continue(())
                 }
@@ -425,7 +426,7 @@ impl Watch {
         let arrived: &[PathBuf] = match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write))
             | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => &event.paths,
-            // [from, to]; on Linux a `To` for the same path came just before (a harmless duplicate).
+            // [from, to]; on Linux a `To` for the same path came just before: a harmless duplicate.
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => match event.paths.last() {
                 Some(to) => std::slice::from_ref(to),
                 None => &[],

@@ -1,0 +1,144 @@
+//! Faults the daemon must survive without losing or doubling anything: two instances on one
+//! inbox, and `kill -9` in the middle of a load.
+
+mod common;
+
+use std::time::Duration;
+
+use bar_ingest::account::history::Outcome;
+use bar_ingest::generate::{self, GenSpec};
+use chrono::NaiveDate;
+use common::{Site, all_bars, expected_bars, history};
+
+const WAIT: Duration = Duration::from_secs(240);
+
+fn sorted(mut v: Vec<common::Stored>) -> Vec<common::Stored> {
+    v.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_on_one_inbox_load_each_of_50_files_exactly_once() {
+    let (session, schema, _) = common::fresh_schema("two_instances").await;
+    let site = Site::new(&schema.keyspace);
+    let a = site.config("a", "");
+    let b = site.config("b", "");
+    let mut da = site.spawn_daemon(&a);
+    let mut db = site.spawn_daemon(&b);
+
+    let symbols: Vec<String> = (0..50).map(|i| format!("S{i:02}")).collect();
+    let spec = GenSpec {
+        symbols: symbols.clone(),
+        start: NaiveDate::from_ymd_opt(2020, 6, 1).unwrap(),
+        end: NaiveDate::from_ymd_opt(2020, 6, 1).unwrap(),
+        seed: 50,
+    };
+    let mut expected = Vec::new();
+    for sym in &symbols {
+        let mut buf = Vec::new();
+        generate::write_symbol(&spec, sym, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        expected.extend(expected_bars(sym, &text));
+        // Written elsewhere, then renamed in: complete files only.
+        let tmp = site.dir.path().join(generate::file_name(sym));
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, site.inbox().join(generate::file_name(sym))).unwrap();
+    }
+    common::wait_until(WAIT, "50 files in done/", || {
+        site.files_in("done").len() == 50
+    });
+    assert!(common::terminate(&mut da).success(), "{}", site.log("a"));
+    assert!(common::terminate(&mut db).success(), "{}", site.log("b"));
+
+    let records = history(&session, &schema).await;
+    assert_eq!(records.len(), 50);
+    assert!(records.iter().all(|r| r.outcome == Outcome::Loaded));
+    common::assert_reconciles(&records);
+    assert!(
+        site.files_in("duplicates").is_empty(),
+        "a file was processed twice"
+    );
+    let by_a = records.iter().filter(|r| r.instance == "a").count();
+    eprintln!("instance a loaded {by_a} files, b {}", 50 - by_a);
+    assert_eq!(all_bars(&session, &schema).await, sorted(expected));
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_load_then_restart_loses_and_doubles_nothing() {
+    let (session, schema, _) = common::fresh_schema("kill9").await;
+    let site = Site::new(&schema.keyspace);
+    // Small batches and few in flight make the load long enough to be killed in the middle.
+    let config = site.config("k", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[ingest]\n",
+        "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 2\nfiles_in_parallel = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let spec = GenSpec {
+        symbols: vec!["KA".into(), "KB".into(), "KC".into()],
+        start: NaiveDate::from_ymd_opt(2019, 10, 28).unwrap(),
+        end: NaiveDate::from_ymd_opt(2019, 11, 8).unwrap(),
+        seed: 9,
+    };
+    let mut expected = Vec::new();
+    for sym in &spec.symbols {
+        let mut buf = Vec::new();
+        generate::write_symbol(&spec, sym, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        expected.extend(expected_bars(sym, &text));
+        std::fs::write(site.inbox().join(generate::file_name(sym)), &text).unwrap();
+    }
+    let expected = sorted(expected);
+
+    let mut daemon = site.spawn_daemon(&config);
+    // Kill once some rows of the first file are in, before everything is.
+    common::wait_until_async(WAIT, "some rows written", || async {
+        let n = session
+            .query_unpaged(format!("SELECT COUNT(*) FROM {}", schema.history()), ())
+            .await
+            .ok()
+            .and_then(|r| r.into_rows_result().ok())
+            .and_then(|r| r.first_row::<(i64,)>().ok())
+            .map(|r| r.0)
+            .unwrap_or(0);
+        n >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::signal(&daemon, "KILL");
+    daemon.wait().unwrap();
+    let done_at_kill = site.files_in("done").len();
+    assert!(
+        done_at_kill < 3,
+        "the kill came too late to test anything ({done_at_kill} done)"
+    );
+    assert!(
+        !site.files_in("processing/k").is_empty(),
+        "a file should be claimed at the kill"
+    );
+
+    // Restart: it resumes what it had claimed and loads the rest.
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "3 files in done/", || {
+        site.files_in("done").len() == 3
+    });
+    assert!(
+        common::terminate(&mut daemon).success(),
+        "{}",
+        site.log("k")
+    );
+
+    assert_eq!(all_bars(&session, &schema).await, expected);
+    let records = history(&session, &schema).await;
+    assert_eq!(records.len(), 3);
+    assert!(
+        records.iter().all(|r| r.outcome == Outcome::Loaded),
+        "{records:?}"
+    );
+    common::assert_reconciles(&records);
+    assert!(site.files_in("processing/k").is_empty());
+    assert!(site.files_in("duplicates").is_empty());
+    common::drop_keyspace(&session, &schema).await;
+}
