@@ -119,46 +119,41 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The earliest instant whose local wall time in `tz` is `wall`, or, when `wall` falls in a DST
-/// gap, the first instant after the gap.
+/// gap, the first instant after the gap (the transition itself).
 pub fn earliest_at_or_after(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
-    // Gaps are shorter than a day; step in quarter hours until the wall time exists.
-    const STEP_MINUTES: i64 = 15;
-    const MAX_STEPS: i64 = 24 * 60 / STEP_MINUTES;
-    for step in 0..=MAX_STEPS {
-        let t = wall + TimeDelta::minutes(step * STEP_MINUTES);
-        if let Some(instant) = tz.from_local_datetime(&t).earliest() {
-            if step == 0 {
-                return instant.with_timezone(&Utc);
-            }
-            // The gap ended somewhere in the last step: the transition instant is the first
-            // valid one, and it is the wall time `t` minus however far we overshot.
-            let overshoot = instant.naive_local() - instant.with_timezone(&Utc).naive_utc();
-            let before = tz.offset_from_utc_datetime(&(t - overshoot)).fix();
-            let _ = before;
-            return instant.with_timezone(&Utc)
-                - TimeDelta::minutes(STEP_MINUTES).min(gap_overshoot(tz, instant));
-        }
-    }
-    // No zone skips a whole day's worth of quarter hours; read the wall time as UTC then.
-    Utc.from_utc_datetime(&wall)
-}
-
-/// How far past the end of a DST gap `instant` lies (zero when the instant right before it is
-/// already on the new offset).
-fn gap_overshoot(tz: Tz, instant: DateTime<Tz>) -> TimeDelta {
     use chrono::Offset;
-    let utc = instant.with_timezone(&Utc);
-    let offset_now = instant.offset().fix();
-    // Walk back minute by minute while the offset stays the same (at most one step's length).
-    let mut back = TimeDelta::zero();
-    while back < TimeDelta::minutes(15) {
-        let earlier = utc - back - TimeDelta::minutes(1);
-        if tz.offset_from_utc_datetime(&earlier.naive_utc()).fix() != offset_now {
-            break;
-        }
-        back += TimeDelta::minutes(1);
+    if let Some(t) = tz.from_local_datetime(&wall).earliest() {
+        return t.with_timezone(&Utc);
     }
-    back
+    // In a gap: the transition lies between `wall` read with the offset after it and `wall`
+    // read with the offset before it. Binary-search the first millisecond whose wall time is at
+    // or past `wall`.
+    let window = TimeDelta::days(2);
+    let offset_before = tz.offset_from_utc_datetime(&(wall - window)).fix();
+    let offset_after = tz.offset_from_utc_datetime(&(wall + window)).fix();
+    let as_utc = |offset: chrono::FixedOffset| {
+        (wall - TimeDelta::seconds(i64::from(offset.local_minus_utc()))).and_utc()
+    };
+    let (mut lo, mut hi) = (
+        as_utc(offset_after).timestamp_millis(),
+        as_utc(offset_before).timestamp_millis(),
+    );
+    if lo > hi {
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    let reached = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .is_some_and(|t| t.with_timezone(&tz).naive_local() >= wall)
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if reached(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    DateTime::from_timestamp_millis(lo).unwrap_or_else(|| wall.and_utc())
 }
 
 /// An inclusive range of instants, `from <= to`, in UTC milliseconds (CQL `timestamp`).

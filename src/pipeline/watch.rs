@@ -355,6 +355,7 @@ struct Watch {
 }
 
 impl Watch {
+    /// Handles events and scans until shutdown or until nobody listens.
     async fn run(&mut self) {
         let cancel = self.cancel.clone();
         let tx = self.tx.clone();
@@ -541,6 +542,8 @@ impl Watch {
         }
     }
 
+    /// Logs a failed listing (a warning once per outage, then debug) and forgets the inotify
+    /// watch, so that whatever folder comes back at the inbox path is watched afresh.
     fn scan_failed(&mut self, e: &io::Error) {
         if !self.inbox_failing {
             warn!(inbox = %self.opts.inbox.display(), error = %e,

@@ -1,0 +1,223 @@
+//! Bars written as CSV or JSON lines, timestamps in exchange time or UTC, prices that round-trip.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike};
+use chrono_tz::Tz;
+
+use crate::model::Bar;
+
+/// The CSV header line (without the newline).
+pub const CSV_HEADER: &str = "timestamp,open,high,low,close,volume";
+
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// `timestamp,open,high,low,close,volume` with a header line.
+    #[default]
+    Csv,
+    /// One JSON object per line: `{"timestamp":...,"open":...,...,"volume":...}`.
+    Jsonl,
+}
+
+/// How timestamps are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Exchange-local wall time like the input files, `2005-01-03 08:00:00`.
+    Exchange(Tz),
+    /// UTC RFC 3339, `2005-01-03T13:00:00Z`.
+    Utc,
+}
+
+/// Writes bars to `out` in one format. Call [`BarWriter::header`] once, [`BarWriter::bar`] per
+/// bar, then [`BarWriter::finish`].
+#[derive(Debug)]
+pub struct BarWriter<W: Write> {
+    out: W,
+    format: Format,
+    clock: Clock,
+    /// Reused line buffer (one allocation for the whole run).
+    line: String,
+}
+
+impl<W: Write> BarWriter<W> {
+    pub fn new(out: W, format: Format, clock: Clock) -> Self {
+        Self {
+            out,
+            format,
+            clock,
+            line: String::with_capacity(128),
+        }
+    }
+
+    /// The header (CSV only; JSON lines have none).
+    pub fn header(&mut self) -> io::Result<()> {
+        match self.format {
+            Format::Csv => writeln!(self.out, "{CSV_HEADER}"),
+            Format::Jsonl => Ok(()),
+        }
+    }
+
+    /// One bar, one line.
+    pub fn bar(&mut self, bar: &Bar) -> io::Result<()> {
+        use std::fmt::Write as _;
+        let line = &mut self.line;
+        line.clear();
+        // Writing into a String cannot fail; the results are ignored on purpose.
+        match self.format {
+            Format::Csv => {
+                push_timestamp(line, self.clock, bar.ts_millis);
+                let _ = write!(
+                    line,
+                    ",{},{},{},{},{}",
+                    bar.open, bar.high, bar.low, bar.close, bar.volume
+                );
+            }
+            Format::Jsonl => {
+                line.push_str("{\"timestamp\":\"");
+                push_timestamp(line, self.clock, bar.ts_millis);
+                line.push('"');
+                for (name, value) in [
+                    ("open", bar.open),
+                    ("high", bar.high),
+                    ("low", bar.low),
+                    ("close", bar.close),
+                ] {
+                    let _ = write!(line, ",\"{name}\":");
+                    push_json_number(line, value);
+                }
+                let _ = write!(line, ",\"volume\":{}}}", bar.volume);
+            }
+        }
+        line.push('\n');
+        self.out.write_all(line.as_bytes())
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Appends `ms` as the clock's text: seconds always, milliseconds only when not zero.
+fn push_timestamp(line: &mut String, clock: Clock, ms: i64) {
+    let Some(utc) = DateTime::from_timestamp_millis(ms) else {
+        // Out of chrono's range (not a real bar): print the raw number rather than lie.
+        line.push_str(&ms.to_string());
+        return;
+    };
+    match clock {
+        Clock::Exchange(tz) => {
+            push_naive(line, utc.with_timezone(&tz).naive_local(), ' ');
+        }
+        Clock::Utc => {
+            push_naive(line, utc.naive_utc(), 'T');
+            line.push('Z');
+        }
+    }
+}
+
+/// `YYYY-MM-DD?HH:MM:SS[.mmm]`, with `sep` between date and time.
+fn push_naive(line: &mut String, t: NaiveDateTime, sep: char) {
+    fn digits(line: &mut String, value: u32, width: u32) {
+        for i in (0..width).rev() {
+            let d = (value / 10u32.pow(i)) % 10;
+            line.push(char::from(b'0' + d as u8));
+        }
+    }
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        digits(line, year.unsigned_abs(), 4);
+    } else {
+        line.push_str(&format!("{year:+}"));
+    }
+    line.push('-');
+    digits(line, t.month(), 2);
+    line.push('-');
+    digits(line, t.day(), 2);
+    line.push(sep);
+    digits(line, t.hour(), 2);
+    line.push(':');
+    digits(line, t.minute(), 2);
+    line.push(':');
+    digits(line, t.second(), 2);
+    let millis = t.nanosecond() / 1_000_000;
+    if millis != 0 {
+        line.push('.');
+        digits(line, millis, 3);
+    }
+}
+
+/// A JSON number for a finite f64 (Rust's shortest round-trip form), `null` otherwise.
+fn push_json_number(line: &mut String, value: f64) {
+    use std::fmt::Write as _;
+    if value.is_finite() {
+        let _ = write!(line, "{value}");
+    } else {
+        line.push_str("null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::New_York;
+
+    fn render(format: Format, clock: Clock, bars: &[Bar]) -> String {
+        let mut w = BarWriter::new(Vec::new(), format, clock);
+        w.header().unwrap();
+        for b in bars {
+            w.bar(b).unwrap();
+        }
+        String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    const BAR: Bar = Bar {
+        ts_millis: 1_104_757_200_000, // 2005-01-03 08:00 EST
+        open: 0.9911,
+        high: 0.9911,
+        low: 0.9839,
+        close: 0.1 + 0.2,
+        volume: 19209,
+    };
+
+    #[test]
+    fn csv_in_exchange_time_like_the_input_files() {
+        let out = render(Format::Csv, Clock::Exchange(New_York), &[BAR]);
+        assert_eq!(
+            out,
+            "timestamp,open,high,low,close,volume\n\
+             2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.30000000000000004,19209\n"
+        );
+    }
+
+    #[test]
+    fn jsonl_in_utc() {
+        let out = render(Format::Jsonl, Clock::Utc, &[BAR]);
+        assert_eq!(
+            out,
+            "{\"timestamp\":\"2005-01-03T13:00:00Z\",\"open\":0.9911,\"high\":0.9911,\
+             \"low\":0.9839,\"close\":0.30000000000000004,\"volume\":19209}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["close"].as_f64(), Some(0.1 + 0.2));
+    }
+
+    #[test]
+    fn prices_round_trip_and_milliseconds_show_only_when_set() {
+        let awkward = [1e-7, 12345.678901234567, 5e-324, 1.7976931348623157e308, 0.0];
+        for p in awkward {
+            let b = Bar {
+                ts_millis: BAR.ts_millis + 250,
+                open: p,
+                ..BAR
+            };
+            let out = render(Format::Csv, Clock::Utc, &[b]);
+            let row = out.lines().nth(1).unwrap();
+            let fields: Vec<&str> = row.split(',').collect();
+            assert_eq!(fields[0], "2005-01-03T13:00:00.250Z");
+            assert_eq!(fields[1].parse::<f64>().unwrap().to_bits(), p.to_bits());
+        }
+    }
+}
