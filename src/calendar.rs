@@ -199,7 +199,7 @@ fn last_weekday(year: i32, month: u32, weekday: Weekday) -> NaiveDate {
     };
     let mut d = first_of_next - days(1);
     while d.weekday() != weekday {
-        d = d - days(1);
+        d -= days(1);
     }
     d
 }
@@ -411,7 +411,7 @@ mod tests {
                     ));
                 }
             }
-            day = day + days(1);
+            day += days(1);
         }
         assert!(
             differences.is_empty(),

@@ -11,7 +11,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
@@ -352,28 +351,31 @@ pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
         .min(symbols.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<io::Result<(PathBuf, u64)>>>> =
-        Mutex::new((0..symbols.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(symbol) = symbols.get(i) else { break };
-                    let result = write_one(spec, symbol.as_str(), dir);
-                    if let Ok(mut slots) = results.lock() {
-                        slots[i] = Some(result);
+    // Each worker takes the next symbol until none is left and returns (index, result) pairs.
+    let mut done: Vec<(usize, io::Result<(PathBuf, u64)>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(symbol) = symbols.get(i) else { break };
+                        mine.push((i, write_one(spec, symbol.as_str(), dir)));
                     }
-                }
-            });
-        }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
-    results
-        .into_inner()
-        .map_err(|_| io::Error::other("a generator thread panicked"))?
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(io::Error::other("a generator thread panicked"))))
-        .collect()
+    if done.len() != symbols.len() {
+        return Err(io::Error::other("a generator thread panicked"));
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 fn write_one(spec: &GenSpec, symbol: &str, dir: &Path) -> io::Result<(PathBuf, u64)> {

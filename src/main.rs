@@ -54,34 +54,42 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::InitSchema => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            runtime()?.block_on(async {
+            block_on(async {
                 let session = store::connect(&settings).await?;
                 let schema = Schema::from_config(&settings.database);
                 store::init_schema(&session, &schema).await?;
                 println!("schema ready: {} and {}", schema.bars(), schema.history());
                 Ok::<_, anyhow::Error>(())
-            })?;
+            })??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fetch(args) => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            runtime()?.block_on(bar_ingest::fetch::cli_main(settings, args))
+            block_on(bar_ingest::fetch::cli_main(settings, args))?
         }
         Command::Load(args) => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            runtime()?.block_on(bar_ingest::load::cli_main(settings, args))
+            block_on(bar_ingest::load::cli_main(settings, args))?
         }
         Command::Generate(args) => bar_ingest::generate::cli_main(args),
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            runtime()?.block_on(daemon::run(settings))?;
+            block_on(daemon::run(settings))??;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// How long blocking work (a file read on a hung NFS mount, say) may delay the exit.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `future` on a multi-threaded runtime, then shuts the runtime down without waiting
+/// forever for blocking tasks.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> std::io::Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
+        .build()?;
+    let out = rt.block_on(future);
+    rt.shutdown_timeout(RUNTIME_SHUTDOWN);
+    Ok(out)
 }

@@ -20,7 +20,10 @@ const OUTAGE: Duration = Duration::from_secs(30);
 
 fn dev_db(action: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-db");
-    let status = Command::new(script).arg(action).status().expect("run scripts/dev-db");
+    let status = Command::new(script)
+        .arg(action)
+        .status()
+        .expect("run scripts/dev-db");
     assert!(status.success(), "scripts/dev-db {action} failed");
 }
 
@@ -49,7 +52,9 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
 
     let mut daemon = site.spawn_daemon(&config);
     std::fs::write(site.inbox().join(generate::file_name("OUT")), &text).unwrap();
-    common::wait_until(WAIT, "the file claimed", || !site.files_in("processing/o").is_empty());
+    common::wait_until(WAIT, "the file claimed", || {
+        !site.files_in("processing/o").is_empty()
+    });
     drop(session);
 
     dev_db("stop");
@@ -62,14 +67,22 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(site.files_in("done").is_empty(), "the load cannot have finished without the node");
+    assert!(
+        site.files_in("done").is_empty(),
+        "the load cannot have finished without the node"
+    );
     dev_db("start");
 
-    common::wait_until(WAIT, "the file in done/", || site.files_in("done").len() == 1);
+    common::wait_until(WAIT, "the file in done/", || {
+        site.files_in("done").len() == 1
+    });
     assert!(common::terminate(&mut daemon).success());
     let log = site.log("o");
     assert!(log.contains("retrying"), "no retry was logged:\n{log}");
-    assert!(site.files_in("dead-letter").is_empty(), "nothing may be dead-lettered for an outage");
+    assert!(
+        site.files_in("dead-letter").is_empty(),
+        "nothing may be dead-lettered for an outage"
+    );
     assert!(site.files_in("failed").is_empty());
 
     let session = common::connect(&common::settings(&schema.keyspace)).await;

@@ -1,16 +1,269 @@
-//! The read side: bars of a symbol over a time range, every month bucket queried concurrently.
-//! (stub: being written)
+//! The read side: bars of a symbol over a time range, every month bucket queried concurrently,
+//! merged in time order, filtered to a trading session and optionally aggregated.
+//!
+//! Submodules: [`range`] parses `--from`/`--to` and plans the month buckets; `day` knows each
+//! exchange-local day's open and close as instants; `read` runs the bucket queries and merges
+//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; `command` is
+//! `bar-ingest fetch`.
+//!
+//! # Sessions
+//! - [`SessionFilter::Regular`]: bars opening in `[09:30, 16:00)` exchange time on NYSE trading
+//!   days, and only until 13:00 on early-close days (see [`crate::calendar`]).
+//! - [`SessionFilter::Extended`]: bars of trading days outside the regular session (pre- and
+//!   post-market; on a half day, from 13:00 on).
+//! - [`SessionFilter::All`]: every stored bar, also on days that do not trade.
+//!
+//! The Python script this replaces kept bars from 09:30 through 16:00 *inclusive* (pandas
+//! `between_time`) and ignored early closes; the regular session here ends before 16:00 (13:00 on
+//! half days), as the exchange's does.
 
-use crate::config::Settings;
+mod command;
+mod day;
+pub mod output;
+pub mod range;
+mod read;
+pub mod resample;
 
-/// Arguments of `bar-ingest fetch`.
-#[derive(Debug, clap::Args)]
-pub struct FetchArgs {}
+use std::sync::Arc;
 
-/// Runs `bar-ingest fetch`; returns the process exit code.
-pub async fn cli_main(
-    _settings: Settings,
-    _args: FetchArgs,
-) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("fetch is not built yet")
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+pub use command::{FetchArgs, cli_main};
+use day::Segment;
+pub use resample::Interval;
+
+use crate::model::{Bar, Bucket, Symbol};
+use crate::store::{Schema, StoreError};
+
+/// Bucket queries in flight at once, unless the request says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// The most bucket queries a request may run at once (each holds a bounded buffer).
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// Which bars of each day to keep (see the module docs for the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum SessionFilter {
+    /// The regular session: `[09:30, 16:00)`, `[09:30, 13:00)` on half days, trading days only.
+    Regular,
+    /// Trading days outside the regular session: pre- and post-market.
+    Extended,
+    /// Every bar.
+    #[default]
+    All,
+}
+
+impl SessionFilter {
+    /// Whether bars of `segment` pass.
+    fn keeps(self, segment: Segment) -> bool {
+        match self {
+            Self::Regular => segment == Segment::Regular,
+            Self::Extended => matches!(segment, Segment::Pre | Segment::Post),
+            Self::All => true,
+        }
+    }
+}
+
+/// What to fetch. Build it with [`FetchRequest::new`] and adjust the public fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    /// The symbol; one with no rows gives an empty stream.
+    pub symbol: Symbol,
+    /// First instant included (a bar is included when it *opens* in the range).
+    pub from: DateTime<Utc>,
+    /// Last instant included.
+    pub to: DateTime<Utc>,
+    /// Which part of each day (default: all).
+    pub session: SessionFilter,
+    /// Bar length of the output (default: the stored one-minute bars).
+    pub interval: Interval,
+    /// Month buckets queried at once (default [`DEFAULT_CONCURRENCY`], 1 to [`MAX_CONCURRENCY`]).
+    pub concurrency: usize,
+}
+
+impl FetchRequest {
+    /// Every one-minute bar of `symbol` opening in `[from, to]`, 8 months queried at once.
+    pub fn new(symbol: Symbol, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self {
+            symbol,
+            from,
+            to,
+            session: SessionFilter::All,
+            interval: Interval::Minute1,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Bars in strictly increasing time order; an `Err` item ends the stream.
+pub type BarStream = BoxStream<'static, Result<Bar, FetchError>>;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request itself is unusable (e.g. `from` after `to`).
+    #[error("invalid fetch request: {0}")]
+    InvalidRequest(String),
+    /// The bars query could not be prepared: the keyspace or table is missing or differs.
+    #[error(
+        "{0}\n(does the bars table exist? `bar-ingest init-schema` creates it; check \
+         database.keyspace and database.bars_table)"
+    )]
+    Prepare(#[source] StoreError),
+    /// A bucket's query failed (after the driver's retries).
+    #[error("query for {symbol} month {bucket} failed: {source}")]
+    Query {
+        symbol: String,
+        bucket: Bucket,
+        source: Box<scylla::errors::PagerExecutionError>,
+    },
+    /// The table's columns do not have the types of a bars table.
+    #[error("rows of {symbol} month {bucket} do not have the expected types: {source}")]
+    Types {
+        symbol: String,
+        bucket: Bucket,
+        source: Box<scylla::errors::TypeCheckError>,
+    },
+    /// Fetching or decoding a later page failed.
+    #[error("reading rows of {symbol} month {bucket} failed: {source}")]
+    Rows {
+        symbol: String,
+        bucket: Bucket,
+        source: Box<scylla::client::pager::NextRowError>,
+    },
+    /// A bucket's reader task ended without finishing (a bug: it panicked).
+    #[error("the reader of {symbol} month {bucket} stopped unexpectedly: {reason}")]
+    ReaderStopped {
+        symbol: String,
+        bucket: Bucket,
+        reason: String,
+    },
+}
+
+/// Fetches bars from one table: the prepared query, the session and the exchange time zone.
+/// Prepare once, then call [`Fetcher::fetch`] as often as needed.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    session: Arc<Session>,
+    select: PreparedStatement,
+    tz: Tz,
+}
+
+impl Fetcher {
+    /// Prepares the bucket query against `schema`'s bars table. `tz` is the exchange time zone
+    /// (buckets are exchange-local months; the sessions are exchange-local times).
+    pub async fn prepare(
+        session: Arc<Session>,
+        schema: &Schema,
+        tz: Tz,
+    ) -> Result<Self, FetchError> {
+        let cql = read::select_cql(&schema.bars());
+        let mut select = session.prepare(cql.as_str()).await.map_err(|source| {
+            FetchError::Prepare(StoreError::Prepare {
+                statement: cql.clone(),
+                source: Box::new(source),
+            })
+        })?;
+        select.set_is_idempotent(true);
+        select.set_page_size(read::PAGE_ROWS);
+        Ok(Self {
+            session,
+            select,
+            tz,
+        })
+    }
+
+    /// The bars `request` asks for, as a stream in time order. Queries start when the stream is
+    /// first polled (inside a Tokio runtime) and stop when it is dropped.
+    pub fn fetch(&self, request: FetchRequest) -> Result<BarStream, FetchError> {
+        let FetchRequest {
+            symbol,
+            from,
+            to,
+            session,
+            interval,
+            concurrency,
+        } = request;
+        let range = range::TimeRange::new(from, to).ok_or_else(|| {
+            FetchError::InvalidRequest(format!("from ({from}) is after to ({to})"))
+        })?;
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(FetchError::InvalidRequest(format!(
+                "concurrency {concurrency} is not in 1..={MAX_CONCURRENCY}"
+            )));
+        }
+        let filter = match (interval, session) {
+            (Interval::Day1, SessionFilter::Extended) => {
+                return Err(FetchError::InvalidRequest(
+                    "daily bars are built from the regular session; extended hours have none"
+                        .into(),
+                ));
+            }
+            (Interval::Day1, _) => SessionFilter::Regular,
+            (_, s) => s,
+        };
+        let plan = read::Plan {
+            session: Arc::clone(&self.session),
+            select: self.select.clone(),
+            symbol,
+            range,
+            tz: self.tz,
+            filter,
+            interval,
+        };
+        let merge = read::Merge::new(plan, concurrency);
+        Ok(futures_util::stream::unfold(merge, |mut merge| async move {
+            merge.next().await.map(|item| (item, merge))
+        })
+        .boxed())
+    }
+}
+
+/// Bars of one symbol over an inclusive time range, in time order, as a stream: every month
+/// bucket of the range is queried (up to `request.concurrency` at once, each paged by the
+/// driver), filtered to `request.session` and aggregated to `request.interval`. Memory stays
+/// bounded whatever the range. An unknown symbol gives an empty stream.
+///
+/// This prepares the query each time; to fetch repeatedly, keep a [`Fetcher`].
+///
+/// # Example
+/// ```no_run
+/// use std::sync::Arc;
+/// use bar_ingest::config::Settings;
+/// use bar_ingest::fetch::{fetch_bars, FetchRequest, Interval, SessionFilter};
+/// use bar_ingest::model::Symbol;
+/// use bar_ingest::store::{self, Schema};
+/// use futures_util::TryStreamExt;
+///
+/// # async fn example() -> anyhow::Result<()> {
+/// let settings = Settings::defaults(None)?;
+/// let session = Arc::new(store::connect(&settings).await?);
+/// let schema = Schema::from_config(&settings.database);
+/// let symbol = Symbol::new("AAPL").expect("a valid symbol");
+/// let mut request = FetchRequest::new(
+///     symbol,
+///     "2024-03-01T00:00:00-05:00".parse()?,
+///     "2024-03-31T23:59:59-04:00".parse()?,
+/// );
+/// request.session = SessionFilter::Regular;
+/// request.interval = Interval::Minutes5;
+///
+/// let mut bars = fetch_bars(session, &schema, settings.timezone, request).await?;
+/// while let Some(bar) = bars.try_next().await? {
+///     println!("{} {} {}", bar.ts_millis, bar.close, bar.volume);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn fetch_bars(
+    session: Arc<Session>,
+    schema: &Schema,
+    tz: Tz,
+    request: FetchRequest,
+) -> Result<BarStream, FetchError> {
+    Fetcher::prepare(session, schema, tz).await?.fetch(request)
 }

@@ -206,7 +206,13 @@ mod tests {
 
     #[test]
     fn prices_round_trip_and_milliseconds_show_only_when_set() {
-        let awkward = [1e-7, 12345.678901234567, 5e-324, 1.7976931348623157e308, 0.0];
+        let awkward = [
+            1e-7,
+            12345.678901234567,
+            5e-324,
+            1.7976931348623157e308,
+            0.0,
+        ];
         for p in awkward {
             let b = Bar {
                 ts_millis: BAR.ts_millis + 250,

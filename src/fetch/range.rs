@@ -169,7 +169,8 @@ impl TimeRange {
     /// The range from two instants, both included. Sub-millisecond parts round inward (a bar at
     /// 09:30:00.000 is not after `--from 09:30:00.0005`). None when `from` is after `to`.
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<Self> {
-        let from_ms = from.timestamp_millis() + i64::from(from.timestamp_subsec_nanos() % 1_000_000 != 0);
+        let from_ms = from.timestamp_millis()
+            + i64::from(!from.timestamp_subsec_nanos().is_multiple_of(1_000_000));
         let to_ms = to.timestamp_millis();
         (from <= to && from_ms <= to_ms).then_some(Self { from_ms, to_ms })
     }
@@ -301,7 +302,13 @@ mod tests {
         // A sub-millisecond from rounds up, so it excludes the millisecond it is inside.
         let r = TimeRange::new(a + TimeDelta::microseconds(500), a + TimeDelta::seconds(1));
         assert_eq!(r.unwrap().from_ms, a.timestamp_millis() + 1);
-        assert!(TimeRange::new(a + TimeDelta::microseconds(500), a + TimeDelta::microseconds(900)).is_none());
+        assert!(
+            TimeRange::new(
+                a + TimeDelta::microseconds(500),
+                a + TimeDelta::microseconds(900)
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -157,7 +157,6 @@ async fn read_bucket(
     tx: mpsc::Sender<Vec<Bar>>,
 ) -> Result<(), FetchError> {
     let symbol = plan.symbol.as_str();
-    let context = |what| (plan.symbol.to_string(), bucket, what);
     let pager = plan
         .session
         .execute_iter(
@@ -170,13 +169,10 @@ async fn read_bucket(
             ),
         )
         .await
-        .map_err(|source| {
-            let (symbol, bucket, ()) = context(());
-            FetchError::Query {
-                symbol,
-                bucket,
-                source: Box::new(source),
-            }
+        .map_err(|source| FetchError::Query {
+            symbol: plan.symbol.to_string(),
+            bucket,
+            source: Box::new(source),
         })?;
     let mut rows = pager
         .rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()

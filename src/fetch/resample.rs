@@ -225,7 +225,15 @@ mod tests {
         let labels: Vec<(u32, u32)> = out.iter().map(|b| local_hm(b.ts_millis)).collect();
         assert_eq!(
             labels,
-            [(7, 30), (8, 30), (9, 30), (10, 30), (15, 30), (16, 0), (17, 0)]
+            [
+                (7, 30),
+                (8, 30),
+                (9, 30),
+                (10, 30),
+                (15, 30),
+                (16, 0),
+                (17, 0)
+            ]
         );
         let volumes: Vec<i64> = out.iter().map(|b| b.volume).collect();
         assert_eq!(volumes, [1, 2, 2, 1, 1, 2, 1]);

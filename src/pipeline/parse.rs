@@ -97,7 +97,7 @@ impl<R: BufRead> LineReader<R> {
         let mut ends_with_cr = false;
         loop {
             let (newline_at, available) = match self.inner.fill_buf() {
-                Ok(buf) => (buf.iter().position(|&b| b == b'\n'), buf.len()),
+                Ok(buf) => (find_newline(buf), buf.len()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
@@ -147,6 +147,25 @@ impl<R: BufRead> LineReader<R> {
             ends_with_cr,
         )))
     }
+}
+
+/// Position of the first `\n` in `buf`, eight bytes at a time (the "has a zero byte" word
+/// trick): a line is ~50 bytes and this runs once per line, so it is worth not going byte by byte.
+fn find_newline(buf: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let (words, rest) = buf.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let x = u64::from_le_bytes(*word) ^ NEWLINES;
+        // Non-zero exactly when some byte of `x` is zero, i.e. some byte of the word is '\n'.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return word.iter().position(|&b| b == b'\n').map(|j| i * 8 + j);
+        }
+    }
+    rest.iter()
+        .position(|&b| b == b'\n')
+        .map(|j| words.len() * 8 + j)
 }
 
 /// Appends as much of `bytes` to `spill` as fits in [`KEEP_BYTES`].
@@ -203,6 +222,26 @@ mod tests {
 
     fn texts(input: &[u8], capacity: usize) -> Vec<Vec<u8>> {
         lines(input, capacity).into_iter().map(|l| l.1).collect()
+    }
+
+    #[test]
+    fn find_newline_agrees_with_a_byte_search() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut buf = vec![b'a'; len];
+                if at < len {
+                    buf[at] = b'\n';
+                }
+                // Bytes that differ from '\n' by one bit or in the high bit must not match.
+                for b in buf.iter_mut().skip(at + 1) {
+                    *b = 0x8A;
+                }
+                let want = buf.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&buf), want, "len {len} at {at}");
+                buf.iter_mut().take(at).for_each(|b| *b = 0x0B);
+                assert_eq!(find_newline(&buf), want, "len {len} at {at}");
+            }
+        }
     }
 
     #[test]

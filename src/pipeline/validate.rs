@@ -228,20 +228,7 @@ impl Validator {
         if is_blank(bytes) {
             return Err(fail(RejectReason::BlankLine, "blank line"));
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            fail(
-                RejectReason::InvalidUtf8,
-                format!("not UTF-8 text (bad byte at offset {})", e.valid_up_to()),
-            )
-        })?;
-        if let Some(at) = bytes.iter().position(|&b| is_control(b)) {
-            return Err(fail(
-                RejectReason::Binary,
-                format!("control byte 0x{:02X} at offset {at}", bytes[at]),
-            ));
-        }
-        let fields = split_fields(text)?;
-
+        let fields = split_fields(bytes)?;
         let (local_date, hour, seconds_of_day) = self.parse_timestamp(fields[0])?;
         let open = parse_price("open", fields[1])?;
         let high = parse_price("high", fields[2])?;
@@ -258,14 +245,14 @@ impl Validator {
             if value <= 0.0 {
                 return Err(fail(
                     RejectReason::NonPositivePrice,
-                    format!("{name} {raw} is not above zero"),
+                    format!("{name} {} is not above zero", text(raw)),
                 ));
             }
         }
         if high < low {
             return Err(fail(
                 RejectReason::HighBelowLow,
-                format!("high {} is below low {}", fields[2], fields[3]),
+                format!("high {} is below low {}", text(fields[2]), text(fields[3])),
             ));
         }
         if !(low..=high).contains(&open) {
@@ -273,7 +260,9 @@ impl Validator {
                 RejectReason::OpenOutOfRange,
                 format!(
                     "open {} is outside low {} .. high {}",
-                    fields[1], fields[3], fields[2]
+                    text(fields[1]),
+                    text(fields[3]),
+                    text(fields[2])
                 ),
             ));
         }
@@ -282,7 +271,9 @@ impl Validator {
                 RejectReason::CloseOutOfRange,
                 format!(
                     "close {} is outside low {} .. high {}",
-                    fields[4], fields[3], fields[2]
+                    text(fields[4]),
+                    text(fields[3]),
+                    text(fields[2])
                 ),
             ));
         }
@@ -291,13 +282,13 @@ impl Validator {
             Volume::Negative => {
                 return Err(fail(
                     RejectReason::NegativeVolume,
-                    format!("volume {} is negative", fields[5]),
+                    format!("volume {} is negative", text(fields[5])),
                 ));
             }
             Volume::Fractional => {
                 return Err(fail(
                     RejectReason::FractionalVolume,
-                    format!("volume {} is not a whole number", fields[5]),
+                    format!("volume {} is not a whole number", text(fields[5])),
                 ));
             }
         };
@@ -307,7 +298,7 @@ impl Validator {
             if ts_millis == last {
                 return Err(fail(
                     RejectReason::DuplicateTimestamp,
-                    format!("{} repeats the previous bar's time", fields[0]),
+                    format!("{} repeats the previous bar's time", text(fields[0])),
                 ));
             }
             if ts_millis < last {
@@ -315,7 +306,7 @@ impl Validator {
                     RejectReason::OutOfOrder,
                     format!(
                         "{} is earlier than the previous bar (rows must be in time order)",
-                        fields[0]
+                        text(fields[0])
                     ),
                 ));
             }
@@ -337,14 +328,13 @@ impl Validator {
     }
 
     /// `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD HH:MM` into (date, hour, seconds of the day).
-    fn parse_timestamp(&mut self, s: &str) -> Result<(NaiveDate, u32, u32), Fail> {
+    fn parse_timestamp(&mut self, b: &[u8]) -> Result<(NaiveDate, u32, u32), Fail> {
         let bad = || {
             fail(
                 RejectReason::BadTimestamp,
-                format!("timestamp {s:?} is not YYYY-MM-DD HH:MM:SS"),
+                format!("timestamp {:?} is not YYYY-MM-DD HH:MM:SS", text(b)),
             )
         };
-        let b = s.as_bytes();
         let with_seconds = match b.len() {
             19 => true,
             16 => false,
@@ -371,7 +361,7 @@ impl Validator {
                     .ok_or_else(|| {
                         fail(
                             RejectReason::BadTimestamp,
-                            format!("timestamp {s:?}: no such date"),
+                            format!("timestamp {:?}: no such date", text(b)),
                         )
                     })?;
                 self.date_cache = Some((date_key, date));
@@ -388,7 +378,7 @@ impl Validator {
         if hour > 23 || minute > 59 || second > 59 {
             return Err(fail(
                 RejectReason::BadTimestamp,
-                format!("timestamp {s:?}: no such time of day"),
+                format!("timestamp {:?}: no such time of day", text(b)),
             ));
         }
         Ok((date, hour, hour * 3600 + minute * 60 + second))
@@ -399,7 +389,7 @@ impl Validator {
     /// after the last accepted bar, then the later one.
     fn resolve_instant(
         &mut self,
-        text: &str,
+        timestamp: &[u8],
         date: NaiveDate,
         hour: u32,
         seconds_of_day: u32,
@@ -421,7 +411,12 @@ impl Validator {
         // An hour with a transition in it: resolve this row on its own.
         let naive = date
             .and_hms_opt(hour, (seconds_of_day / 60) % 60, seconds_of_day % 60)
-            .ok_or_else(|| fail(RejectReason::BadTimestamp, format!("timestamp {text:?}")))?;
+            .ok_or_else(|| {
+                fail(
+                    RejectReason::BadTimestamp,
+                    format!("timestamp {:?}", text(timestamp)),
+                )
+            })?;
         match self.tz.offset_from_local_datetime(&naive) {
             chrono::LocalResult::Single(o) => {
                 Ok((local_seconds - i64::from(o.fix().local_minus_utc())) * 1000)
@@ -442,7 +437,8 @@ impl Validator {
             chrono::LocalResult::None => Err(fail(
                 RejectReason::NonexistentLocalTime,
                 format!(
-                    "{text} does not exist in {} (clocks jump forward over it)",
+                    "{} does not exist in {} (clocks jump forward over it)",
+                    text(timestamp),
                     self.tz.name()
                 ),
             )),
@@ -473,25 +469,62 @@ fn is_control(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7F
 }
 
-/// The six comma-separated fields, each trimmed of surrounding ASCII whitespace.
-fn split_fields(text: &str) -> Result<[&str; FIELD_COUNT], Fail> {
-    let mut fields = [""; FIELD_COUNT];
+/// A field or line as text for a message (lossy: only used on lines being rejected).
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// Checks the line is UTF-8 text without control bytes and cuts it into the six
+/// comma-separated fields, each trimmed of surrounding ASCII whitespace. One pass over the
+/// bytes for a plain ASCII line (the common case); the UTF-8 and control-byte checks only run
+/// when that pass saw something else.
+fn split_fields(bytes: &[u8]) -> Result<[&[u8]; FIELD_COUNT], Fail> {
+    let mut commas = [0usize; FIELD_COUNT - 1];
     let mut count = 0;
-    for field in text.split(',') {
-        if let Some(slot) = fields.get_mut(count) {
-            *slot = field.trim_ascii();
+    let mut plain = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b',' {
+            if let Some(slot) = commas.get_mut(count) {
+                *slot = i;
+            }
+            count += 1;
+        } else if !(0x20..0x7F).contains(&b) {
+            plain = false;
         }
-        count += 1;
     }
-    if count != FIELD_COUNT {
+    if !plain {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(fail(
+                RejectReason::InvalidUtf8,
+                format!("not UTF-8 text (bad byte at offset {})", e.valid_up_to()),
+            ));
+        }
+        if let Some(at) = bytes.iter().position(|&b| is_control(b)) {
+            return Err(fail(
+                RejectReason::Binary,
+                format!("control byte 0x{:02X} at offset {at}", bytes[at]),
+            ));
+        }
+    }
+    if count != FIELD_COUNT - 1 {
         return Err(fail(
             RejectReason::FieldCount,
             format!(
-                "{count} fields, expected {FIELD_COUNT} (timestamp,open,high,low,close,volume)"
+                "{} fields, expected {FIELD_COUNT} (timestamp,open,high,low,close,volume)",
+                count + 1
             ),
         ));
     }
-    Ok(fields)
+    let [c0, c1, c2, c3, c4] = commas;
+    Ok([
+        &bytes[..c0],
+        &bytes[c0 + 1..c1],
+        &bytes[c1 + 1..c2],
+        &bytes[c2 + 1..c3],
+        &bytes[c3 + 1..c4],
+        &bytes[c4 + 1..],
+    ]
+    .map(<[u8]>::trim_ascii))
 }
 
 /// ASCII decimal digits into a number (at most 4 digits here, so no overflow).
@@ -501,17 +534,60 @@ fn digits(b: &[u8]) -> Option<u32> {
     })
 }
 
-fn parse_price(name: &str, s: &str) -> Result<f64, Fail> {
-    let value: f64 = s.parse().map_err(|_| {
-        fail(
-            RejectReason::BadNumber,
-            format!("{name} {s:?} is not a number"),
-        )
-    })?;
+/// Most significant digits the fast float path takes: 10^15 < 2^53, so the digits are exact in
+/// an f64, and so is every power of ten up to 10^22.
+const FAST_FLOAT_MAX_DIGITS: usize = 15;
+
+/// Powers of ten exactly representable in an f64, for the fast path.
+const POW10: [f64; FAST_FLOAT_MAX_DIGITS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `123.4567`-style decimals (digits, optionally a point and digits, at most
+/// [`FAST_FLOAT_MAX_DIGITS`] digits): the exact integer of the digits divided by an exact power
+/// of ten is correctly rounded (Clinger's fast path), so the result equals `str::parse`'s.
+/// None for anything else (signs, exponents, long numbers, junk): those take the std parser.
+fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
+    if b.is_empty() || b.len() > FAST_FLOAT_MAX_DIGITS + 1 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut point: Option<usize> = None;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() => point = Some(digits),
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > FAST_FLOAT_MAX_DIGITS {
+        return None;
+    }
+    let decimals = point.map_or(0, |p| digits - p);
+    Some(mantissa as f64 / POW10[decimals])
+}
+
+fn parse_price(name: &str, b: &[u8]) -> Result<f64, Fail> {
+    if let Some(value) = parse_plain_decimal(b) {
+        return Ok(value);
+    }
+    let value: f64 = std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            fail(
+                RejectReason::BadNumber,
+                format!("{name} {:?} is not a number", text(b)),
+            )
+        })?;
     if !value.is_finite() {
         return Err(fail(
             RejectReason::NonFinite,
-            format!("{name} {s} is not a finite number"),
+            format!("{name} {} is not a finite number", text(b)),
         ));
     }
     Ok(value)
@@ -526,7 +602,13 @@ enum Volume {
 
 /// Volume: an integer, or a float with no fractional part (`100.0`). Too big for i64 is a bad
 /// number.
-fn parse_volume(s: &str) -> Result<Volume, Fail> {
+fn parse_volume(b: &[u8]) -> Result<Volume, Fail> {
+    // Fast path: plain digits (at most 18, so no overflow).
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        let shares = b.iter().fold(0i64, |n, &c| n * 10 + i64::from(c - b'0'));
+        return Ok(Volume::Shares(shares));
+    }
+    let s = std::str::from_utf8(b).unwrap_or("");
     if let Ok(v) = s.parse::<i64>() {
         return Ok(if v < 0 {
             Volume::Negative
@@ -537,7 +619,7 @@ fn parse_volume(s: &str) -> Result<Volume, Fail> {
     let value: f64 = s.parse().map_err(|_| {
         fail(
             RejectReason::BadNumber,
-            format!("volume {s:?} is not a number"),
+            format!("volume {:?} is not a number", text(b)),
         )
     })?;
     if !value.is_finite() {

@@ -1,0 +1,719 @@
+//! The read side against the real node: round trip, month edges, the session filter on DST and
+//! half days, resampling against a reference, and the `fetch` command's output and exit codes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use bar_ingest::fetch::{self, FetchRequest, Interval, SessionFilter};
+use bar_ingest::model::{Bar, Bucket, Symbol};
+use bar_ingest::store::{BarStatements, Schema};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::America::New_York;
+use futures_util::TryStreamExt;
+use scylla::client::session::Session;
+
+/// An exchange-local (New York) wall time that exists, as a UTC instant.
+fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> DateTime<Utc> {
+    New_York
+        .with_ymd_and_hms(y, m, d, hh, mm, 0)
+        .single()
+        .expect("unambiguous local time")
+        .with_timezone(&Utc)
+}
+
+fn local(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .with_timezone(&New_York)
+        .naive_local()
+}
+
+/// A deterministic bar with awkward doubles; `i` varies the values.
+fn bar_at(ts: DateTime<Utc>, i: u32) -> Bar {
+    let i64v = i64::from(i);
+    let open = 100.0 + f64::from(i) * 0.01 + (0.1 + 0.2) * f64::from(i % 7) / 1000.0;
+    Bar {
+        ts_millis: ts.timestamp_millis(),
+        open,
+        high: open + 0.37 + f64::from(i % 3) * 0.1,
+        low: open - 0.21 - 1e-9 * f64::from(i % 11),
+        close: open + 0.05 * (f64::from(i % 5) - 2.0),
+        volume: 1000 + (i64v * 37) % 997,
+    }
+}
+
+/// Every minute of `date` from `from` (inclusive) to `to` (exclusive), local `(h, m)` pairs.
+fn minutes(date: (i32, u32, u32), from: (u32, u32), to: (u32, u32), first_i: u32) -> Vec<Bar> {
+    let (y, m, d) = date;
+    let start = ny(y, m, d, from.0, from.1);
+    let end = ny(y, m, d, to.0, to.1);
+    let mut out = Vec::new();
+    let mut t = start;
+    let mut i = first_i;
+    while t < end {
+        out.push(bar_at(t, i));
+        t += chrono::TimeDelta::minutes(1);
+        i += 1;
+    }
+    out
+}
+
+async fn insert(session: &Session, schema: &Schema, symbol: &Symbol, bars: &[Bar]) {
+    let statements = BarStatements::prepare(session, schema).await.unwrap();
+    for bar in bars {
+        let bucket = Bucket::of_local_date(local(bar.ts_millis).date()).to_string();
+        session
+            .execute_unpaged(
+                &statements.insert,
+                BarStatements::insert_values(symbol, &bucket, bar),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn fetch_all(session: &Arc<Session>, schema: &Schema, request: FetchRequest) -> Vec<Bar> {
+    fetch::fetch_bars(Arc::clone(session), schema, New_York, request)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn request(symbol: &Symbol, from: DateTime<Utc>, to: DateTime<Utc>) -> FetchRequest {
+    FetchRequest::new(symbol.clone(), from, to)
+}
+
+#[tokio::test]
+async fn every_bar_comes_back_identical_and_in_order_across_months() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_all").await;
+    let session = Arc::new(session);
+    let symbol = Symbol::new("BRK.B").unwrap();
+    // Five months, a few bars a day on some days: 300 bars, inserted newest first.
+    let mut bars = Vec::new();
+    let mut i = 0;
+    for (y, m) in [(2023, 11), (2023, 12), (2024, 1), (2024, 2), (2024, 3)] {
+        for d in [1, 2, 15, 28] {
+            for (h, mm) in [(4, 0), (9, 30), (9, 31), (12, 0), (15, 59), (16, 0)] {
+                if let Some(t) = New_York.with_ymd_and_hms(y, m, d, h, mm, 0).single() {
+                    bars.push(bar_at(t.with_timezone(&Utc), i));
+                    i += 1;
+                }
+            }
+        }
+        // The month's last minute (local).
+        let last_day = Bucket::parse(&format!("{y:04}-{m:02}"))
+            .unwrap()
+            .next()
+            .first_day()
+            .pred_opt()
+            .unwrap();
+        let t = New_York
+            .from_local_datetime(&last_day.and_hms_opt(23, 59, 0).unwrap())
+            .single()
+            .unwrap();
+        bars.push(bar_at(t.with_timezone(&Utc), i));
+        i += 1;
+    }
+    bars.extend(minutes((2024, 2, 5), (9, 30), (10, 55), 1000));
+    bars.sort_by_key(|b| b.ts_millis);
+    let mut reversed = bars.clone();
+    reversed.reverse();
+    insert(&session, &schema, &symbol, &reversed).await;
+    assert_eq!(bars.len(), 210);
+
+    let all = request(&symbol, ny(2023, 11, 1, 0, 0), ny(2024, 3, 31, 23, 59));
+    assert_eq!(fetch_all(&session, &schema, all.clone()).await, bars);
+    let one_at_a_time = FetchRequest {
+        concurrency: 1,
+        ..all.clone()
+    };
+    assert_eq!(fetch_all(&session, &schema, one_at_a_time).await, bars);
+    // A range well beyond the data returns the same; a range without data returns nothing.
+    let wide = request(&symbol, ny(2020, 1, 1, 0, 0), ny(2026, 1, 1, 0, 0));
+    assert_eq!(fetch_all(&session, &schema, wide).await, bars);
+    let empty = request(&symbol, ny(2024, 4, 1, 0, 0), ny(2024, 6, 1, 0, 0));
+    assert!(fetch_all(&session, &schema, empty).await.is_empty());
+    let unknown = request(
+        &Symbol::new("NOPE").unwrap(),
+        ny(2023, 1, 1, 0, 0),
+        ny(2025, 1, 1, 0, 0),
+    );
+    assert!(fetch_all(&session, &schema, unknown).await.is_empty());
+    // A bad request is refused before any query.
+    let backwards = request(&symbol, ny(2024, 2, 1, 0, 0), ny(2024, 1, 1, 0, 0));
+    assert!(matches!(
+        fetch::fetch_bars(Arc::clone(&session), &schema, New_York, backwards).await,
+        Err(fetch::FetchError::InvalidRequest(_))
+    ));
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test]
+async fn month_edges_are_inclusive_at_both_ends() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_edges").await;
+    let session = Arc::new(session);
+    let symbol = Symbol::new("EDGE").unwrap();
+    // 23:58 and 23:59 of Jan 31 (bucket 2024-01), 00:00 and 00:01 of Feb 1 (bucket 2024-02).
+    let bars = [
+        bar_at(ny(2024, 1, 31, 23, 58), 1),
+        bar_at(ny(2024, 1, 31, 23, 59), 2),
+        bar_at(ny(2024, 2, 1, 0, 0), 3),
+        bar_at(ny(2024, 2, 1, 0, 1), 4),
+    ];
+    insert(&session, &schema, &symbol, &bars).await;
+
+    let got = |from, to| fetch_all(&session, &schema, request(&symbol, from, to));
+    // Exactly the last minute of January to the first of February: both, both included.
+    assert_eq!(
+        got(ny(2024, 1, 31, 23, 59), ny(2024, 2, 1, 0, 0)).await,
+        bars[1..3]
+    );
+    // A single instant.
+    assert_eq!(
+        got(ny(2024, 2, 1, 0, 0), ny(2024, 2, 1, 0, 0)).await,
+        bars[2..3]
+    );
+    // One millisecond short at either end drops the edge bar.
+    let ms = chrono::TimeDelta::milliseconds(1);
+    assert_eq!(
+        got(ny(2024, 1, 31, 23, 59) + ms, ny(2024, 2, 1, 0, 1) - ms).await,
+        bars[2..3]
+    );
+    // Dates as the CLI reads them: --to 2024-01-31 is the whole day, --from 2024-02-01 its start.
+    let parse = |end, s: &str| fetch::range::parse_time(end, s, New_York).unwrap();
+    use fetch::range::RangeEnd;
+    assert_eq!(
+        got(
+            parse(RangeEnd::From, "2024-01-31"),
+            parse(RangeEnd::To, "2024-01-31")
+        )
+        .await,
+        bars[0..2]
+    );
+    assert_eq!(
+        got(
+            parse(RangeEnd::From, "2024-02-01"),
+            parse(RangeEnd::To, "2024-02-01")
+        )
+        .await,
+        bars[2..4]
+    );
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// Local (h, m) of every bar, grouped by local date.
+fn by_day(bars: &[Bar]) -> BTreeMap<NaiveDate, Vec<(u32, u32)>> {
+    let mut out: BTreeMap<NaiveDate, Vec<(u32, u32)>> = BTreeMap::new();
+    for b in bars {
+        let t = local(b.ts_millis);
+        out.entry(t.date())
+            .or_default()
+            .push((t.hour(), t.minute()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn regular_session_across_dst_changes_half_days_and_holidays() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_session").await;
+    let session = Arc::new(session);
+    let symbol = Symbol::new("SESS").unwrap();
+    let times = [
+        (4, 0),
+        (9, 29),
+        (9, 30),
+        (12, 59),
+        (13, 0),
+        (15, 59),
+        (16, 0),
+        (19, 59),
+    ];
+    // Friday before / Monday after spring forward (2024-03-10) and fall back (2024-11-03),
+    // the Saturday between, Thanksgiving (closed) and the half day after it.
+    let days = [
+        (2024, 3, 8),
+        (2024, 3, 9),
+        (2024, 3, 11),
+        (2024, 11, 1),
+        (2024, 11, 4),
+        (2024, 11, 28),
+        (2024, 11, 29),
+    ];
+    let mut bars = Vec::new();
+    for (n, &(y, m, d)) in days.iter().enumerate() {
+        for (k, &(h, mm)) in times.iter().enumerate() {
+            bars.push(bar_at(ny(y, m, d, h, mm), (n * 10 + k) as u32));
+        }
+    }
+    insert(&session, &schema, &symbol, &bars).await;
+    let range = |filter| FetchRequest {
+        session: filter,
+        ..request(&symbol, ny(2024, 3, 1, 0, 0), ny(2024, 11, 30, 23, 59))
+    };
+
+    let regular = fetch_all(&session, &schema, range(SessionFilter::Regular)).await;
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let full_day = vec![(9, 30), (12, 59), (13, 0), (15, 59)];
+    let expected: BTreeMap<NaiveDate, Vec<(u32, u32)>> = [
+        (date(2024, 3, 8), full_day.clone()),
+        (date(2024, 3, 11), full_day.clone()),
+        (date(2024, 11, 1), full_day.clone()),
+        (date(2024, 11, 4), full_day.clone()),
+        (date(2024, 11, 29), vec![(9, 30), (12, 59)]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(by_day(&regular), expected);
+    // The instants move with daylight saving: 09:30 is 14:30Z in EST and 13:30Z in EDT.
+    let first_of = |d: NaiveDate| {
+        regular
+            .iter()
+            .find(|b| local(b.ts_millis).date() == d)
+            .map(|b| b.ts_millis)
+            .unwrap()
+    };
+    let z = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+    assert_eq!(first_of(date(2024, 3, 8)), z("2024-03-08T14:30:00Z"));
+    assert_eq!(first_of(date(2024, 3, 11)), z("2024-03-11T13:30:00Z"));
+    assert_eq!(first_of(date(2024, 11, 1)), z("2024-11-01T13:30:00Z"));
+    assert_eq!(first_of(date(2024, 11, 4)), z("2024-11-04T14:30:00Z"));
+    // The values are the stored ones.
+    assert!(regular.iter().all(|b| bars.contains(b)));
+
+    let extended = fetch_all(&session, &schema, range(SessionFilter::Extended)).await;
+    let ext = by_day(&extended);
+    assert_eq!(ext[&date(2024, 3, 8)], [(4, 0), (9, 29), (16, 0), (19, 59)]);
+    assert_eq!(
+        ext[&date(2024, 11, 29)],
+        [(4, 0), (9, 29), (13, 0), (15, 59), (16, 0), (19, 59)]
+    );
+    assert!(
+        !ext.contains_key(&date(2024, 3, 9)),
+        "Saturday is not a trading day"
+    );
+    assert!(
+        !ext.contains_key(&date(2024, 11, 28)),
+        "Thanksgiving is closed"
+    );
+    assert_eq!(regular.len() + extended.len(), bars.len() - 2 * times.len());
+
+    let all = fetch_all(&session, &schema, range(SessionFilter::All)).await;
+    assert_eq!(all, bars);
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// The reference aggregation, written plainly in wall-clock minutes (no DST on these days):
+/// bins of `n` minutes anchored at 09:30, cut at the open and at the close, post-market anchored
+/// at the close; daily (`n` = None) from the regular session, labelled 09:30.
+fn reference(bars: &[Bar], n: Option<u32>, regular_only: bool) -> Vec<Bar> {
+    const OPEN: u32 = 9 * 60 + 30;
+    let mut groups: BTreeMap<NaiveDateTime, Vec<Bar>> = BTreeMap::new();
+    for b in bars {
+        let t = local(b.ts_millis);
+        let close = if t.date() == NaiveDate::from_ymd_opt(2024, 11, 29).unwrap() {
+            13 * 60
+        } else {
+            16 * 60
+        };
+        let minute = t.hour() * 60 + t.minute();
+        let regular = (OPEN..close).contains(&minute);
+        if (regular_only || n.is_none()) && !regular {
+            continue;
+        }
+        let start = match n {
+            None => OPEN,
+            Some(n) if minute < OPEN => {
+                let back = (OPEN - minute).div_ceil(n) * n;
+                OPEN.saturating_sub(back)
+            }
+            Some(n) if regular => OPEN + (minute - OPEN) / n * n,
+            Some(n) => close + (minute - close) / n * n,
+        };
+        let label = t.date().and_hms_opt(start / 60, start % 60, 0).unwrap();
+        groups.entry(label).or_default().push(*b);
+    }
+    groups
+        .into_iter()
+        .map(|(label, group)| Bar {
+            ts_millis: New_York
+                .from_local_datetime(&label)
+                .single()
+                .unwrap()
+                .timestamp_millis(),
+            open: group[0].open,
+            high: group.iter().map(|b| b.high).fold(f64::MIN, f64::max),
+            low: group.iter().map(|b| b.low).fold(f64::MAX, f64::min),
+            close: group[group.len() - 1].close,
+            volume: group.iter().map(|b| b.volume).sum(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn resampling_matches_a_plain_reference() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_resample").await;
+    let session = Arc::new(session);
+    let symbol = Symbol::new("RSMP").unwrap();
+    // The half day 2024-11-29 from 08:07 to 14:13 (crosses the open and the 13:00 close, with
+    // ragged edges) and 2024-12-02 from 09:00 to 10:47 with a gap: 455 bars in two months.
+    let mut bars = minutes((2024, 11, 29), (8, 7), (14, 13), 0);
+    bars.extend(minutes((2024, 12, 2), (9, 0), (9, 41), 500));
+    bars.extend(minutes((2024, 12, 2), (9, 53), (10, 47), 600));
+    insert(&session, &schema, &symbol, &bars).await;
+
+    let base = request(&symbol, ny(2024, 11, 29, 0, 0), ny(2024, 12, 2, 23, 59));
+    for (interval, n) in [
+        (Interval::Minutes5, 5),
+        (Interval::Minutes15, 15),
+        (Interval::Minutes30, 30),
+        (Interval::Hour1, 60),
+    ] {
+        for (filter, regular_only) in [(SessionFilter::All, false), (SessionFilter::Regular, true)]
+        {
+            let req = FetchRequest {
+                interval,
+                session: filter,
+                ..base.clone()
+            };
+            let got = fetch_all(&session, &schema, req).await;
+            assert_eq!(
+                got,
+                reference(&bars, Some(n), regular_only),
+                "{interval:?} {filter:?}"
+            );
+        }
+    }
+    let daily = FetchRequest {
+        interval: Interval::Day1,
+        ..base.clone()
+    };
+    let got = fetch_all(&session, &schema, daily).await;
+    assert_eq!(got, reference(&bars, None, true));
+    assert_eq!(got.len(), 2);
+    // 1m with a filter is the filter alone.
+    let one = FetchRequest {
+        session: SessionFilter::Regular,
+        ..base.clone()
+    };
+    assert_eq!(
+        fetch_all(&session, &schema, one).await,
+        reference(&bars, Some(1), true)
+    );
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// Runs the real binary: `bar-ingest --config CONFIG fetch ARGS...`.
+fn run_fetch(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+        .env("BAR_INGEST_CONTACT_POINTS", common::contact_points())
+        .env_remove("BAR_INGEST_CONFIG")
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(config)
+        .arg("fetch")
+        .args(args)
+        .output()
+        .expect("run bar-ingest")
+}
+
+fn write_config(dir: &Path, keyspace: &str) -> std::path::PathBuf {
+    let path = dir.join("bar-ingest.toml");
+    std::fs::write(
+        &path,
+        format!("[database]\nkeyspace = \"{keyspace}\"\nconsistency = \"ONE\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn the_fetch_command_writes_csv_jsonl_and_files() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_cli").await;
+    let symbol = Symbol::new("CLI").unwrap();
+    let bars = [
+        Bar {
+            ts_millis: ny(2005, 1, 3, 8, 0).timestamp_millis(),
+            open: 0.9911,
+            high: 0.9911,
+            low: 0.9839,
+            close: 0.9839,
+            volume: 19209,
+        },
+        Bar {
+            ts_millis: ny(2005, 1, 3, 9, 30).timestamp_millis(),
+            open: 0.1 + 0.2,
+            high: 1e-7 + 0.5,
+            low: 1e-7,
+            close: 0.3,
+            volume: 0,
+        },
+    ];
+    insert(&session, &schema, &symbol, &bars).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &schema.keyspace);
+
+    let out = run_fetch(
+        &config,
+        &["cli", "--from", "2005-01-03", "--to", "2005-01-03"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "timestamp,open,high,low,close,volume\n\
+         2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.9839,19209\n\
+         2005-01-03 09:30:00,0.30000000000000004,0.5000001,0.0000001,0.3,0\n"
+    );
+
+    let out = run_fetch(
+        &config,
+        &[
+            "CLI",
+            "--from",
+            "2005-01-03 09:00",
+            "--to",
+            "2005-01-03T14:30:00Z",
+            "--format",
+            "jsonl",
+            "--utc",
+            "--session",
+            "regular",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"timestamp\":\"2005-01-03T14:30:00Z\",\"open\":0.30000000000000004,\
+         \"high\":0.5000001,\"low\":0.0000001,\"close\":0.3,\"volume\":0}\n"
+    );
+
+    let file = dir.path().join("out.csv");
+    let out = run_fetch(
+        &config,
+        &[
+            "CLI",
+            "--from",
+            "2005-01-01",
+            "--to",
+            "2005-01-31",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.lines().count(), 3);
+    assert!(!dir.path().join("out.csv.tmp").exists());
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test]
+async fn unknown_symbol_prints_the_header_only_and_exits_0() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_unknown").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &schema.keyspace);
+
+    let out = run_fetch(
+        &config,
+        &["NOSUCH", "--from", "2020-01-01", "--to", "2020-12-31"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "timestamp,open,high,low,close,volume\n");
+    // JSON lines have no header: nothing at all.
+    let out = run_fetch(
+        &config,
+        &[
+            "NOSUCH",
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2020-01-01",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[test]
+fn bad_dates_and_reversed_ranges_exit_2_naming_the_argument() {
+    // Arguments are checked before connecting, so no keyspace is needed.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "t_fetch_never_created");
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["AAPL", "--from", "2024-02-30", "--to", "2024-03-01"],
+            &["--from", "2024-02-30"],
+        ),
+        (
+            &["AAPL", "--from", "2024-02-01", "--to", "tomorrow"],
+            &["--to", "tomorrow"],
+        ),
+        (
+            &["AAPL", "--from", "2024-03-02", "--to", "2024-03-01"],
+            &["--from", "after --to"],
+        ),
+        (
+            &["AAPL", "--from", "2024-03-10 02:30", "--to", "2024-03-11"],
+            &["--from", "does not exist"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = run_fetch(&config, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        }
+    }
+}
+
+/// Loads the benchmark data set of `scripts/bench-fetch` (kept, not dropped): one symbol, every
+/// minute 04:00–20:00 exchange time of every NYSE trading day of a span of years (~242k bars a
+/// year), written through the prepared insert in unlogged single-partition batches. Months
+/// already complete are skipped, so a second run costs a count per month.
+///
+/// Environment: `BENCH_KEYSPACE` (default `bench_fetch`), `BENCH_SYMBOL` (default `BENCH`),
+/// `BENCH_FIRST_YEAR` / `BENCH_LAST_YEAR` (default 2015 / 2024).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "loads the benchmark data set; run by scripts/bench-fetch"]
+async fn bench_load_synthetic_bars() {
+    use futures_util::StreamExt;
+    use scylla::statement::batch::{Batch, BatchType};
+
+    /// Rows per unlogged batch (one partition each; ~6 KB, far below the batch size warning).
+    const BATCH_ROWS: usize = 100;
+    /// Batches in flight.
+    const BATCHES_IN_FLIGHT: usize = 16;
+
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let keyspace = env("BENCH_KEYSPACE", "bench_fetch");
+    let symbol = Symbol::new(&env("BENCH_SYMBOL", "BENCH")).expect("BENCH_SYMBOL");
+    let first_year: i32 = env("BENCH_FIRST_YEAR", "2015").parse().unwrap();
+    let last_year: i32 = env("BENCH_LAST_YEAR", "2024").parse().unwrap();
+
+    let settings = common::settings(&keyspace);
+    let session = common::connect(&settings).await;
+    let schema = Schema::from_config(&settings.database);
+    bar_ingest::store::init_schema(&session, &schema)
+        .await
+        .unwrap();
+    let statements = BarStatements::prepare(&session, &schema).await.unwrap();
+    let count = session
+        .prepare(format!(
+            "SELECT count(*) FROM {} WHERE symbol = ? AND bucket = ?",
+            schema.bars()
+        ))
+        .await
+        .unwrap();
+
+    let t0 = std::time::Instant::now();
+    let (mut written, mut kept) = (0usize, 0usize);
+    let mut price = 50.0_f64;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut bucket = Bucket::of_local_date(NaiveDate::from_ymd_opt(first_year, 1, 1).unwrap());
+    let end = Bucket::of_local_date(NaiveDate::from_ymd_opt(last_year + 1, 1, 1).unwrap());
+    while bucket < end {
+        // The month's bars: a deterministic random walk over every extended-hours minute.
+        let mut bars = Vec::new();
+        let mut day = bucket.first_day();
+        while Bucket::of_local_date(day) == bucket {
+            if bar_ingest::calendar::is_trading_day(day) {
+                let open = New_York
+                    .from_local_datetime(&day.and_hms_opt(4, 0, 0).unwrap())
+                    .single()
+                    .unwrap();
+                for minute in 0..(16 * 60) {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let step = ((seed % 2001) as f64 - 1000.0) / 1_000_000.0;
+                    let o = price;
+                    price = (price * (1.0 + step)).max(1.0);
+                    let c = price;
+                    bars.push(Bar {
+                        ts_millis: (open + chrono::TimeDelta::minutes(minute)).timestamp_millis(),
+                        open: o,
+                        high: o.max(c) * 1.0005,
+                        low: o.min(c) * 0.9995,
+                        close: c,
+                        volume: (seed % 50_000) as i64,
+                    });
+                }
+            }
+            day = day.succ_opt().unwrap();
+        }
+        let name = bucket.to_string();
+        let (have,): (i64,) = session
+            .execute_unpaged(&count, (symbol.as_str(), name.as_str()))
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row()
+            .unwrap();
+        if usize::try_from(have).ok() == Some(bars.len()) {
+            kept += bars.len();
+        } else {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            for _ in 0..BATCH_ROWS {
+                batch.append_statement(statements.insert.clone());
+            }
+            let batch = &batch;
+            let results: Vec<_> = futures_util::stream::iter(bars.chunks(BATCH_ROWS))
+                .map(|rows| {
+                    let values: Vec<_> = rows
+                        .iter()
+                        .map(|b| BarStatements::insert_values(&symbol, &name, b))
+                        .collect();
+                    let session = &session;
+                    let statements = &statements;
+                    async move {
+                        if values.len() == BATCH_ROWS {
+                            session.batch(batch, values).await.map(|_| ())
+                        } else {
+                            let mut short = Batch::new(BatchType::Unlogged);
+                            for _ in 0..values.len() {
+                                short.append_statement(statements.insert.clone());
+                            }
+                            session.batch(&short, values).await.map(|_| ())
+                        }
+                    }
+                })
+                .buffer_unordered(BATCHES_IN_FLIGHT)
+                .collect()
+                .await;
+            for r in results {
+                r.unwrap();
+            }
+            written += bars.len();
+        }
+        bucket = bucket.next();
+    }
+    println!(
+        "bench data {}.{} {symbol} {first_year}..={last_year}: {written} bars written, \
+         {kept} already there, in {:.1} s",
+        schema.keyspace,
+        schema.bars_table,
+        t0.elapsed().as_secs_f64()
+    );
+}
