@@ -20,11 +20,15 @@ use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::watch::{self, WatchMode, WatchOptions};
 use crate::pipeline::write::{Backoff, Writer};
 use crate::store::{self, BarStatements, Schema};
-use crate::telemetry::health::Health;
-use crate::telemetry::metrics;
+use crate::telemetry::health::{self, Health};
+use crate::telemetry::{exporter, metrics, systemd};
 
 /// Paths reported by the watcher and not yet claimed.
 const WATCH_QUEUE: usize = 1024;
+/// How often readiness checks the database when nothing else talks to it.
+const DATABASE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Main-loop tick when systemd's watchdog is off.
+const IDLE_TICK: Duration = Duration::from_secs(60);
 /// How often the backlog gauges are refreshed.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -42,6 +46,8 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Exporter(#[from] exporter::ExporterError),
     #[error("cannot listen for signals: {0}")]
     Signal(std::io::Error),
 }
@@ -112,13 +118,18 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         &settings.instance,
     );
     folders.create_all()?;
-    metrics::build_info();
     let health = Arc::new(Health::default());
 
     // First signal: stop claiming, finish within the deadline. Second: exit at once.
     let stop = CancellationToken::new();
     let hard = CancellationToken::new();
     spawn_signal_handler(stop.clone()).map_err(DaemonError::Signal)?;
+
+    // The endpoint comes first: /healthz answers while the database is still awaited.
+    let served = exporter::start(settings.metrics_listen, health.clone(), hard.clone()).await?;
+    metrics::build_info();
+    info!(address = %served, "serving /metrics, /healthz and /readyz");
+    systemd::status("connecting to the database");
 
     let Some(loader) = connect_loader(
         &settings,
@@ -139,6 +150,13 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         inbox = %folders.inbox.display(),
         "connected and schema ready"
     );
+
+    tokio::spawn(health::probe_database(
+        loader.writer.session().clone(),
+        health.clone(),
+        DATABASE_PROBE_INTERVAL,
+        hard.clone(),
+    ));
 
     let files_slots = Arc::new(Semaphore::new(settings.ingest.files_in_parallel));
     let mut files: JoinSet<()> = JoinSet::new();
@@ -196,21 +214,34 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         tokio::spawn(async move {
             if first_scan_rx.await.is_ok() {
                 health.set_watcher_ready(true);
+                systemd::ready();
+                systemd::status("watching the inbox");
                 info!("first scan of the inbox done; ready");
             }
         });
     }
     tokio::spawn(report_backlog(folders.clone(), stop.clone()));
 
+    // The main loop pings the watchdog: if it stops turning, systemd restarts the service.
+    let mut watchdog = tokio::time::interval(systemd::watchdog_interval().unwrap_or(IDLE_TICK));
     loop {
         let path = tokio::select! {
             p = rx.recv() => match p { Some(p) => p, None => break },
+            _ = watchdog.tick() => {
+                systemd::watchdog_ping();
+                continue;
+            }
             _ = stop.cancelled() => break,
         };
-        let permit = tokio::select! {
-            p = files_slots.clone().acquire_owned() => p.expect("never closed"),
-            _ = stop.cancelled() => break,
+        // Wait for a file slot before claiming, so that idle instances get their share.
+        let permit = loop {
+            tokio::select! {
+                p = files_slots.clone().acquire_owned() => break Some(p.expect("never closed")),
+                _ = watchdog.tick() => systemd::watchdog_ping(),
+                _ = stop.cancelled() => break None,
+            }
         };
+        let Some(permit) = permit else { break };
         // Reap finished file tasks so the set does not grow.
         while files.try_join_next().is_some() {}
         let claimed = match claim::claim(&path, &folders.processing) {
@@ -229,6 +260,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     }
 
     health.set_watcher_ready(false);
+    systemd::stopping();
     info!(
         files_in_flight = files.len(),
         deadline = ?settings.ingest.shutdown_deadline,

@@ -225,6 +225,127 @@ async fn slowly_written_file_is_reported_only_after_close() {
     w.stop().await;
 }
 
+/// Waits, with `file` open and idle in the inbox, until scans have had every chance to take it:
+/// it has been idle at least `idle` and a hard-linked probe (a bare Create, no CloseWrite: only a
+/// scan reports it, and only once it has settled) has been reported `scans` times. Fails if the
+/// file itself is reported meanwhile.
+async fn wait_for_scans_while_idle(
+    w: &mut Running,
+    dirs: &Dirs,
+    file: &str,
+    idle: Duration,
+    scans: usize,
+) {
+    let idle_from = Instant::now();
+    let probe = write(&dirs.outside, "probe.txt", BARS);
+    fs::hard_link(&probe, dirs.inbox.join("probe.txt")).expect("hard link");
+    let mut probes = 0;
+    while probes < scans || idle_from.elapsed() < idle {
+        let next = w.next().await;
+        assert_ne!(next, file, "file still open reported by a scan");
+        if next == "probe.txt" {
+            probes += 1;
+        }
+    }
+}
+
+/// Names received until `name`, checking that every other one is in `allowed` (the probe and
+/// sentinel a rescan sends again).
+async fn until_only(w: &mut Running, name: &str, allowed: &[&str]) {
+    for other in w.until(name).await {
+        assert!(
+            allowed.iter().any(|a| other == *a),
+            "{other:?} reported before {name}"
+        );
+    }
+}
+
+/// A writer that pauses for longer than the settle time: the settle rule alone would report the
+/// half-written file at the next rescan. Notify mode saw it being written, so only its close
+/// reports it.
+async fn file_held_open_and_idle_is_reported_only_at_close(first: &str) {
+    let dirs = Dirs::new();
+    let mut opts = dirs.options(WatchMode::Notify);
+    let settle = Duration::from_millis(200);
+    let rescan = Duration::from_millis(300);
+    opts.settle = settle;
+    opts.rescan_interval = rescan;
+    let mut w = Running::start(opts, CAPACITY);
+    w.first_scan().await;
+
+    let name = "MSFT_full_1min_adjsplit.txt";
+    let path = dirs.inbox.join(name);
+    let mut file = fs::File::create(&path).expect("create");
+    file.write_all(first.as_bytes()).expect("write first part");
+    file.flush().expect("flush");
+
+    wait_for_scans_while_idle(&mut w, &dirs, name, settle * 3 + rescan * 2, 3).await;
+    // And the event path did not report it either.
+    write(&dirs.inbox, SENTINEL, BARS);
+    until_only(&mut w, SENTINEL, &["probe.txt"]).await;
+
+    let rest = &BARS[first.len()..];
+    file.write_all(rest.as_bytes()).expect("write rest");
+    file.flush().expect("flush");
+    assert!(
+        !w.drain().iter().any(|n| n == name),
+        "file still open reported"
+    );
+    drop(file);
+
+    until_only(&mut w, name, &["probe.txt", SENTINEL]).await;
+    assert_eq!(fs::read_to_string(&path).expect("read"), BARS);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn file_held_open_half_written_and_idle_past_settle_is_reported_only_at_close() {
+    file_held_open_and_idle_is_reported_only_at_close(&BARS[..BARS.len() / 2]).await;
+}
+
+/// Created, nothing written yet, idle: the settle rule would report the empty file.
+#[tokio::test]
+async fn file_created_and_idle_before_its_first_write_is_reported_only_at_close() {
+    file_held_open_and_idle_is_reported_only_at_close("").await;
+}
+
+/// When events may have been lost, which files are being written is forgotten and the settle
+/// rule applies again: a file whose CloseWrite was lost in an overflow is still reported.
+#[tokio::test]
+async fn file_whose_close_event_was_lost_in_an_overflow_is_reported_by_a_rescan() {
+    let dirs = Dirs::new();
+    let mut opts = dirs.options(WatchMode::Notify);
+    opts.settle = Duration::from_millis(200);
+    opts.rescan_interval = Duration::from_millis(300);
+    let mut w = Running::start(opts, CAPACITY);
+    w.first_scan().await;
+
+    let name = "MSFT_full_1min_adjsplit.txt";
+    let path = dirs.inbox.join(name);
+    let mut file = fs::File::create(&path).expect("create");
+    file.write_all(&BARS.as_bytes()[..20]).expect("write part");
+    file.flush().expect("flush");
+    // The watcher has seen the write: the file is held.
+    write(&dirs.inbox, SENTINEL, BARS);
+    until_only(&mut w, SENTINEL, &[]).await;
+
+    // The test runs on one thread: until it awaits, the watch task cannot take events, so this
+    // flood (writes alternating between two files, which inotify cannot merge) overflows the
+    // event queue and the close below is lost.
+    let mut a = fs::File::create(dirs.inbox.join("a.part")).expect("create a");
+    let mut b = fs::File::create(dirs.inbox.join("b.part")).expect("create b");
+    for _ in 0..20_000 {
+        a.write_all(b"x").expect("write a");
+        b.write_all(b"x").expect("write b");
+    }
+    file.write_all(&BARS.as_bytes()[20..]).expect("write rest");
+    drop(file);
+
+    until_only(&mut w, name, &[SENTINEL]).await;
+    assert_eq!(fs::read_to_string(&path).expect("read"), BARS);
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn part_file_renamed_is_reported_under_its_new_name_only() {
     let dirs = Dirs::new();

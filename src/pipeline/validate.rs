@@ -230,6 +230,7 @@ impl Validator {
         }
         let fields = split_fields(bytes)?;
         let (local_date, hour, seconds_of_day) = self.parse_timestamp(fields[0])?;
+        let ts_millis = self.resolve_instant(fields[0], local_date, hour, seconds_of_day)?;
         let open = parse_price("open", fields[1])?;
         let high = parse_price("high", fields[2])?;
         let low = parse_price("low", fields[3])?;
@@ -293,7 +294,6 @@ impl Validator {
             }
         };
 
-        let ts_millis = self.resolve_instant(fields[0], local_date, hour, seconds_of_day)?;
         if let Some(last) = self.last_millis {
             if ts_millis == last {
                 return Err(fail(

@@ -31,3 +31,26 @@ impl Health {
         self.database_up() && self.watcher_ready.load(Ordering::Relaxed)
     }
 }
+
+/// Checks the database every `interval` with a trivial query and records the answer, so that
+/// readiness is true even when no file is being written. Runs until `cancel`.
+pub async fn probe_database(
+    session: std::sync::Arc<scylla::client::session::Session>,
+    health: std::sync::Arc<Health>,
+    interval: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let ok = tokio::time::timeout(
+            interval,
+            session.query_unpaged("SELECT release_version FROM system.local", ()),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        health.set_database_up(ok);
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}

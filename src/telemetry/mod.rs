@@ -1,7 +1,9 @@
 //! Logs and metrics: tracing set up for a terminal or for log shippers; the metric catalogue.
 
+pub mod exporter;
 pub mod health;
 pub mod metrics;
+pub mod systemd;
 
 use tracing_subscriber::EnvFilter;
 
