@@ -39,6 +39,9 @@ const BATCHES_QUEUED: usize = 16;
 /// the writer side's own error is the one reported).
 const WRITES_STOPPED: &str = "writes stopped";
 
+/// Dead-letter reason code of a file without data lines (line 0: the whole file).
+pub const EMPTY_FILE: &str = "empty_file";
+
 /// Progress of the file being loaded, for progress bars and the backlog gauge.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -259,7 +262,10 @@ impl Loader {
         progress: Option<Arc<Progress>>,
     ) -> FileResult {
         let started = Instant::now();
-        let started_at = now_micros() / 1000;
+        // The write timestamp of this delivery is taken when it is picked up, so that of two
+        // deliveries loaded at once, the one that arrived later wins.
+        let claimed_at = now_micros();
+        let started_at = claimed_at / 1000;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -340,6 +346,14 @@ impl Loader {
         };
 
         if scan.rows_in == 0 {
+            let mut log = DeadLetterLog::new(&self.dead_letter_dir, &file_name, &self.instance);
+            let written = log
+                .write(0, "", EMPTY_FILE, "the file has no data lines")
+                .and_then(|()| log.finish(&scan.fingerprint));
+            match written {
+                Ok(path) => summary.dead_letter = path,
+                Err(e) => warn!(file = %file_name, error = %e, "cannot write the dead-letter log"),
+            }
             record.outcome = Outcome::Empty;
             record.error = Some("the file has no data lines".into());
             return self
@@ -401,7 +415,7 @@ impl Loader {
             }
             // An interrupted load of this content: the same timestamp keeps it idempotent.
             Some(k) if k.outcome == Outcome::Loading && !options.force => k.write_timestamp,
-            _ => now_micros(),
+            _ => claimed_at,
         };
         record.write_timestamp = write_timestamp;
         if let Err(e) = self

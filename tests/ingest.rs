@@ -416,6 +416,22 @@ async fn malformed_inputs_are_dead_lettered_while_the_rest_loads() {
         err.contains("quarantined") && err.contains("BIN_full"),
         "{err}"
     );
+    // The empty ones are in the dead-letter log as whole-file entries (line 0).
+    let empties: Vec<serde_json::Value> = site
+        .files_in("dead-letter")
+        .iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("EMPTY_") || n.starts_with("BLANK_")
+        })
+        .map(|p| serde_json::from_str(std::fs::read_to_string(p).unwrap().trim()).unwrap())
+        .collect();
+    assert_eq!(empties.len(), 2);
+    assert!(
+        empties
+            .iter()
+            .all(|e| e["reason"] == "empty_file" && e["line"] == 0)
+    );
     let records = history(&session, &schema).await;
     let bin = records.iter().find(|r| r.symbol == "BIN").unwrap();
     assert_eq!(bin.outcome, Outcome::Quarantined);

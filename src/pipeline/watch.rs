@@ -15,6 +15,23 @@
 //!   whose server clock differs from ours and for tools that set an old mtime. The price: a file
 //!   found by a scan is reported no sooner than `settle` after it was first seen, and so the first
 //!   full scan (and `first_scan_done`) ends `settle` after the first listing.
+//! - **Files being written** (notify mode): the settle rule cannot tell a finished file from one
+//!   whose writer paused for longer than `settle`, and a scan would report that half-written file.
+//!   So a file that events showed being written is never reported by a scan, whatever its settle
+//!   state: only its `CloseWrite` reports it (a writer that dies still closes its files, and the
+//!   kernel still sends that). What notify 8 reports on Linux decides the rule: a write or a
+//!   truncation is `Modify(Data(Any))`; creating a file is `Create(File)`; a close after writing is
+//!   `Access(Close(Write))`; but every open, for reading or writing, is `Access(Open(Any))` and a
+//!   close after reading is not reported at all, so an open says nothing. A file enters the set
+//!   on `Modify(Data)` (or `Modify(Any)`), and on `Create(File)`, but then only while it is still
+//!   empty: a hard link also raises a bare `Create` and never a `CloseWrite`, and a created file
+//!   that has been written has raised `Modify` too. It leaves the set on `CloseWrite` (reported
+//!   then), on a rename away or over it, and on a delete. Where events may have been lost (a queue
+//!   overflow, a notify error, the inbox watch lost or re-armed, notify's thread gone) the set is
+//!   cleared and those files fall back to the settle rule, as does any file past
+//!   `MAX_FILES_BEING_WRITTEN`. Files present at start-up with no event since, and a file opened
+//!   for writing but not written yet, keep the settle rule: no event shows them being written.
+//!   Poll mode sees no events at all: there, the settle rule is the only rule.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -25,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
@@ -44,6 +61,10 @@ const MAX_FILES_PER_SCAN: usize = 100_000;
 /// Least time between the end of one scan and the start of the next, so that an overflow storm or
 /// a zero interval cannot turn the watcher into a busy loop listing the folder.
 const MIN_SCAN_GAP: Duration = Duration::from_millis(50);
+
+/// Files held as being written at once (see [`Writers`]). Past this, further files keep only the
+/// settle rule (with a warning): memory stays bounded however many files are written at once.
+const MAX_FILES_BEING_WRITTEN: usize = 10_000;
 
 /// Stands in for a deadline that overflows `Instant` (a test's "never" settle time, say).
 const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
@@ -77,7 +98,8 @@ pub struct WatchOptions {
     pub poll_interval: Duration,
     /// A file found by a scan (not by a CloseWrite/MovedTo event) is reported only once its size
     /// and mtime have been unchanged for this long, so that a file still being copied is not
-    /// claimed half-written. e.g. 5 s.
+    /// claimed half-written. In notify mode a file that events showed being written is not
+    /// reported by a scan at all until it is closed (see the module docs). e.g. 5 s.
     pub settle: Duration,
 }
 
@@ -152,6 +174,7 @@ pub async fn watch(
         tx,
         cancel,
         seen: HashMap::new(),
+        writers: Writers::default(),
         first_scan_done: Some(first_scan_done),
         inotify,
         periodic_due: started,
@@ -252,6 +275,90 @@ struct Listing {
     skipped: usize,
 }
 
+/// What events showed of a file being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// Created (`Create(File)`), no write seen yet. Holds the file only while it is empty: a hard
+    /// link raises the same bare `Create` but never a `CloseWrite`, and a writer's first write
+    /// raises `Modify`, which makes this `Written`.
+    Created,
+    /// Written or truncated (`Modify(Data)`): held until closed.
+    Written,
+}
+
+/// Notify mode: inbox candidates that events showed being written and that have not been closed,
+/// renamed away or deleted since.
+///
+/// Why it exists: the settle rule alone takes a file whose writer paused for longer than `settle`
+/// for a finished one, and the consumer would claim it half-written. Scans skip the files held
+/// here; their `CloseWrite` reports them. Cleared whenever events may have been lost (those
+/// files then fall back to the settle rule), and bounded by `MAX_FILES_BEING_WRITTEN`.
+#[derive(Debug, Default)]
+struct Writers {
+    /// Path (as events and scans both build it, `inbox/name`) to what was seen.
+    files: HashMap<PathBuf, Writing>,
+    /// The bound was hit and a warning logged; warned again only once the set has drained to half.
+    full_warned: bool,
+}
+
+impl Writers {
+    /// `Create(File)`: held while empty. Never downgrades a file already seen written.
+    fn created(&mut self, path: &Path) {
+        if !self.files.contains_key(path) {
+            self.insert(path, Writing::Created);
+        }
+    }
+
+    /// `Modify(Data)`: held until closed.
+    fn written(&mut self, path: &Path) {
+        match self.files.get_mut(path) {
+            Some(writing) => *writing = Writing::Written,
+            None => self.insert(path, Writing::Written),
+        }
+    }
+
+    fn insert(&mut self, path: &Path, writing: Writing) {
+        if self.files.len() >= MAX_FILES_BEING_WRITTEN {
+            if self.full_warned {
+                debug!(path = %path.display(), limit = MAX_FILES_BEING_WRITTEN,
+                    "too many files being written at once; the settle rule judges this one");
+            } else {
+                warn!(path = %path.display(), limit = MAX_FILES_BEING_WRITTEN,
+                    "too many files being written at once; scans judge further ones by the \
+                     settle rule alone and may take one whose writer pauses");
+                self.full_warned = true;
+            }
+            return;
+        }
+        self.files.insert(path.to_owned(), writing);
+    }
+
+    /// Closed after writing, renamed away (or replaced by a rename), or deleted.
+    fn finished(&mut self, path: &Path) {
+        self.files.remove(path);
+        if self.files.len() <= MAX_FILES_BEING_WRITTEN / 2 {
+            self.full_warned = false;
+        }
+    }
+
+    /// Forgets every file; returns how many there were.
+    fn clear(&mut self) -> usize {
+        let held = self.files.len();
+        self.files.clear();
+        self.full_warned = false;
+        held
+    }
+
+    /// Whether a scan must leave `path`, now `len` bytes long, alone.
+    fn holds(&self, path: &Path, len: u64) -> bool {
+        match self.files.get(path) {
+            Some(Writing::Written) => true,
+            Some(Writing::Created) => len == 0,
+            None => false,
+        }
+    }
+}
+
 /// The inotify side of notify mode.
 struct Inotify {
     /// Owns notify's thread and the inotify watch; dropping it stops both.
@@ -334,6 +441,10 @@ struct Watch {
     cancel: CancellationToken,
     /// Every candidate file the last scan saw (plus those events reported since).
     seen: HashMap<PathBuf, Seen>,
+    /// Notify mode: files events showed being written, not closed yet. Scans never report them,
+    /// since a writer may pause for longer than `settle`; their `CloseWrite` does. Empty in poll
+    /// mode (no events), and cleared whenever events may have been lost.
+    writers: Writers,
     /// Sent, and taken, once the first full scan has been sent.
     first_scan_done: Option<oneshot::Sender<()>>,
     /// `settle` after the first successful listing ended: a scan starting then has watched every
@@ -378,14 +489,11 @@ impl Watch {
                     warn!(inbox = %self.opts.inbox.display(), interval = ?self.opts.rescan_interval,
                         "inotify stopped delivering events; relying on rescans");
                     self.inotify = None;
+                    // No CloseWrite will come any more.
+                    self.forget_writers("inotify stopped");
                     ControlFlow::Continue(())
                 }
-                Wake::Overflow => {
-                    debug!(inbox = %self.opts.inbox.display(),
-                        "inotify events dropped; rescanning");
-                    self.rescan_requested = true;
-                    ControlFlow::Continue(())
-                }
+                Wake::Overflow => self.on_overflow().await,
                 Wake::Scan => self.scan().await,
             };
             if flow.is_break() {
@@ -409,7 +517,71 @@ impl Watch {
         due.max(self.earliest_scan)
     }
 
-    /// Reports the file an event says is complete; requests a rescan if events were lost.
+    /// notify's thread dropped an event (our queue was full): rescan, and forget which files are
+    /// being written, since the lost event may be a `CloseWrite`.
+    async fn on_overflow(&mut self) -> ControlFlow<()> {
+        debug!(inbox = %self.opts.inbox.display(), "inotify events dropped; rescanning");
+        // Every event queued before the lost one is still in the queue (it was full): handle them
+        // before forgetting, or one of them could hold a file again whose close was lost.
+        for _ in 0..EVENT_QUEUE_CAPACITY {
+            let Some(event) = self.inotify.as_mut().and_then(|i| i.events.try_recv().ok()) else {
+                break;
+            };
+            self.on_event(event).await?;
+        }
+        self.forget_writers("inotify events were dropped");
+        self.rescan_requested = true;
+        ControlFlow::Continue(())
+    }
+
+    /// Forgets which files are being written (events may have been lost): the settle rule judges
+    /// them from now on.
+    fn forget_writers(&mut self, why: &str) {
+        let held = self.writers.clear();
+        if held > 0 {
+            debug!(inbox = %self.opts.inbox.display(), files = held, why,
+                "forgetting which files are being written; the settle rule applies to them");
+        }
+    }
+
+    /// Whether `path` is a candidate name directly in the inbox (not yet whether a regular file).
+    fn in_inbox(&self, path: &Path) -> bool {
+        path.parent() == Some(self.opts.inbox.as_path())
+            && path.file_name().is_some_and(is_candidate_name)
+    }
+
+    /// Keeps `writers` up to date with an event (see the module docs).
+    fn track_writers(&mut self, event: &Event) {
+        match event.kind {
+            EventKind::Create(CreateKind::File) => {
+                for path in &event.paths {
+                    if self.in_inbox(path) {
+                        self.writers.created(path);
+                    }
+                }
+            }
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                for path in &event.paths {
+                    if self.in_inbox(path) {
+                        self.writers.written(path);
+                    }
+                }
+            }
+            // Closed after writing; renamed away, or replaced by a file renamed over it (complete:
+            // the inode being written is no longer in the inbox); deleted.
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Remove(_) => {
+                for path in &event.paths {
+                    self.writers.finished(path);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Tracks files being written, reports the file an event says is complete; requests a rescan
+    /// (and forgets which files are being written) if events were lost.
     async fn on_event(&mut self, event: notify::Result<Event>) -> ControlFlow<()> {
         let event = match event {
             Ok(event) => event,
@@ -417,13 +589,16 @@ impl Watch {
                 warn!(inbox = %self.opts.inbox.display(), error = %e,
                     "inotify reported an error; rescanning");
                 self.rescan_requested = true;
+                self.forget_writers("inotify reported an error");
                 return ControlFlow::Continue(());
             }
         };
         if event.need_rescan() {
             debug!(inbox = %self.opts.inbox.display(), "inotify queue overflowed; rescanning");
             self.rescan_requested = true;
+            self.forget_writers("the inotify queue overflowed");
         }
+        self.track_writers(&event);
         let arrived: &[PathBuf] = match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write))
             | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => &event.paths,
@@ -440,6 +615,7 @@ impl Watch {
                 if let Some(inotify) = &mut self.inotify {
                     inotify.watched = None;
                 }
+                self.forget_writers("the inbox watch was lost");
                 &[]
             }
             _ => &[],
@@ -452,8 +628,7 @@ impl Watch {
 
     /// Sends `path` if it is a candidate regular file directly in the inbox.
     async fn on_arrival(&mut self, path: &Path) -> ControlFlow<()> {
-        let in_inbox = path.parent() == Some(self.opts.inbox.as_path());
-        if !in_inbox || !path.file_name().is_some_and(is_candidate_name) {
+        if !self.in_inbox(path) {
             return ControlFlow::Continue(());
         }
         let meta = match tokio::fs::symlink_metadata(path).await {
@@ -522,6 +697,8 @@ impl Watch {
         {
             // Before the listing, so that nothing created meanwhile is missed.
             inotify.rearm(&self.opts.inbox, id);
+            // Events from before the new watch are lost.
+            self.forget_writers("the inbox is watched anew");
         }
         let inbox = self.opts.inbox.clone();
         self.blocking(move || list_inbox(&inbox)).await
@@ -558,7 +735,7 @@ impl Watch {
         }
     }
 
-    /// Applies the settle rule to a listing and sends what is due.
+    /// Applies the settle rule to a listing, except to files being written, and sends what is due.
     async fn report(&mut self, listing: Listing) -> ControlFlow<()> {
         if self.inbox_failing {
             info!(inbox = %self.opts.inbox.display(), "the inbox can be listed again");
@@ -584,7 +761,9 @@ impl Watch {
             };
             let settled =
                 seen.complete || file.at.duration_since(seen.changed_at) >= self.opts.settle;
-            if !settled {
+            if self.writers.holds(&file.path, file.sig.len) {
+                // Being written: its CloseWrite reports it, not a scan (nor a wake-up to judge it).
+            } else if !settled {
                 let at = later(seen.changed_at, self.opts.settle);
                 settle_due = Some(settle_due.map_or(at, |d| d.min(at)));
             } else if seen
