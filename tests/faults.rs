@@ -142,3 +142,115 @@ async fn kill_9_mid_load_then_restart_loses_and_doubles_nothing() {
     assert!(site.files_in("duplicates").is_empty());
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// Writes a config for instance `name` whose loads are slow (tiny batches, 2 in flight), with
+/// `deadline` as the shutdown deadline.
+fn slow_config(site: &Site, name: &str, deadline: &str) -> std::path::PathBuf {
+    let config = site.config(name, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[ingest]\n",
+        &format!(
+            "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 2\nfiles_in_parallel = 1\nshutdown_deadline = \"{deadline}\"\n"
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Generates files for `symbols` over two weeks into the inbox; returns the expected rows.
+fn drop_files(site: &Site, symbols: &[&str], seed: u64) -> Vec<common::Stored> {
+    let spec = GenSpec {
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        start: NaiveDate::from_ymd_opt(2017, 3, 1).unwrap(),
+        end: NaiveDate::from_ymd_opt(2017, 3, 14).unwrap(),
+        seed,
+    };
+    let mut expected = Vec::new();
+    for sym in &spec.symbols {
+        let mut buf = Vec::new();
+        generate::write_symbol(&spec, sym, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        expected.extend(expected_bars(sym, &text));
+        std::fs::write(site.inbox().join(generate::file_name(sym)), &text).unwrap();
+    }
+    sorted(expected)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_claiming_exits_0_and_a_restart_finishes_the_rest() {
+    let (session, schema, _) = common::fresh_schema("sigterm").await;
+    let site = Site::new(&schema.keyspace);
+    // A deadline too short for the file in flight: it is handed back, not lost.
+    let config = slow_config(&site, "t", "1s");
+    let expected = drop_files(&site, &["TA", "TB"], 21);
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "a file claimed", || {
+        !site.files_in("processing/t").is_empty()
+    });
+
+    let stopped = std::time::Instant::now();
+    let status = common::terminate(&mut daemon);
+    assert!(
+        status.success(),
+        "SIGTERM must exit 0: {status:?}\n{}",
+        site.log("t")
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(30),
+        "took {:?} to stop",
+        stopped.elapsed()
+    );
+    let log = site.log("t");
+    assert!(log.contains("stop signal received"), "{log}");
+    assert!(
+        site.files_in("done").len()
+            + site.files_in("processing/t").len()
+            + std::fs::read_dir(site.inbox()).unwrap().count()
+            == 2,
+        "every file is somewhere: done, processing or inbox"
+    );
+
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "2 files in done/", || {
+        site.files_in("done").len() == 2
+    });
+    assert!(common::terminate(&mut daemon).success());
+    assert_eq!(all_bars(&session, &schema).await, expected);
+    common::assert_reconciles(&history(&session, &schema).await);
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_exits_at_once_and_a_restart_still_loses_nothing() {
+    let (session, schema, _) = common::fresh_schema("sigterm2").await;
+    let site = Site::new(&schema.keyspace);
+    // A long deadline: only the second signal can make it exit quickly.
+    let config = slow_config(&site, "u", "10m");
+    let expected = drop_files(&site, &["UA"], 22);
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "the file claimed", || {
+        !site.files_in("processing/u").is_empty()
+    });
+
+    common::signal(&daemon, "TERM");
+    common::wait_until(WAIT, "the first signal seen", || {
+        site.log("u").contains("stop signal received")
+    });
+    let second = std::time::Instant::now();
+    common::signal(&daemon, "TERM");
+    let status = daemon.wait().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "second signal took {:?}",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", site.log("u"));
+
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "the file in done/", || {
+        site.files_in("done").len() == 1
+    });
+    assert!(common::terminate(&mut daemon).success());
+    assert_eq!(all_bars(&session, &schema).await, expected);
+    common::drop_keyspace(&session, &schema).await;
+}
