@@ -96,18 +96,22 @@ pub fn ticks_to_price(ticks: u64) -> f64 {
 }
 
 /// The bars of one symbol, in time order: an iterator, so files of any length stream.
+#[derive(Debug)]
 pub struct SymbolBars {
+    /// The one source of randomness, seeded from the spec's seed and the symbol.
     rng: StdRng,
-    /// The next day to generate.
-    day: NaiveDate,
+    /// The next day to consider (it may not be a trading day).
+    next_day: NaiveDate,
+    /// Last day (inclusive).
     end: NaiveDate,
-    /// Bars of the current day still to hand out: minute of the day walks up.
+    /// The day bars are being generated for.
+    date: NaiveDate,
+    /// The next minute of `date` to consider.
     minute: u32,
     /// Minute after the last bar of the current day (0: no day in progress).
     day_end_minute: u32,
     /// Minute after the regular session of the current day (16:00, or the early close).
     regular_end_minute: u32,
-    date: NaiveDate,
     /// Last close, ticks.
     price: u64,
     /// Mean shares per regular minute.
@@ -121,12 +125,12 @@ impl SymbolBars {
         let base_volume = rng.random_range(BASE_VOLUME_RANGE);
         Self {
             rng,
-            day: spec.start,
+            next_day: spec.start,
             end: spec.end,
+            date: spec.start,
             minute: 0,
             day_end_minute: 0,
             regular_end_minute: REGULAR_END_MINUTE,
-            date: spec.start,
             price: ((start_price * TICKS_PER_UNIT as f64) as u64).max(MIN_PRICE_TICKS),
             base_volume,
         }
@@ -134,9 +138,9 @@ impl SymbolBars {
 
     /// Moves to the next trading day; false when past the end.
     fn start_next_day(&mut self) -> bool {
-        while self.day <= self.end {
-            let day = self.day;
-            self.day = match day.succ_opt() {
+        while self.next_day <= self.end {
+            let day = self.next_day;
+            self.next_day = match day.succ_opt() {
                 Some(next) => next,
                 None => return false,
             };

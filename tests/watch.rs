@@ -329,17 +329,25 @@ async fn file_whose_close_event_was_lost_in_an_overflow_is_reported_by_a_rescan(
     write(&dirs.inbox, SENTINEL, BARS);
     until_only(&mut w, SENTINEL, &[]).await;
 
-    // The test runs on one thread: until it awaits, the watch task cannot take events, so this
-    // flood (writes alternating between two files, which inotify cannot merge) overflows the
-    // event queue and the close below is lost.
+    // The test runs on one thread: until it awaits, the watch task cannot take events. A flood
+    // (writes alternating between two files, which inotify cannot merge) fills the watcher's
+    // event queue, the close comes amid it, and the test thread then blocks for a while so that
+    // notify's thread reads past the close while the queue is still full: the close is lost. Were
+    // notify's thread slower still, the close would arrive and this test would prove less, but
+    // it could not fail wrongly.
     let mut a = fs::File::create(dirs.inbox.join("a.part")).expect("create a");
     let mut b = fs::File::create(dirs.inbox.join("b.part")).expect("create b");
-    for _ in 0..20_000 {
-        a.write_all(b"x").expect("write a");
-        b.write_all(b"x").expect("write b");
-    }
+    let mut flood = |pairs: usize| {
+        for _ in 0..pairs {
+            a.write_all(b"x").expect("write a");
+            b.write_all(b"x").expect("write b");
+        }
+    };
+    flood(5_000);
     file.write_all(&BARS.as_bytes()[20..]).expect("write rest");
     drop(file);
+    flood(5_000);
+    std::thread::sleep(Duration::from_secs(1));
 
     until_only(&mut w, name, &[SENTINEL]).await;
     assert_eq!(fs::read_to_string(&path).expect("read"), BARS);

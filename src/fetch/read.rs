@@ -1,6 +1,9 @@
 //! The concurrent read: one task per month bucket, at most `concurrency` ahead, each streaming
 //! its partition (driver-paged) through a bounded channel; buckets are emitted in order.
 //!
+//! With `--session regular` or `extended`, a month's query is narrowed to the clustering ranges of
+//! that session on each trading day, so the database reads only the rows wanted.
+//!
 //! Memory stays bounded however long the range: at most `concurrency` buckets are read at once,
 //! and each holds at most [`CHUNKS_PER_BUCKET`] × [`CHUNK_BARS`] decoded bars plus the driver's
 //! page buffers. A month of one-minute bars (04:00–20:00, ~21k rows) fits in one bucket's
@@ -16,7 +19,7 @@ use scylla::value::CqlTimestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::day::DayCache;
+use super::day::{Day, DayCache};
 use super::range::TimeRange;
 use super::resample::{Interval, Resampler};
 use super::{FetchError, SessionFilter};
@@ -148,83 +151,236 @@ impl Merge {
     }
 }
 
-/// Reads one partition in time order (paged by the driver), keeps the bars of the requested
-/// session, aggregates them, and sends them in chunks. Returns early, without error, when the
-/// merger has gone (the fetch was dropped).
+/// The clustering ranges (inclusive UTC milliseconds, in order, disjoint) of `bucket` that can
+/// hold the bars of `filter` in `range`: the whole requested range for `all`; for `regular` each trading
+/// day's `[open, close)`; for `extended` each trading day's pre- and post-market, where a
+/// post-market and the next day's pre-market join into one range. Each is clipped to the
+/// requested range. So the database reads only the rows that are wanted.
+fn clustering_ranges(
+    tz: Tz,
+    range: TimeRange,
+    filter: SessionFilter,
+    bucket: Bucket,
+) -> Vec<(i64, i64)> {
+    let TimeRange { from_ms, to_ms } = range;
+    if filter == SessionFilter::All {
+        return vec![(from_ms, to_ms)];
+    }
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    let mut add = |lo: i64, end: i64| {
+        // `end` is exclusive; clip to the request.
+        let (lo, hi) = (lo.max(from_ms), (end - 1).min(to_ms));
+        if lo > hi {
+            return;
+        }
+        match ranges.last_mut() {
+            Some(last) if last.1 + 1 == lo => last.1 = hi,
+            _ => ranges.push((lo, hi)),
+        }
+    };
+    let mut date = bucket.first_day();
+    while Bucket::of_local_date(date) == bucket {
+        let day = Day::of(tz, date);
+        if let Some(close_ms) = day.close_ms {
+            if filter == SessionFilter::Regular {
+                add(day.open_ms, close_ms);
+            } else {
+                add(day.start_ms, day.open_ms);
+                add(close_ms, day.end_ms);
+            }
+        }
+        match date.succ_opt() {
+            Some(next) => date = next,
+            None => break,
+        }
+    }
+    ranges
+}
+
+/// Reads one partition in time order (its clustering ranges one after the other, each paged by
+/// the driver), keeps the bars of the requested session, aggregates them, and sends them in
+/// chunks. Returns early, without error, when the merger has gone (the fetch was dropped).
 async fn read_bucket(
     plan: &Plan,
     bucket: Bucket,
     tx: mpsc::Sender<Vec<Bar>>,
 ) -> Result<(), FetchError> {
     let symbol = plan.symbol.as_str();
-    let pager = plan
-        .session
-        .execute_iter(
-            plan.select.clone(),
-            (
-                symbol,
-                bucket.to_string(),
-                CqlTimestamp(plan.range.from_ms),
-                CqlTimestamp(plan.range.to_ms),
-            ),
-        )
-        .await
-        .map_err(|source| FetchError::Query {
-            symbol: plan.symbol.to_string(),
-            bucket,
-            source: Box::new(source),
-        })?;
-    let mut rows = pager
-        .rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()
-        .map_err(|source| FetchError::Types {
-            symbol: plan.symbol.to_string(),
-            bucket,
-            source: Box::new(source),
-        })?;
-
-    let mut days = DayCache::new(plan.tz);
-    let mut resampler = Resampler::new(plan.interval);
-    let mut chunk = Vec::with_capacity(CHUNK_BARS);
-    while let Some((ts, open, high, low, close, volume)) =
-        rows.try_next().await.map_err(|source| FetchError::Rows {
-            symbol: plan.symbol.to_string(),
-            bucket,
-            source: Box::new(source),
-        })?
-    {
-        let bar = Bar {
-            ts_millis: ts.0,
-            open,
-            high,
-            low,
-            close,
-            volume,
-        };
-        let day = days.day_of(bar.ts_millis);
-        let segment = day.segment(bar.ts_millis);
-        if !plan.filter.keeps(segment) {
-            continue;
-        }
-        let out = match &mut resampler {
-            Some(r) => r.push(&day, segment, &bar),
-            None => Some(bar),
-        };
-        if let Some(out) = out {
-            chunk.push(out);
-            if chunk.len() == CHUNK_BARS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BARS));
-                if tx.send(full).await.is_err() {
-                    return Ok(());
-                }
+    let bucket_name = bucket.to_string();
+    let ranges = clustering_ranges(plan.tz, plan.range, plan.filter, bucket);
+    let queries = ranges.len();
+    let mut rows_read: u64 = 0;
+    let mut out = BucketOutput {
+        days: DayCache::new(plan.tz),
+        filter: plan.filter,
+        resampler: Resampler::new(plan.interval),
+        chunk: Vec::with_capacity(CHUNK_BARS),
+        tx,
+    };
+    for (lo, hi) in ranges {
+        let pager = plan
+            .session
+            .execute_iter(
+                plan.select.clone(),
+                (
+                    symbol,
+                    bucket_name.as_str(),
+                    CqlTimestamp(lo),
+                    CqlTimestamp(hi),
+                ),
+            )
+            .await
+            .map_err(|source| FetchError::Query {
+                symbol: plan.symbol.to_string(),
+                bucket,
+                source: Box::new(source),
+            })?;
+        let mut rows = pager
+            .rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()
+            .map_err(|source| FetchError::Types {
+                symbol: plan.symbol.to_string(),
+                bucket,
+                source: Box::new(source),
+            })?;
+        while let Some((ts, open, high, low, close, volume)) =
+            rows.try_next().await.map_err(|source| FetchError::Rows {
+                symbol: plan.symbol.to_string(),
+                bucket,
+                source: Box::new(source),
+            })?
+        {
+            let bar = Bar {
+                ts_millis: ts.0,
+                open,
+                high,
+                low,
+                close,
+                volume,
+            };
+            rows_read += 1;
+            if !out.push(bar).await {
+                return Ok(());
             }
         }
     }
-    if let Some(last) = resampler.as_mut().and_then(Resampler::finish) {
-        chunk.push(last);
-    }
-    if !chunk.is_empty() {
-        // A closed channel means the fetch was dropped; nothing is waiting for these bars.
-        let _ = tx.send(chunk).await;
-    }
+    tracing::debug!(symbol, bucket = %bucket, queries, rows_read, "bucket read");
+    out.finish().await;
     Ok(())
+}
+
+/// What a bucket task does with each row: session filter, aggregation, chunking, sending.
+struct BucketOutput {
+    days: DayCache,
+    filter: SessionFilter,
+    resampler: Option<Resampler>,
+    /// Bars not sent yet (at most [`CHUNK_BARS`]).
+    chunk: Vec<Bar>,
+    tx: mpsc::Sender<Vec<Bar>>,
+}
+
+impl BucketOutput {
+    /// Takes one stored bar; false when the merger has gone and reading should stop.
+    async fn push(&mut self, bar: Bar) -> bool {
+        let day = self.days.day_of(bar.ts_millis);
+        let segment = day.segment(bar.ts_millis);
+        if !self.filter.keeps(segment) {
+            return true;
+        }
+        let ready = match &mut self.resampler {
+            Some(r) => r.push(&day, segment, &bar),
+            None => Some(bar),
+        };
+        if let Some(ready) = ready {
+            self.chunk.push(ready);
+            if self.chunk.len() == CHUNK_BARS {
+                let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BARS));
+                return self.tx.send(full).await.is_ok();
+            }
+        }
+        true
+    }
+
+    /// Sends the last aggregated bar and the last partial chunk.
+    async fn finish(mut self) {
+        if let Some(last) = self.resampler.as_mut().and_then(Resampler::finish) {
+            self.chunk.push(last);
+        }
+        if !self.chunk.is_empty() {
+            // A closed channel means the fetch was dropped; nothing is waiting for these bars.
+            let _ = self.tx.send(self.chunk).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use chrono_tz::America::New_York;
+
+    fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
+        New_York
+            .with_ymd_and_hms(y, m, d, hh, mm, 0)
+            .single()
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn nov_2024() -> Bucket {
+        Bucket::parse("2024-11").unwrap()
+    }
+
+    #[test]
+    fn all_reads_the_requested_range_in_one_query() {
+        let range = TimeRange {
+            from_ms: 5,
+            to_ms: 10,
+        };
+        let r = clustering_ranges(New_York, range, SessionFilter::All, nov_2024());
+        assert_eq!(r, [(5, 10)]);
+    }
+
+    #[test]
+    fn regular_reads_each_trading_day_open_to_close() {
+        let range = TimeRange {
+            from_ms: ny(2024, 11, 27, 12, 0),
+            to_ms: ny(2024, 12, 2, 0, 0),
+        };
+        let r = clustering_ranges(New_York, range, SessionFilter::Regular, nov_2024());
+        // Wednesday from noon (clipped), Thanksgiving closed, Friday's half day, no weekend.
+        assert_eq!(
+            r,
+            [
+                (ny(2024, 11, 27, 12, 0), ny(2024, 11, 27, 16, 0) - 1),
+                (ny(2024, 11, 29, 9, 30), ny(2024, 11, 29, 13, 0) - 1),
+            ]
+        );
+        // A whole month: one range per trading day (20 in November 2024).
+        let month = TimeRange {
+            from_ms: ny(2024, 11, 1, 0, 0),
+            to_ms: ny(2024, 11, 30, 23, 59),
+        };
+        let r = clustering_ranges(New_York, month, SessionFilter::Regular, nov_2024());
+        assert_eq!(r.len(), 20);
+    }
+
+    #[test]
+    fn extended_joins_post_market_to_the_next_pre_market() {
+        let range = TimeRange {
+            from_ms: ny(2024, 11, 26, 0, 0),
+            to_ms: ny(2024, 11, 29, 23, 59),
+        };
+        let r = clustering_ranges(New_York, range, SessionFilter::Extended, nov_2024());
+        assert_eq!(
+            r,
+            [
+                (ny(2024, 11, 26, 0, 0), ny(2024, 11, 26, 9, 30) - 1),
+                (ny(2024, 11, 26, 16, 0), ny(2024, 11, 27, 9, 30) - 1),
+                // Wednesday's post-market ends at midnight: Thanksgiving does not trade.
+                (ny(2024, 11, 27, 16, 0), ny(2024, 11, 28, 0, 0) - 1),
+                (ny(2024, 11, 29, 0, 0), ny(2024, 11, 29, 9, 30) - 1),
+                (ny(2024, 11, 29, 13, 0), ny(2024, 11, 29, 23, 59)),
+            ]
+        );
+    }
 }

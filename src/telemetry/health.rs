@@ -1,4 +1,7 @@
 //! Health: what `/healthz` and `/readyz` report, set by the stages that know.
+//!
+//! Every change of a flag is mirrored into the `bar_ingest_database_up` and `bar_ingest_ready`
+//! gauges, so that Prometheus sees what `/readyz` says.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,6 +18,7 @@ impl Health {
     pub fn set_database_up(&self, up: bool) {
         if self.database_up.swap(up, Ordering::Relaxed) != up {
             super::metrics::database_up(up);
+            super::metrics::ready(self.ready());
         }
     }
 
@@ -23,12 +27,27 @@ impl Health {
     }
 
     pub fn set_watcher_ready(&self, ready: bool) {
-        self.watcher_ready.store(ready, Ordering::Relaxed);
+        if self.watcher_ready.swap(ready, Ordering::Relaxed) != ready {
+            super::metrics::ready(self.ready());
+        }
     }
 
     /// Ready to take files: database reachable and watcher running.
     pub fn ready(&self) -> bool {
         self.database_up() && self.watcher_ready.load(Ordering::Relaxed)
+    }
+
+    /// Why the service is not ready, one short phrase per cause (empty when ready): the body of
+    /// a 503 from `/readyz`.
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let mut reasons = Vec::new();
+        if !self.database_up() {
+            reasons.push("database unreachable");
+        }
+        if !self.watcher_ready.load(Ordering::Relaxed) {
+            reasons.push("inbox watcher not running (starting, or stopping)");
+        }
+        reasons
     }
 }
 

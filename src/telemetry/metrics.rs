@@ -1,10 +1,15 @@
-//! Every metric bar-ingest exports: names, label values and the one function that records each.
+//! Every metric bar-ingest exports: names, label values, help texts and the one function that
+//! records each.
 //!
-//! Nothing else in the code names a metric. Counters reconcile with the load history:
-//! files seen = loaded + duplicate + quarantined + failed + empty (+ in progress), and
-//! rows read = written + rejected.
+//! Nothing else in the code names a metric. [`CATALOGUE`] is the one list (the exporter
+//! registers its help texts, `deploy/README.md` documents it, a test keeps the two in step).
+//! Counters reconcile with the load history: files seen = loaded + duplicate + quarantined +
+//! failed + empty (+ in progress), and rows read = written + rejected. Label values are bounded:
+//! outcomes and retry causes are fixed lists, reject reasons are the validator's reason codes.
 
 use std::time::Duration;
+
+use metrics::Unit;
 
 /// Files finished, by outcome (`outcome` label: see [`FileOutcomeLabel`]).
 pub const FILES: &str = "bar_ingest_files_total";
@@ -16,7 +21,7 @@ pub const ROWS_REJECTED: &str = "bar_ingest_rows_rejected_total";
 pub const BYTES_READ: &str = "bar_ingest_bytes_read_total";
 /// Files waiting: in the inbox plus being processed.
 pub const BACKLOG_FILES: &str = "bar_ingest_backlog_files";
-/// Bytes waiting: in the inbox plus not yet read of files being processed.
+/// Bytes waiting: in the inbox plus being processed.
 pub const BACKLOG_BYTES: &str = "bar_ingest_backlog_bytes";
 /// Batches sent and not yet acknowledged.
 pub const BATCHES_IN_FLIGHT: &str = "bar_ingest_batches_in_flight";
@@ -28,6 +33,8 @@ pub const WRITE_LATENCY: &str = "bar_ingest_write_latency_seconds";
 pub const FILE_DURATION: &str = "bar_ingest_file_duration_seconds";
 /// 1 when the last database request succeeded, 0 while it is unreachable.
 pub const DATABASE_UP: &str = "bar_ingest_database_up";
+/// 1 when `/readyz` answers 200 (database reachable and watcher running), else 0.
+pub const READY: &str = "bar_ingest_ready";
 /// Unix time of the last file loaded.
 pub const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
 /// Always 1; labels carry the version.
@@ -42,6 +49,162 @@ pub const FILE_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
+/// Every histogram with its buckets: the exporter renders these as Prometheus histograms.
+pub const HISTOGRAMS: &[(&str, &[f64])] = &[
+    (WRITE_LATENCY, WRITE_LATENCY_BUCKETS),
+    (FILE_DURATION, FILE_DURATION_BUCKETS),
+];
+
+/// Every `cause` label value of [`WRITE_RETRIES`] (the retryable classes of
+/// `pipeline::write::classify`; a unit test keeps the two in step). Their series are created at
+/// zero at start, so that rates and alerts see them before the first retry.
+pub const RETRY_CAUSES: &[&str] = &[
+    "client_timeout",
+    "connection",
+    "no_node",
+    "schema_agreement",
+    "unavailable",
+    "overloaded",
+    "bootstrapping",
+    "server_timeout",
+    "server_failure",
+    "rate_limited",
+    "server_error",
+];
+
+/// What kind of metric a catalogue entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// The Prometheus `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported metric: what the table in `deploy/README.md` shows, row for row.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Label names, comma-separated ("" for none).
+    pub labels: &'static str,
+    pub unit: Option<Unit>,
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+/// Every metric, in the order the README table lists them.
+pub const CATALOGUE: &[MetricDef] = &[
+    MetricDef {
+        name: FILES,
+        kind: Kind::Counter,
+        labels: "outcome",
+        unit: None,
+        help: "Files finished, by outcome: loaded, duplicate, failed, quarantined, empty.",
+    },
+    MetricDef {
+        name: ROWS_WRITTEN,
+        kind: Kind::Counter,
+        labels: "",
+        unit: None,
+        help: "Rows written to the database and acknowledged.",
+    },
+    MetricDef {
+        name: ROWS_REJECTED,
+        kind: Kind::Counter,
+        labels: "reason",
+        unit: None,
+        help: "Rows rejected into the dead-letter log, by reason code.",
+    },
+    MetricDef {
+        name: BYTES_READ,
+        kind: Kind::Counter,
+        labels: "",
+        unit: Some(Unit::Bytes),
+        help: "Bytes of input files read (counted once per file, at validation).",
+    },
+    MetricDef {
+        name: BACKLOG_FILES,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "Files waiting: in the inbox plus claimed and being loaded.",
+    },
+    MetricDef {
+        name: BACKLOG_BYTES,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: Some(Unit::Bytes),
+        help: "Bytes of the files waiting: in the inbox plus claimed and being loaded.",
+    },
+    MetricDef {
+        name: BATCHES_IN_FLIGHT,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "Batches sent to the database and not yet acknowledged.",
+    },
+    MetricDef {
+        name: WRITE_RETRIES,
+        kind: Kind::Counter,
+        labels: "cause",
+        unit: None,
+        help: "Database requests retried, by cause (timeouts, unavailable, overloaded, connection).",
+    },
+    MetricDef {
+        name: WRITE_LATENCY,
+        kind: Kind::Histogram,
+        labels: "",
+        unit: Some(Unit::Seconds),
+        help: "Latency of one successful batch write, in seconds.",
+    },
+    MetricDef {
+        name: FILE_DURATION,
+        kind: Kind::Histogram,
+        labels: "",
+        unit: Some(Unit::Seconds),
+        help: "Time to load one file from claim to outcome, in seconds.",
+    },
+    MetricDef {
+        name: DATABASE_UP,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "1 when the last database request succeeded, 0 while the database is unreachable.",
+    },
+    MetricDef {
+        name: READY,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "1 when /readyz answers 200 (database reachable and inbox watcher running), else 0.",
+    },
+    MetricDef {
+        name: LAST_SUCCESS,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: Some(Unit::Seconds),
+        help: "Unix time of the last file loaded (absent until the first one).",
+    },
+    MetricDef {
+        name: BUILD_INFO,
+        kind: Kind::Gauge,
+        labels: "version",
+        unit: None,
+        help: "Always 1; the version label names the running build.",
+    },
+];
+
 /// What happened to a file, as a bounded label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileOutcomeLabel {
@@ -53,6 +216,15 @@ pub enum FileOutcomeLabel {
 }
 
 impl FileOutcomeLabel {
+    /// Every outcome, for series created at zero at start.
+    pub const ALL: [Self; 5] = [
+        Self::Loaded,
+        Self::Duplicate,
+        Self::Quarantined,
+        Self::Failed,
+        Self::Empty,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Loaded => "loaded",
@@ -61,6 +233,38 @@ impl FileOutcomeLabel {
             Self::Failed => "failed",
             Self::Empty => "empty",
         }
+    }
+}
+
+/// Registers the help text of every metric and creates the series whose label values are
+/// known in advance at zero, so that rates, dashboards and alerts see them from the first
+/// scrape. Called once by the exporter, after the recorder is installed.
+pub fn describe() {
+    for def in CATALOGUE {
+        let (name, help) = (def.name, def.help);
+        match (def.kind, def.unit) {
+            (Kind::Counter, Some(unit)) => metrics::describe_counter!(name, unit, help),
+            (Kind::Counter, None) => metrics::describe_counter!(name, help),
+            (Kind::Gauge, Some(unit)) => metrics::describe_gauge!(name, unit, help),
+            (Kind::Gauge, None) => metrics::describe_gauge!(name, help),
+            (Kind::Histogram, Some(unit)) => metrics::describe_histogram!(name, unit, help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(name, help),
+        }
+    }
+    for outcome in FileOutcomeLabel::ALL {
+        metrics::counter!(FILES, "outcome" => outcome.as_str()).absolute(0);
+    }
+    for cause in RETRY_CAUSES {
+        metrics::counter!(WRITE_RETRIES, "cause" => *cause).absolute(0);
+    }
+    metrics::counter!(ROWS_WRITTEN).absolute(0);
+    metrics::counter!(BYTES_READ).absolute(0);
+    metrics::gauge!(BATCHES_IN_FLIGHT).set(0.0);
+    metrics::gauge!(DATABASE_UP).set(0.0);
+    metrics::gauge!(READY).set(0.0);
+    for (name, _) in HISTOGRAMS {
+        // Registers the histogram so that its buckets render (all zero) before the first sample.
+        let _ = metrics::histogram!(*name);
     }
 }
 
@@ -108,6 +312,87 @@ pub fn database_up(up: bool) {
     metrics::gauge!(DATABASE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
+pub fn ready(ready: bool) {
+    metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
 pub fn build_info() {
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_unique_and_follow_the_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for def in CATALOGUE {
+            assert!(def.name.starts_with("bar_ingest_"), "{}", def.name);
+            assert!(seen.insert(def.name), "{} listed twice", def.name);
+            assert_eq!(
+                def.kind == Kind::Counter,
+                def.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                def.name
+            );
+            if def.unit == Some(Unit::Seconds) {
+                assert!(def.name.ends_with("seconds"), "{}", def.name);
+            }
+            assert!(!def.help.is_empty());
+        }
+        for (name, buckets) in HISTOGRAMS {
+            let def = CATALOGUE.iter().find(|d| d.name == *name).unwrap();
+            assert_eq!(def.kind, Kind::Histogram);
+            assert!(buckets.windows(2).all(|w| w[0] < w[1]), "{name}: buckets");
+        }
+        assert_eq!(
+            CATALOGUE
+                .iter()
+                .filter(|d| d.kind == Kind::Histogram)
+                .count(),
+            HISTOGRAMS.len(),
+            "every histogram needs explicit buckets"
+        );
+    }
+
+    /// The retry causes created at zero are exactly the ones the writer can report.
+    #[test]
+    fn retry_causes_match_the_writers_classification() {
+        let source = include_str!("../pipeline/write.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let mut found: Vec<&str> = code
+            .match_indices("Retry(\"")
+            .map(|(i, m)| {
+                let rest = &code[i + m.len()..];
+                &rest[..rest.find('"').expect("closing quote")]
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let mut listed = RETRY_CAUSES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(
+            found, listed,
+            "RETRY_CAUSES must list every Retry(\"cause\") of pipeline/write.rs"
+        );
+    }
+
+    /// `deploy/README.md` documents every metric, with its type and labels.
+    #[test]
+    fn deploy_readme_documents_every_metric() {
+        let readme = include_str!("../../deploy/README.md");
+        for def in CATALOGUE {
+            let labels = if def.labels.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("`{}`", def.labels)
+            };
+            let row = format!("| `{}` | {} | {} |", def.name, def.kind.as_str(), labels);
+            assert!(
+                readme.contains(&row),
+                "deploy/README.md has no row starting `{row}`"
+            );
+        }
+    }
 }
