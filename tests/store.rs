@@ -71,7 +71,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
         session
             .execute_unpaged(
                 &statements.insert,
-                BarStatements::insert_values(&symbol, bucket, bar),
+                BarStatements::insert_values(&symbol, &bucket.to_string(), bar),
             )
             .await
             .unwrap();
