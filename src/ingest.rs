@@ -244,6 +244,17 @@ fn day_start_millis(tz: Tz, day: NaiveDate) -> i64 {
     }
 }
 
+/// A blocking task's result with its panic (if any) as an error message.
+fn flatten<T>(r: Result<Result<T, String>, tokio::task::JoinError>) -> Result<T, String> {
+    r.unwrap_or_else(|join| Err(format!("reader task failed: {join}")))
+}
+
+/// Counts a failed file and returns its result.
+fn failed(summary: FileSummary, why: String, started: Instant) -> FileResult {
+    metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
+    FileResult::Failed(summary, why)
+}
+
 fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -280,8 +291,7 @@ impl Loader {
                 "cannot tell the symbol from the file name `{file_name}` \
                  (expected e.g. AAPL_full_1min_adjsplit.txt)"
             );
-            metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-            return FileResult::Failed(summary, why);
+            return failed(summary, why, started);
         };
         summary.symbol = symbol.to_string();
 
@@ -301,16 +311,9 @@ impl Loader {
             })
             .await
         };
-        let (scan, dead_letter) = match scan_result {
-            Ok(Ok(v)) => v,
-            Ok(Err(why)) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                return FileResult::Failed(summary, why);
-            }
-            Err(join) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                return FileResult::Failed(summary, format!("reader task failed: {join}"));
-            }
+        let (scan, dead_letter) = match flatten(scan_result) {
+            Ok(v) => v,
+            Err(why) => return failed(summary, why, started),
         };
         metrics::bytes_read(scan.size);
         summary.fingerprint = scan.fingerprint.clone();
@@ -398,11 +401,7 @@ impl Loader {
             .await
         {
             Ok(k) => k,
-            Err(WriteError::Cancelled) => return FileResult::Interrupted,
-            Err(WriteError::Permanent(why)) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                return FileResult::Failed(summary, why);
-            }
+            Err(e) => return db_failure(e, summary, started),
         };
         let write_timestamp = match known {
             Some(k) if k.outcome == Outcome::Loaded && !options.force => {
@@ -423,7 +422,7 @@ impl Loader {
             .retrying(cancel, || self.history.record(&session, &record))
             .await
         {
-            return self.db_failure(e, summary, started);
+            return db_failure(e, summary, started);
         }
 
         // Pass 2: the reader thread batches good rows into a bounded channel; writes go out
@@ -520,26 +519,19 @@ impl Loader {
         if let Some(e) = failure {
             return match e {
                 WriteError::Cancelled if cancel.is_cancelled() => FileResult::Interrupted,
-                other => self.db_failure(other, summary, started),
+                other => db_failure(other, summary, started),
             };
         }
         if cancel.is_cancelled() {
             return FileResult::Interrupted;
         }
-        match reread {
-            Ok(Ok(fp)) if fp == scan.fingerprint => {}
-            Ok(Ok(_)) => {
+        match flatten(reread) {
+            Ok(fp) if fp == scan.fingerprint => {}
+            Ok(_) => {
                 warn!(file = %path.display(), "the file changed while it was being loaded; handing it back");
                 return FileResult::Changed(summary);
             }
-            Ok(Err(why)) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                return FileResult::Failed(summary, why);
-            }
-            Err(join) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                return FileResult::Failed(summary, format!("reader task failed: {join}"));
-            }
+            Err(why) => return failed(summary, why, started),
         }
 
         // Replace, not merge: remove older rows in the covered days, below the new rows' timestamp.
@@ -570,7 +562,7 @@ impl Loader {
             if let Err(e) = r {
                 return match e {
                     WriteError::Cancelled => FileResult::Interrupted,
-                    other => self.db_failure(other, summary, started),
+                    other => db_failure(other, summary, started),
                 };
             }
         }
@@ -615,7 +607,6 @@ impl Loader {
             }
             Err(WriteError::Cancelled) => FileResult::Interrupted,
             Err(WriteError::Permanent(why)) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
                 let summary = match result {
                     FileResult::Loaded(s)
                     | FileResult::Empty(s)
@@ -626,19 +617,20 @@ impl Loader {
                     | FileResult::Changed(s) => s,
                     FileResult::Interrupted => FileSummary::default(),
                 };
-                FileResult::Failed(summary, format!("cannot record the load history: {why}"))
+                failed(
+                    summary,
+                    format!("cannot record the load history: {why}"),
+                    started,
+                )
             }
         }
     }
+}
 
-    /// A permanent database error (or a shutdown) while loading.
-    fn db_failure(&self, e: WriteError, summary: FileSummary, started: Instant) -> FileResult {
-        match e {
-            WriteError::Cancelled => FileResult::Interrupted,
-            WriteError::Permanent(why) => {
-                metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
-                FileResult::Failed(summary, why)
-            }
-        }
+/// A permanent database error (or a shutdown) while loading.
+fn db_failure(e: WriteError, summary: FileSummary, started: Instant) -> FileResult {
+    match e {
+        WriteError::Cancelled => FileResult::Interrupted,
+        WriteError::Permanent(why) => failed(summary, why, started),
     }
 }

@@ -69,28 +69,9 @@ async fn kill_9_mid_load_then_restart_loses_and_doubles_nothing() {
     let (session, schema, _) = common::fresh_schema("kill9").await;
     let site = Site::new(&schema.keyspace);
     // Small batches and few in flight make the load long enough to be killed in the middle.
-    let config = site.config("k", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[ingest]\n",
-        "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 2\nfiles_in_parallel = 1\n",
-    );
-    std::fs::write(&config, text).unwrap();
-
-    let spec = GenSpec {
-        symbols: vec!["KA".into(), "KB".into(), "KC".into()],
-        start: NaiveDate::from_ymd_opt(2019, 10, 28).unwrap(),
-        end: NaiveDate::from_ymd_opt(2019, 11, 8).unwrap(),
-        seed: 9,
-    };
-    let mut expected = Vec::new();
-    for sym in &spec.symbols {
-        let mut buf = Vec::new();
-        generate::write_symbol(&spec, sym, &mut buf).unwrap();
-        let text = String::from_utf8(buf).unwrap();
-        expected.extend(expected_bars(sym, &text));
-        std::fs::write(site.inbox().join(generate::file_name(sym)), &text).unwrap();
-    }
-    let expected = sorted(expected);
+    let config = slow_config(&site, "k", "30s");
+    // Across the November 2019 fall-back change.
+    let expected = drop_files(&site, &["KA", "KB", "KC"], (2019, 10, 28), (2019, 11, 8), 9);
 
     let mut daemon = site.spawn_daemon(&config);
     // Kill once some rows of the first file are in, before everything is.
@@ -157,12 +138,18 @@ fn slow_config(site: &Site, name: &str, deadline: &str) -> std::path::PathBuf {
     config
 }
 
-/// Generates files for `symbols` over two weeks into the inbox; returns the expected rows.
-fn drop_files(site: &Site, symbols: &[&str], seed: u64) -> Vec<common::Stored> {
+/// Generates files for `symbols` over [from, to] into the inbox; returns the expected rows.
+fn drop_files(
+    site: &Site,
+    symbols: &[&str],
+    from: (i32, u32, u32),
+    to: (i32, u32, u32),
+    seed: u64,
+) -> Vec<common::Stored> {
     let spec = GenSpec {
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
-        start: NaiveDate::from_ymd_opt(2017, 3, 1).unwrap(),
-        end: NaiveDate::from_ymd_opt(2017, 3, 14).unwrap(),
+        start: NaiveDate::from_ymd_opt(from.0, from.1, from.2).unwrap(),
+        end: NaiveDate::from_ymd_opt(to.0, to.1, to.2).unwrap(),
         seed,
     };
     let mut expected = Vec::new();
@@ -182,7 +169,7 @@ async fn sigterm_stops_claiming_exits_0_and_a_restart_finishes_the_rest() {
     let site = Site::new(&schema.keyspace);
     // A deadline too short for the file in flight: it is handed back, not lost.
     let config = slow_config(&site, "t", "1s");
-    let expected = drop_files(&site, &["TA", "TB"], 21);
+    let expected = drop_files(&site, &["TA", "TB"], (2017, 3, 1), (2017, 3, 14), 21);
     let mut daemon = site.spawn_daemon(&config);
     common::wait_until(WAIT, "a file claimed", || {
         !site.files_in("processing/t").is_empty()
@@ -226,7 +213,7 @@ async fn a_second_signal_exits_at_once_and_a_restart_still_loses_nothing() {
     let site = Site::new(&schema.keyspace);
     // A long deadline: only the second signal can make it exit quickly.
     let config = slow_config(&site, "u", "10m");
-    let expected = drop_files(&site, &["UA"], 22);
+    let expected = drop_files(&site, &["UA"], (2017, 3, 1), (2017, 3, 14), 22);
     let mut daemon = site.spawn_daemon(&config);
     common::wait_until(WAIT, "the file claimed", || {
         !site.files_in("processing/u").is_empty()

@@ -84,7 +84,10 @@ fn http_get(addr: SocketAddr, path_and_query: &str) -> std::io::Result<(u16, Str
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -209,7 +212,11 @@ impl Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let deploy = repo().join("deploy/prometheus");
         let config = std::fs::read_to_string(deploy.join("prometheus.yml")).unwrap();
-        for needle in ["bar-ingest:9464", "scrape_interval: 15s", "evaluation_interval: 15s"] {
+        for needle in [
+            "bar-ingest:9464",
+            "scrape_interval: 15s",
+            "evaluation_interval: 15s",
+        ] {
             assert!(
                 config.contains(needle),
                 "prometheus.yml changed: update this test ({needle})"
@@ -461,6 +468,17 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
     common::wait_until(WAIT, "Prometheus to see the three outcomes", || {
         prom.value(r#"sum(bar_ingest_files_total{job="bar-ingest"})"#) == Some(3.0)
     });
+    // A few more scrapes, so that every rate() and deriv() window holds samples after the load.
+    let scrapes = r#"count_over_time(up{job="bar-ingest"}[10m])"#;
+    let seen = prom.value(scrapes).unwrap_or(0.0);
+    common::wait_until(WAIT, "three more scrapes", || {
+        prom.value(scrapes).unwrap_or(0.0) >= seen + 3.0
+    });
+    assert_eq!(
+        prom.value(r#"bar_ingest_rows_rejected_total{job="bar-ingest", reason="bad_number"}"#),
+        Some(1.0),
+        "the rejected row reached Prometheus"
+    );
 
     let (status, metrics_text) = http_get(endpoint, "/metrics").unwrap();
     assert_eq!(status, 200);
@@ -473,12 +491,19 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         "bar_ingest_files_total{outcome=\"empty\"} 1",
         "bar_ingest_ready 1",
     ] {
-        assert!(metrics_text.contains(needle), "{needle} not in:\n{metrics_text}");
+        assert!(
+            metrics_text.contains(needle),
+            "{needle} not in:\n{metrics_text}"
+        );
     }
 
     // The dashboard, as Grafana would send it with "All" selected.
     let (exprs, variables) = dashboard_queries();
-    assert!(exprs.len() >= 15, "the dashboard lost panels: {}", exprs.len());
+    assert!(
+        exprs.len() >= 15,
+        "the dashboard lost panels: {}",
+        exprs.len()
+    );
     let mut failures = Vec::new();
     for (title, expr) in &exprs {
         let q = expr
@@ -519,12 +544,17 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
             .flat_map(|g| g["rules"].as_array().unwrap().clone())
             .collect();
         rules.len() == in_file
-            && rules
-                .iter()
-                .all(|r| r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001")))
+            && rules.iter().all(|r| {
+                r["lastEvaluation"]
+                    .as_str()
+                    .is_some_and(|t| !t.starts_with("0001"))
+            })
     });
     for rule in &rules {
-        let (name, expr) = (rule["name"].as_str().unwrap(), rule["query"].as_str().unwrap());
+        let (name, expr) = (
+            rule["name"].as_str().unwrap(),
+            rule["query"].as_str().unwrap(),
+        );
         assert_eq!(rule["health"], "ok", "rule {name}: {rule}");
         prom.query(expr); // the whole expression evaluates (its result may well be empty)
         for part in data_parts(expr) {
@@ -541,14 +571,15 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
 
     // promtool: the rules, the config as shipped, and the metrics as scraped.
     let rules_file = repo().join("deploy/prometheus/alerts.yml");
-    let (ok, out, err) = run(Command::new(&promtool).arg("check").arg("rules").arg(&rules_file));
+    let (ok, out, err) = run(Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&rules_file));
     assert!(ok, "promtool check rules:\n{out}{err}");
-    let (ok, out, err) = run(
-        Command::new(&promtool)
-            .arg("check")
-            .arg("config")
-            .arg(repo().join("deploy/prometheus/prometheus.yml")),
-    );
+    let (ok, out, err) = run(Command::new(&promtool)
+        .arg("check")
+        .arg("config")
+        .arg(repo().join("deploy/prometheus/prometheus.yml")));
     assert!(ok, "promtool check config:\n{out}{err}");
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
@@ -596,7 +627,10 @@ fn dashboard_passes_the_linter_and_is_provisioned() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), panels.len(), "panel ids must be unique");
-    let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = panels
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
     for wanted in [
         "Rows per second",
         "Bytes read per second",
@@ -612,9 +646,10 @@ fn dashboard_passes_the_linter_and_is_provisioned() {
         assert!(titles.contains(&wanted), "no panel {wanted:?}: {titles:?}");
     }
 
-    let provider =
-        std::fs::read_to_string(repo().join("deploy/grafana/provisioning/dashboards/bar-ingest.yml"))
-            .unwrap();
+    let provider = std::fs::read_to_string(
+        repo().join("deploy/grafana/provisioning/dashboards/bar-ingest.yml"),
+    )
+    .unwrap();
     let compose = std::fs::read_to_string(repo().join("deploy/docker-compose.yml")).unwrap();
     assert!(provider.contains("path: /var/lib/grafana/dashboards"));
     assert!(compose.contains("./grafana/dashboards:/var/lib/grafana/dashboards:ro"));
@@ -657,7 +692,10 @@ fn systemd_unit_verifies_and_scores_2_0_or_lower() {
     let copy = dir.path().join("bar-ingest.service");
     std::fs::write(
         &copy,
-        unit.replace("/usr/local/bin/bar-ingest", env!("CARGO_BIN_EXE_bar-ingest")),
+        unit.replace(
+            "/usr/local/bin/bar-ingest",
+            env!("CARGO_BIN_EXE_bar-ingest"),
+        ),
     )
     .unwrap();
     let (ok, out, err) = run(Command::new(&analyze).arg("verify").arg(&copy));
@@ -672,7 +710,10 @@ fn systemd_unit_verifies_and_scores_2_0_or_lower() {
     assert!(ok, "systemd-analyze security:\n{out}{err}");
     let score: f64 = out
         .lines()
-        .find_map(|l| l.split("Overall exposure level for bar-ingest.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for bar-ingest.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{out}{err}"));
@@ -775,7 +816,10 @@ async fn notify_socket_gets_ready_after_the_first_scan_then_watchdog_and_stoppin
     let log = json_log(&site, "n");
     let schema_ready = logged_at(&log, "connected and schema ready");
     let watching = logged_at(&log, "watching the inbox");
-    assert!(ready_at > schema_ready, "READY=1 before the schema was ready");
+    assert!(
+        ready_at > schema_ready,
+        "READY=1 before the schema was ready"
+    );
     let after_watch = ready_at.duration_since(watching).unwrap_or_default();
     assert!(
         after_watch >= SETTLE,
@@ -802,7 +846,10 @@ async fn notify_socket_gets_ready_after_the_first_scan_then_watchdog_and_stoppin
     let pings: Vec<SystemTime> = notify.with("WATCHDOG=1").iter().map(|n| n.at).collect();
     for pair in pings.windows(2) {
         let gap = pair[1].duration_since(pair[0]).unwrap_or_default();
-        assert!(gap < WATCHDOG, "watchdog pings {gap:?} apart: systemd would kill it");
+        assert!(
+            gap < WATCHDOG,
+            "watchdog pings {gap:?} apart: systemd would kill it"
+        );
     }
 
     let status = common::terminate(&mut daemon.0);
@@ -841,7 +888,10 @@ fn database_unreachable_means_alive_but_not_ready() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database unreachable"), "{body}");
     let (_, metrics_text) = http_get(endpoint, "/metrics").unwrap();
-    assert!(metrics_text.contains("bar_ingest_ready 0"), "{metrics_text}");
+    assert!(
+        metrics_text.contains("bar_ingest_ready 0"),
+        "{metrics_text}"
+    );
     assert!(metrics_text.contains("bar_ingest_database_up 0"));
     assert!(!notify.with("STATUS=connecting to the database").is_empty());
     assert!(notify.with("READY=1").is_empty(), "{:?}", notify.all());
@@ -864,7 +914,10 @@ fn compose_file_is_valid_and_mounts_files_that_exist() {
         .arg("config"));
     assert!(ok, "docker-compose config:\n{out}{err}");
     for service in ["scylla:", "bar-ingest:", "prometheus:", "grafana:"] {
-        assert!(out.contains(&format!("\n  {service}")), "no service {service}");
+        assert!(
+            out.contains(&format!("\n  {service}")),
+            "no service {service}"
+        );
     }
     let deploy = repo().join("deploy");
     let mut mounted = 0;
@@ -878,7 +931,10 @@ fn compose_file_is_valid_and_mounts_files_that_exist() {
             mounted += 1;
         }
     }
-    assert!(mounted >= 6, "expected the config, rules and Grafana files mounted: {out}");
+    assert!(
+        mounted >= 6,
+        "expected the config, rules and Grafana files mounted: {out}"
+    );
 
     let (ok, out, err) = run(Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
         .arg("check-config")
@@ -907,7 +963,10 @@ fn compose_file_is_valid_and_mounts_files_that_exist() {
         );
     }
     assert!(dockerfile.matches("\nFROM ").count() >= 2, "multi-stage");
-    assert!(dockerfile.contains("\nUSER bar-ingest"), "non-root runtime user");
+    assert!(
+        dockerfile.contains("\nUSER bar-ingest"),
+        "non-root runtime user"
+    );
     assert!(dockerfile.contains("\nHEALTHCHECK ") && dockerfile.contains("/healthz"));
 }
 

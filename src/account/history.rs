@@ -8,7 +8,7 @@ use scylla::errors::ExecutionError;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use crate::store::{Schema, StoreError};
+use crate::store::{Schema, StoreError, prepare_idempotent};
 
 /// What happened to a file content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,29 +134,23 @@ const COLUMNS: &str = "fingerprint, file_name, symbol, size_bytes, rows_in, rows
 
 impl History {
     pub async fn prepare(session: &Session, schema: &Schema) -> Result<Self, StoreError> {
-        let prepare = |cql: String| async move {
-            let mut p =
-                session
-                    .prepare(cql.as_str())
-                    .await
-                    .map_err(|source| StoreError::Prepare {
-                        statement: cql.clone(),
-                        source: Box::new(source),
-                    })?;
-            p.set_is_idempotent(true);
-            Ok::<_, StoreError>(p)
-        };
         let table = schema.history();
         Ok(Self {
-            lookup: prepare(format!(
-                "SELECT outcome, write_timestamp FROM {table} WHERE fingerprint = ?"
-            ))
+            lookup: prepare_idempotent(
+                session,
+                &format!("SELECT outcome, write_timestamp FROM {table} WHERE fingerprint = ?"),
+            )
             .await?,
-            upsert: prepare(format!(
-                "INSERT INTO {table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
+            upsert: prepare_idempotent(
+                session,
+                &format!(
+                    "INSERT INTO {table} ({COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+            )
             .await?,
-            select_all: prepare(format!("SELECT {COLUMNS} FROM {table}")).await?,
+            select_all: prepare_idempotent(session, &format!("SELECT {COLUMNS} FROM {table}"))
+                .await?,
         })
     }
 

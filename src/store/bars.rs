@@ -4,7 +4,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use super::{Schema, StoreError};
+use super::{Schema, StoreError, prepare_idempotent};
 use crate::model::{Bar, Bucket, Symbol};
 
 /// The bars table's prepared statements, prepared once per session.
@@ -26,34 +26,30 @@ pub type InsertValues<'a> = (&'a str, &'a str, CqlTimestamp, f64, f64, f64, f64,
 impl BarStatements {
     /// Prepares the statements against `schema`'s bars table.
     pub async fn prepare(session: &Session, schema: &Schema) -> Result<Self, StoreError> {
-        let prepare = |cql: String| async move {
-            session
-                .prepare(cql.as_str())
-                .await
-                .map_err(|source| StoreError::Prepare {
-                    statement: cql.clone(),
-                    source: Box::new(source),
-                })
-        };
-        let mut insert = prepare(format!(
-            "INSERT INTO {} (symbol, bucket, ts, open, high, low, close, volume) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            schema.bars()
-        ))
+        let bars = schema.bars();
+        let insert = prepare_idempotent(
+            session,
+            &format!(
+                "INSERT INTO {bars} (symbol, bucket, ts, open, high, low, close, volume) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+        )
         .await?;
-        insert.set_is_idempotent(true);
-        let mut select_partition = prepare(format!(
-            "SELECT ts, open, high, low, close, volume FROM {} WHERE symbol = ? AND bucket = ?",
-            schema.bars()
-        ))
+        let select_partition = prepare_idempotent(
+            session,
+            &format!(
+                "SELECT ts, open, high, low, close, volume FROM {bars} WHERE symbol = ? AND bucket = ?"
+            ),
+        )
         .await?;
-        select_partition.set_is_idempotent(true);
-        let mut delete_range = prepare(format!(
-            "DELETE FROM {} USING TIMESTAMP ? WHERE symbol = ? AND bucket = ? AND ts >= ? AND ts < ?",
-            schema.bars()
-        ))
+        let delete_range = prepare_idempotent(
+            session,
+            &format!(
+                "DELETE FROM {bars} USING TIMESTAMP ? \
+                 WHERE symbol = ? AND bucket = ? AND ts >= ? AND ts < ?"
+            ),
+        )
         .await?;
-        delete_range.set_is_idempotent(true);
         Ok(Self {
             insert,
             select_partition,

@@ -8,7 +8,26 @@ pub use bars::{BarStatements, InsertValues, ReadError, read_partition};
 pub use schema::{Schema, init_schema};
 pub use session::connect;
 
+use scylla::client::session::Session;
 use scylla::errors::{ExecutionError, NewSessionError, PrepareError};
+use scylla::statement::prepared::PreparedStatement;
+
+/// Prepares `cql` and marks it idempotent (every statement of ours is safe to retry: upserts,
+/// reads, and deletes at a fixed timestamp).
+pub async fn prepare_idempotent(
+    session: &Session,
+    cql: &str,
+) -> Result<PreparedStatement, StoreError> {
+    let mut prepared = session
+        .prepare(cql)
+        .await
+        .map_err(|source| StoreError::Prepare {
+            statement: cql.to_owned(),
+            source: Box::new(source),
+        })?;
+    prepared.set_is_idempotent(true);
+    Ok(prepared)
+}
 
 /// Why talking to the database failed, with what the user can do about it.
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,14 @@
 //! Counters reconcile with the load history: files seen = loaded + duplicate + quarantined +
 //! failed + empty (+ in progress), and rows read = written + rejected. Label values are bounded:
 //! outcomes and retry causes are fixed lists, reject reasons are the validator's reason codes.
+//! Every series whose label values are known is created at zero at start: a counter that
+//! appears at its first increment loses that increment to `rate()`.
 
 use std::time::Duration;
 
 use metrics::Unit;
+
+use crate::pipeline::validate::RejectReason;
 
 /// Files finished, by outcome (`outcome` label: see [`FileOutcomeLabel`]).
 pub const FILES: &str = "bar_ingest_files_total";
@@ -253,6 +257,9 @@ pub fn describe() {
     }
     for outcome in FileOutcomeLabel::ALL {
         metrics::counter!(FILES, "outcome" => outcome.as_str()).absolute(0);
+    }
+    for reason in RejectReason::ALL {
+        metrics::counter!(ROWS_REJECTED, "reason" => reason.code()).absolute(0);
     }
     for cause in RETRY_CAUSES {
         metrics::counter!(WRITE_RETRIES, "cause" => *cause).absolute(0);
