@@ -93,3 +93,100 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
     assert_eq!(records[0].rows_written as usize, expected.len());
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// Minimal HTTP/1.1 GET on loopback: (status, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// The address of /metrics, /healthz and /readyz, from the daemon's text log (colour codes
+/// removed).
+fn endpoint_from_log(log: &str) -> Option<std::net::SocketAddr> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics, /healthz and /readyz"))?;
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequence: ESC [ parameters final-letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))?
+        .parse()
+        .ok()
+}
+
+/// `/readyz` follows the database: 200 while the node is up, 503 saying "database
+/// unreachable" within a few probe intervals of `scripts/dev-db stop`, 200 again once
+/// `scripts/dev-db start` brought it back. `/healthz` answers 200 throughout.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "stops the shared dev node; scripts/test runs it alone"]
+async fn readyz_is_503_while_the_node_is_stopped_and_200_after_it_returns() {
+    let (session, schema, _) = common::fresh_schema("outage_readyz").await;
+    drop(session);
+    let site = Site::new(&schema.keyspace);
+    let config = site.config("r", "");
+    let mut daemon = site.spawn_daemon(&config);
+    let mut endpoint = None;
+    common::wait_until(WAIT, "the daemon to log its endpoint", || {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon exited:\n{}",
+            site.log("r")
+        );
+        endpoint = endpoint_from_log(&site.log("r"));
+        endpoint.is_some()
+    });
+    let endpoint = endpoint.unwrap();
+    let readyz = || http_get(endpoint, "/readyz").expect("GET /readyz");
+    let healthz_ok = || http_get(endpoint, "/healthz").is_ok_and(|(s, _)| s == 200);
+    common::wait_until(WAIT, "/readyz 200 with the node up", || readyz().0 == 200);
+
+    dev_db("stop");
+    common::wait_until(WAIT, "/readyz 503 with the node stopped", || {
+        assert!(
+            healthz_ok(),
+            "/healthz must answer 200 while the process runs"
+        );
+        readyz().0 == 503
+    });
+    let (_, body) = readyz();
+    assert!(body.contains("database unreachable"), "{body}");
+    dev_db("start");
+
+    common::wait_until(WAIT, "/readyz 200 after the node returned", || {
+        assert!(
+            healthz_ok(),
+            "/healthz must answer 200 while the process runs"
+        );
+        readyz().0 == 200
+    });
+    assert!(common::terminate(&mut daemon).success());
+    let session = common::connect(&common::settings(&schema.keyspace)).await;
+    common::drop_keyspace(&session, &schema).await;
+}

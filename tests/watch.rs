@@ -240,24 +240,36 @@ async fn wait_for_scans_while_idle(
     let probe = write(&dirs.outside, "probe.txt", BARS);
     fs::hard_link(&probe, dirs.inbox.join("probe.txt")).expect("hard link");
     let mut probes = 0;
-    while probes < scans || idle_from.elapsed() < idle {
-        let next = w.next().await;
-        assert_ne!(next, file, "file still open reported by a scan");
-        if next == "probe.txt" {
-            probes += 1;
+    let waited = timeout(WAIT, async {
+        while probes < scans || idle_from.elapsed() < idle {
+            let next = w.next().await;
+            assert_ne!(next, file, "file still open reported by a scan");
+            if next == "probe.txt" {
+                probes += 1;
+            }
         }
-    }
+    });
+    waited.await.expect("scans within the timeout");
 }
 
-/// Names received until `name`, checking that every other one is in `allowed` (the probe and
-/// sentinel a rescan sends again).
+/// Waits for `name`, checking that every name received before it is in `allowed` (the probe and
+/// sentinel a rescan sends again). The whole wait has a timeout: those re-sends never stop.
 async fn until_only(w: &mut Running, name: &str, allowed: &[&str]) {
-    for other in w.until(name).await {
-        assert!(
-            allowed.iter().any(|a| other == *a),
-            "{other:?} reported before {name}"
-        );
-    }
+    let waited = timeout(WAIT, async {
+        loop {
+            let next = w.next().await;
+            if next == name {
+                return;
+            }
+            assert!(
+                allowed.iter().any(|a| next == *a),
+                "{next:?} reported before {name}"
+            );
+        }
+    });
+    waited
+        .await
+        .unwrap_or_else(|_| panic!("{name} not reported within the timeout"));
 }
 
 /// A writer that pauses for longer than the settle time: the settle rule alone would report the

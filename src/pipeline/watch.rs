@@ -6,8 +6,9 @@
 //! How a file counts as complete:
 //! - **Events** (notify mode): inotify `CloseWrite` (the writer closed it) or `MovedTo` (renamed
 //!   into the inbox). A plain `Create` is never enough: the writer may still be writing. On Linux a
-//!   move into the folder never shows up as `Create`, so `Create` is ignored; a file that appears
-//!   without a close or a move (a hard link, say) is left to the rescan.
+//!   move into the folder never shows up as `Create`, so `Create` never reports a file (it only
+//!   marks it as being written, below); a file that appears without a close or a move (a hard
+//!   link, say) is left to the rescan.
 //! - **Scans** (the start-up scan, the periodic rescan, every poll): the settle rule. A scan
 //!   remembers each file's size and mtime and *when it first saw that pair*; the file is complete
 //!   once a later scan sees the same pair at least `settle` after that. The rule is judged by what
@@ -29,8 +30,10 @@
 //!   then), on a rename away or over it, and on a delete. Where events may have been lost (a queue
 //!   overflow, a notify error, the inbox watch lost or re-armed, notify's thread gone) the set is
 //!   cleared and those files fall back to the settle rule, as does any file past
-//!   `MAX_FILES_BEING_WRITTEN`. Files present at start-up with no event since, and a file opened
-//!   for writing but not written yet, keep the settle rule: no event shows them being written.
+//!   `MAX_FILES_BEING_WRITTEN`. Files present at start-up with no event since, and an existing
+//!   file opened for writing but not written yet, keep the settle rule: no event shows them being
+//!   written. And a `CloseWrite` cannot say which writer closed: a second writer's close reports
+//!   a file that the first still holds open.
 //!   Poll mode sees no events at all: there, the settle rule is the only rule.
 
 use std::collections::HashMap;
@@ -902,6 +905,66 @@ mod tests {
         ] {
             assert!(!candidate(name), "{name}");
         }
+    }
+
+    #[test]
+    fn written_files_are_held_until_finished() {
+        let mut writers = Writers::default();
+        let a = Path::new("/inbox/a.txt");
+        assert!(!writers.holds(a, 0));
+        writers.written(a);
+        assert!(writers.holds(a, 0));
+        assert!(writers.holds(a, 100));
+        // A later Create (events out of step) does not release it.
+        writers.created(a);
+        assert!(writers.holds(a, 100));
+        writers.finished(a);
+        assert!(!writers.holds(a, 0));
+        assert!(!writers.holds(a, 100));
+    }
+
+    #[test]
+    fn created_files_are_held_only_while_empty_until_written() {
+        let mut writers = Writers::default();
+        let a = Path::new("/inbox/a.txt");
+        writers.created(a);
+        // Empty: a writer may be about to write.
+        assert!(writers.holds(a, 0));
+        // Not empty and no write seen: a hard link, complete; the settle rule judges it.
+        assert!(!writers.holds(a, 10));
+        writers.written(a);
+        assert!(writers.holds(a, 10));
+    }
+
+    #[test]
+    fn clear_forgets_every_file() {
+        let mut writers = Writers::default();
+        writers.written(Path::new("/inbox/a.txt"));
+        writers.created(Path::new("/inbox/b.txt"));
+        assert_eq!(writers.clear(), 2);
+        assert!(!writers.holds(Path::new("/inbox/a.txt"), 1));
+        assert!(!writers.holds(Path::new("/inbox/b.txt"), 0));
+        assert_eq!(writers.clear(), 0);
+    }
+
+    #[test]
+    fn files_past_the_bound_fall_back_to_the_settle_rule() {
+        let mut writers = Writers::default();
+        let path = |i: usize| PathBuf::from(format!("/inbox/f{i}.txt"));
+        for i in 0..MAX_FILES_BEING_WRITTEN {
+            writers.written(&path(i));
+        }
+        let extra = path(MAX_FILES_BEING_WRITTEN);
+        writers.written(&extra);
+        assert!(!writers.holds(&extra, 1), "held past the bound");
+        assert_eq!(writers.files.len(), MAX_FILES_BEING_WRITTEN);
+        // Files already held stay held, and may still change state.
+        writers.created(&path(0));
+        assert!(writers.holds(&path(0), 1));
+        // Room again: held again.
+        writers.finished(&path(0));
+        writers.written(&extra);
+        assert!(writers.holds(&extra, 1));
     }
 
     #[cfg(unix)]
