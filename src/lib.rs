@@ -13,7 +13,7 @@
 //! - [`fetch`] - the read side.
 //! - [`calendar`] - the NYSE calendar (trading days, early closes).
 //! - [`generate`] - deterministic realistic test files.
-//! - [`telemetry`] - logging (and, later, metrics).
+//! - [`telemetry`] - logs, metrics, health endpoints, systemd notifications.
 
 pub mod account;
 pub mod calendar;
