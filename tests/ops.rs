@@ -9,8 +9,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,47 +65,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
-}
-
-/// Minimal HTTP/1.1 GET: (status, body). Enough for /metrics, /readyz and Prometheus' API.
-fn http_get(addr: SocketAddr, path_and_query: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 fn url_encode(s: &str) -> String {
@@ -251,7 +210,7 @@ impl Prometheus {
                 "prometheus exited:\n{}",
                 p.log()
             );
-            http_get(p.addr, "/-/ready").is_ok_and(|(s, _)| s == 200)
+            common::http_get(p.addr, "/-/ready").is_ok_and(|(s, _)| s == 200)
         });
         p
     }
@@ -262,7 +221,7 @@ impl Prometheus {
 
     /// `GET /api/v1/<path>`: the `data` of a successful answer; panics on an error answer.
     fn api(&self, path: &str) -> Value {
-        let (status, body) = http_get(self.addr, &format!("/api/v1/{path}")).unwrap();
+        let (status, body) = common::http_get(self.addr, &format!("/api/v1/{path}")).unwrap();
         let v: Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("{path}: not JSON ({e}), status {status}: {body}"));
         assert_eq!(v["status"], "success", "{path}: {body}");
@@ -454,7 +413,7 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         prom.value(r#"up{job="bar-ingest"}"#) == Some(1.0)
     });
     common::wait_until(WAIT, "the daemon ready", || {
-        http_get(endpoint, "/readyz").is_ok_and(|(s, _)| s == 200)
+        common::http_get(endpoint, "/readyz").is_ok_and(|(s, _)| s == 200)
     });
 
     write_inbox_files(&site.inbox());
@@ -480,7 +439,7 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         "the rejected row reached Prometheus"
     );
 
-    let (status, metrics_text) = http_get(endpoint, "/metrics").unwrap();
+    let (status, metrics_text) = common::http_get(endpoint, "/metrics").unwrap();
     assert_eq!(status, 200);
     for needle in [
         "# TYPE bar_ingest_write_latency_seconds histogram",
@@ -882,12 +841,12 @@ fn database_unreachable_means_alive_but_not_ready() {
             .count()
             >= 2
     });
-    let (status, body) = http_get(endpoint, "/healthz").unwrap();
+    let (status, body) = common::http_get(endpoint, "/healthz").unwrap();
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http_get(endpoint, "/readyz").unwrap();
+    let (status, body) = common::http_get(endpoint, "/readyz").unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database unreachable"), "{body}");
-    let (_, metrics_text) = http_get(endpoint, "/metrics").unwrap();
+    let (_, metrics_text) = common::http_get(endpoint, "/metrics").unwrap();
     assert!(
         metrics_text.contains("bar_ingest_ready 0"),
         "{metrics_text}"

@@ -94,26 +94,6 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
     common::drop_keyspace(&session, &schema).await;
 }
 
-/// Minimal HTTP/1.1 GET on loopback: (status, body).
-fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
-
 /// The address of /metrics, /healthz and /readyz, from the daemon's text log (colour codes
 /// removed).
 fn endpoint_from_log(log: &str) -> Option<std::net::SocketAddr> {
@@ -163,8 +143,8 @@ async fn readyz_is_503_while_the_node_is_stopped_and_200_after_it_returns() {
         endpoint.is_some()
     });
     let endpoint = endpoint.unwrap();
-    let readyz = || http_get(endpoint, "/readyz").expect("GET /readyz");
-    let healthz_ok = || http_get(endpoint, "/healthz").is_ok_and(|(s, _)| s == 200);
+    let readyz = || common::http_get(endpoint, "/readyz").expect("GET /readyz");
+    let healthz_ok = || common::http_get(endpoint, "/healthz").is_ok_and(|(s, _)| s == 200);
     common::wait_until(WAIT, "/readyz 200 with the node up", || readyz().0 == 200);
 
     dev_db("stop");

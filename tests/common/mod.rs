@@ -289,3 +289,28 @@ pub fn assert_reconciles(records: &[HistoryRecord]) {
         }
     }
 }
+
+/// HTTP GET of `http://addr/path_and_query`: (status, body); non-2xx statuses are answers, not
+/// errors. Enough for /metrics, /readyz and Prometheus' API.
+pub fn http_get(
+    addr: std::net::SocketAddr,
+    path_and_query: &str,
+) -> std::io::Result<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("http://{addr}{path_and_query}"))
+        .call()
+        .map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .map_err(std::io::Error::other)?;
+    Ok((status, body))
+}
