@@ -98,16 +98,10 @@ impl DayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, TimeZone};
+    use chrono::DateTime;
     use chrono_tz::America::New_York;
 
-    fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
-        New_York
-            .with_ymd_and_hms(y, m, d, hh, mm, 0)
-            .single()
-            .unwrap()
-            .timestamp_millis()
-    }
+    use crate::fetch::ny;
 
     fn utc(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()

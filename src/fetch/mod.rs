@@ -267,3 +267,14 @@ pub async fn fetch_bars(
 ) -> Result<BarStream, FetchError> {
     Fetcher::prepare(session, schema, tz).await?.fetch(request)
 }
+
+/// UTC milliseconds of a New York wall time that exists once (tests of the fetch modules).
+#[cfg(test)]
+pub(crate) fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono_tz::America::New_York
+        .with_ymd_and_hms(y, m, d, hh, mm, 0)
+        .single()
+        .expect("a New York time that exists once")
+        .timestamp_millis()
+}

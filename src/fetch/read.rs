@@ -315,16 +315,9 @@ impl BucketOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use chrono_tz::America::New_York;
 
-    fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
-        New_York
-            .with_ymd_and_hms(y, m, d, hh, mm, 0)
-            .single()
-            .unwrap()
-            .timestamp_millis()
-    }
+    use crate::fetch::ny;
 
     fn nov_2024() -> Bucket {
         Bucket::parse("2024-11").unwrap()

@@ -140,16 +140,10 @@ impl Resampler {
 mod tests {
     use super::*;
     use crate::fetch::day::DayCache;
-    use chrono::{TimeZone, Timelike};
+    use chrono::Timelike;
     use chrono_tz::America::New_York;
 
-    fn ny(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
-        New_York
-            .with_ymd_and_hms(y, m, d, hh, mm, 0)
-            .single()
-            .unwrap()
-            .timestamp_millis()
-    }
+    use crate::fetch::ny;
 
     fn bar(ts: i64, v: f64, volume: i64) -> Bar {
         Bar {
