@@ -446,3 +446,88 @@ async fn malformed_inputs_are_dead_lettered_while_the_rest_loads() {
     );
     common::drop_keyspace(&session, &schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_database_error_fails_the_file_not_the_daemon() {
+    let (session, schema, _) = common::fresh_schema("permanent").await;
+    let site = Site::new(&schema.keyspace);
+    let config = site.config("p", "");
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "the daemon ready", || {
+        site.log("p").contains("first scan of the inbox done")
+    });
+    // The bars table disappears under the running daemon: no retry can help.
+    session
+        .query_unpaged(format!("DROP TABLE {}", schema.bars()), ())
+        .await
+        .unwrap();
+    std::fs::write(
+        site.inbox().join("GONE_full_1min_adjsplit.txt"),
+        "2024-03-04 10:00:00,10,11,9,10.5,100\n",
+    )
+    .unwrap();
+    common::wait_until(WAIT, "the file in failed/ with its sidecar", || {
+        site.files_in("failed").len() == 2
+    });
+    let sidecar = site
+        .files_in("failed")
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".error.json"))
+        .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    assert_eq!(body["outcome"], "failed");
+    assert!(!body["error"].as_str().unwrap().is_empty(), "{body}");
+    assert!(
+        site.files_in("dead-letter").is_empty(),
+        "a failed write is not bad data"
+    );
+
+    // The daemon is still up and loads the next file once the table is back.
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon exited:\n{}",
+        site.log("p")
+    );
+    bar_ingest::store::init_schema(&session, &schema)
+        .await
+        .unwrap();
+    let mut daemon2 = {
+        // Restart so that the statements are prepared against the new table.
+        assert!(common::terminate(&mut daemon).success());
+        site.spawn_daemon(&config)
+    };
+    std::fs::write(
+        site.inbox().join("BACK_full_1min_adjsplit.txt"),
+        "2024-03-04 10:00:00,10,11,9,10.5,100\n",
+    )
+    .unwrap();
+    common::wait_until(WAIT, "the next file in done/", || {
+        site.files_in("done").len() == 1
+    });
+    assert!(common::terminate(&mut daemon2).success());
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_exits_2_when_it_cannot_run() {
+    let site = Site::new("t_load_cannot_run");
+    let config = site.config("l", "");
+    // A path that does not exist.
+    let (code, err) = common::run_load(&config, &["/no/such/folder"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/no/such/folder"), "{err}");
+    // A database that is not there.
+    let file = site.dir.path().join("X_full_1min_adjsplit.txt");
+    std::fs::write(&file, "2024-03-04 10:00:00,10,11,9,10.5,100\n").unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&common::contact_points(), "127.0.0.1:1");
+    std::fs::write(&config, text).unwrap();
+    let (code, err) = common::run_load(&config, &[file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot connect to the database at 127.0.0.1:1"),
+        "{err}"
+    );
+}

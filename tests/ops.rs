@@ -456,6 +456,38 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         );
     }
 
+    // The counters reconcile with the load history: files by outcome, rows written and rejected.
+    let value = |name: &str| -> f64 {
+        metrics_text
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let records = common::history(&session, &schema).await;
+    for outcome in ["loaded", "empty", "quarantined", "failed"] {
+        let in_history = records
+            .iter()
+            .filter(|r| r.outcome.as_str() == outcome)
+            .count();
+        assert_eq!(
+            value(&format!("bar_ingest_files_total{{outcome=\"{outcome}\"}}")) as usize,
+            in_history,
+            "files {outcome}: metrics and load history disagree"
+        );
+    }
+    let written: i64 = records.iter().map(|r| r.rows_written).sum();
+    let rejected: i64 = records.iter().map(|r| r.rows_rejected).sum();
+    let rows_in: i64 = records.iter().map(|r| r.rows_in).sum();
+    assert_eq!(value("bar_ingest_rows_written_total") as i64, written);
+    assert_eq!(value("bar_ingest_rows_rejected_total") as i64, rejected);
+    assert_eq!(
+        rows_in,
+        written + rejected,
+        "rows in = written + rejected, in total"
+    );
+    common::assert_reconciles(&records);
+
     // The dashboard, as Grafana would send it with "All" selected.
     let (exprs, variables) = dashboard_queries();
     assert!(

@@ -24,6 +24,7 @@ use super::range::TimeRange;
 use super::resample::{Interval, Resampler};
 use super::{FetchError, SessionFilter};
 use crate::model::{Bar, Bucket, Symbol};
+use crate::store::BarRow;
 use chrono_tz::Tz;
 
 /// Bars per message from a bucket task to the merger (amortises channel costs).
@@ -236,27 +237,18 @@ async fn read_bucket(
                 source: Box::new(source),
             })?;
         let mut rows = pager
-            .rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()
+            .rows_stream::<BarRow>()
             .map_err(|source| FetchError::Types {
                 symbol: plan.symbol.to_string(),
                 bucket,
                 source: Box::new(source),
             })?;
-        while let Some((ts, open, high, low, close, volume)) =
-            rows.try_next().await.map_err(|source| FetchError::Rows {
-                symbol: plan.symbol.to_string(),
-                bucket,
-                source: Box::new(source),
-            })?
-        {
-            let bar = Bar {
-                ts_millis: ts.0,
-                open,
-                high,
-                low,
-                close,
-                volume,
-            };
+        while let Some(row) = rows.try_next().await.map_err(|source| FetchError::Rows {
+            symbol: plan.symbol.to_string(),
+            bucket,
+            source: Box::new(source),
+        })? {
+            let bar = Bar::from(row);
             rows_read += 1;
             if !out.push(bar).await {
                 return Ok(());

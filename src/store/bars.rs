@@ -20,6 +20,30 @@ pub struct BarStatements {
     pub delete_range: PreparedStatement,
 }
 
+/// One row of `SELECT ts, open, high, low, close, volume`, matched by column name.
+#[derive(Debug, Clone, Copy, scylla::DeserializeRow)]
+pub struct BarRow {
+    pub ts: CqlTimestamp,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: i64,
+}
+
+impl From<BarRow> for Bar {
+    fn from(r: BarRow) -> Self {
+        Bar {
+            ts_millis: r.ts.0,
+            open: r.open,
+            high: r.high,
+            low: r.low,
+            close: r.close,
+            volume: r.volume,
+        }
+    }
+}
+
 /// The bound values of [`BarStatements::insert`], in column order.
 pub type InsertValues<'a> = (&'a str, &'a str, CqlTimestamp, f64, f64, f64, f64, i64);
 
@@ -86,18 +110,11 @@ pub async fn read_partition(
             (symbol.as_str(), bucket.to_string()),
         )
         .await?;
-    let rows = pager.rows_stream::<(CqlTimestamp, f64, f64, f64, f64, i64)>()?;
-    rows.map_ok(|(ts, open, high, low, close, volume)| Bar {
-        ts_millis: ts.0,
-        open,
-        high,
-        low,
-        close,
-        volume,
-    })
-    .try_collect()
-    .await
-    .map_err(ReadError::from)
+    let rows = pager.rows_stream::<BarRow>()?;
+    rows.map_ok(Bar::from)
+        .try_collect()
+        .await
+        .map_err(ReadError::from)
 }
 
 /// A read of bars failed.
