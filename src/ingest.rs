@@ -249,6 +249,18 @@ fn flatten<T>(r: Result<Result<T, String>, tokio::task::JoinError>) -> Result<T,
     r.unwrap_or_else(|join| Err(format!("reader task failed: {join}")))
 }
 
+/// Makes the file's dead-letter log durable under its final name (None: nothing was rejected).
+async fn keep(log: DeadLetterLog, fingerprint: &str) -> Result<Option<PathBuf>, String> {
+    let fingerprint = fingerprint.to_owned();
+    flatten(
+        tokio::task::spawn_blocking(move || {
+            log.finish(&fingerprint)
+                .map_err(|e| format!("cannot write the dead-letter log: {e}"))
+        })
+        .await,
+    )
+}
+
 /// Counts a failed file and returns its result.
 fn failed(summary: FileSummary, why: String, started: Instant) -> FileResult {
     metrics::file_finished(FileOutcomeLabel::Failed, started.elapsed());
@@ -304,14 +316,11 @@ impl Loader {
             let progress = progress.clone();
             tokio::task::spawn_blocking(move || {
                 let s = scan(&path, tz, &mut dead_letter, progress)?;
-                let dl = dead_letter
-                    .finish(&s.fingerprint)
-                    .map_err(|e| format!("cannot write the dead-letter log: {e}"))?;
-                Ok::<_, String>((s, dl))
+                Ok::<_, String>((s, dead_letter))
             })
             .await
         };
-        let (scan, dead_letter) = match flatten(scan_result) {
+        let (scan, mut dead_letter) = match flatten(scan_result) {
             Ok(v) => v,
             Err(why) => return failed(summary, why, started),
         };
@@ -321,7 +330,6 @@ impl Loader {
         summary.rows_in = scan.rows_in;
         summary.rows_rejected = scan.rows_rejected;
         summary.months = scan.months.keys().map(Bucket::to_string).collect();
-        summary.dead_letter = dead_letter;
 
         let mut record = HistoryRecord {
             fingerprint: scan.fingerprint.clone(),
@@ -349,13 +357,16 @@ impl Loader {
         };
 
         if scan.rows_in == 0 {
-            let mut log = DeadLetterLog::new(&self.dead_letter_dir, &file_name, &self.instance);
-            let written = log
-                .write(0, "", EMPTY_FILE, "the file has no data lines")
-                .and_then(|()| log.finish(&scan.fingerprint));
-            match written {
-                Ok(path) => summary.dead_letter = path,
-                Err(e) => warn!(file = %file_name, error = %e, "cannot write the dead-letter log"),
+            if let Err(e) = dead_letter.write(0, "", EMPTY_FILE, "the file has no data lines") {
+                return failed(
+                    summary,
+                    format!("cannot write the dead-letter log: {e}"),
+                    started,
+                );
+            }
+            match keep(dead_letter, &scan.fingerprint).await {
+                Ok(p) => summary.dead_letter = p,
+                Err(why) => return failed(summary, why, started),
             }
             record.outcome = Outcome::Empty;
             record.error = Some("the file has no data lines".into());
@@ -371,6 +382,10 @@ impl Loader {
         }
         let share = scan.rows_rejected as f64 / scan.rows_in as f64;
         if share > self.reject_threshold {
+            match keep(dead_letter, &scan.fingerprint).await {
+                Ok(p) => summary.dead_letter = p,
+                Err(why) => return failed(summary, why, started),
+            }
             count_rejects(&scan);
             let why = format!(
                 "{} of {} rows rejected ({:.1}%), above the quarantine threshold of {:.1}%; \
@@ -401,10 +416,20 @@ impl Loader {
             .await
         {
             Ok(k) => k,
-            Err(e) => return db_failure(e, summary, started),
+            Err(e) => {
+                // Interrupted: the next attempt writes the log again. Failed: keep the rejects.
+                if matches!(e, WriteError::Permanent(_)) {
+                    summary.dead_letter = keep(dead_letter, &scan.fingerprint).await.ok().flatten();
+                } else {
+                    dead_letter.discard();
+                }
+                return db_failure(e, summary, started);
+            }
         };
         let write_timestamp = match known {
             Some(k) if k.outcome == Outcome::Loaded && !options.force => {
+                // Its rejects were logged when it was loaded: nothing to log again.
+                dead_letter.discard();
                 summary.rows_written = scan.rows_in - scan.rows_rejected;
                 if options.resuming {
                     return FileResult::AlreadyDone(summary);
@@ -417,6 +442,10 @@ impl Loader {
             _ => claimed_at,
         };
         record.write_timestamp = write_timestamp;
+        match keep(dead_letter, &scan.fingerprint).await {
+            Ok(p) => summary.dead_letter = p,
+            Err(why) => return failed(summary, why, started),
+        }
         if let Err(e) = self
             .writer
             .retrying(cancel, || self.history.record(&session, &record))

@@ -397,6 +397,15 @@ async fn malformed_inputs_are_dead_lettered_while_the_rest_loads() {
     common::assert_reconciles(&records);
     assert_eq!(records[0].rows_rejected as usize, want.len());
 
+    // Dropping the same content again is a duplicate: its rejects are not logged a second time.
+    let logged = std::fs::read_to_string(&logs[0]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5)); // a later "time" if it were rewritten
+    let (code, err) = common::run_load(&config, &[mixed.to_str().unwrap()]);
+    assert_eq!(code, 0, "a duplicate is not a failure: {err}");
+    assert!(err.contains("duplicate"), "{err}");
+    assert_eq!(site.files_in("dead-letter"), logs);
+    assert_eq!(std::fs::read_to_string(&logs[0]).unwrap(), logged);
+
     // Whole-file classes: empty, binary (quarantined whole), blank lines only.
     std::fs::write(dir.join("EMPTY_full_1min_adjsplit.txt"), b"").unwrap();
     std::fs::write(dir.join("BLANK_full_1min_adjsplit.txt"), b"\n\n\r\n").unwrap();

@@ -78,6 +78,14 @@ impl DeadLetterLog {
         Ok(())
     }
 
+    /// Drops what was written (the content was already accounted for, e.g. a duplicate).
+    pub fn discard(mut self) {
+        if self.out.take().is_some() {
+            // Best effort: a leftover tmp file is overwritten by the next attempt.
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+
     /// Flushes, fsyncs and renames the log to its final name; None if nothing was rejected.
     pub fn finish(mut self, fingerprint: &str) -> std::io::Result<Option<PathBuf>> {
         let Some(out) = self.out.take() else {
@@ -135,6 +143,15 @@ mod tests {
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
         // No tmp file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_discarded_log_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DeadLetterLog::new(dir.path(), "x.txt", "i1");
+        log.write(1, "bad", "bad_number", "no").unwrap();
+        log.discard();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
