@@ -19,11 +19,70 @@ use crate::store::BarStatements;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics;
 
+/// Why the database could not take a request now (the `cause` label of the retries metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    ClientTimeout,
+    Connection,
+    NoNode,
+    SchemaAgreement,
+    Unavailable,
+    Overloaded,
+    Bootstrapping,
+    ServerTimeout,
+    ServerFailure,
+    RateLimited,
+    ServerError,
+}
+
+impl RetryCause {
+    /// Every cause, so that each metric series can exist at zero from the start.
+    pub const ALL: [RetryCause; 11] = [
+        Self::ClientTimeout,
+        Self::Connection,
+        Self::NoNode,
+        Self::SchemaAgreement,
+        Self::Unavailable,
+        Self::Overloaded,
+        Self::Bootstrapping,
+        Self::ServerTimeout,
+        Self::ServerFailure,
+        Self::RateLimited,
+        Self::ServerError,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientTimeout => "client_timeout",
+            Self::Connection => "connection",
+            Self::NoNode => "no_node",
+            Self::SchemaAgreement => "schema_agreement",
+            Self::Unavailable => "unavailable",
+            Self::Overloaded => "overloaded",
+            Self::Bootstrapping => "bootstrapping",
+            Self::ServerTimeout => "server_timeout",
+            Self::ServerFailure => "server_failure",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// Whether the cause means the cluster cannot be reached (readiness turns false), rather
+    /// than a busy cluster answering.
+    pub fn means_unreachable(self) -> bool {
+        matches!(
+            self,
+            Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
+        )
+    }
+}
+
 /// What to do about a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// The database could not take it now; try again later. The cause is a metric label.
-    Retry(&'static str),
+    /// The database could not take it now; try again later.
+    Retry(RetryCause),
     /// Retrying cannot help (schema, batch too large, auth, a bug): fail the file.
     Permanent,
 }
@@ -44,33 +103,33 @@ impl Classify for ExecutionError {
 pub fn classify(err: &ExecutionError) -> Disposition {
     use Disposition::{Permanent, Retry};
     match err {
-        ExecutionError::RequestTimeout(_) => Retry("client_timeout"),
+        ExecutionError::RequestTimeout(_) => Retry(RetryCause::ClientTimeout),
         ExecutionError::ConnectionPoolError(pool) => match pool {
             ConnectionPoolError::Broken { .. } | ConnectionPoolError::Initializing => {
-                Retry("connection")
+                Retry(RetryCause::Connection)
             }
             ConnectionPoolError::NodeDisabledByHostFilter => Permanent,
             _ => Permanent,
         },
-        ExecutionError::EmptyPlan => Retry("no_node"),
+        ExecutionError::EmptyPlan => Retry(RetryCause::NoNode),
         ExecutionError::SchemaAgreementError(_) | ExecutionError::MetadataError(_) => {
-            Retry("schema_agreement")
+            Retry(RetryCause::SchemaAgreement)
         }
         ExecutionError::LastAttemptError(attempt) => match attempt {
             RequestAttemptError::BrokenConnectionError(_)
-            | RequestAttemptError::UnableToAllocStreamId => Retry("connection"),
+            | RequestAttemptError::UnableToAllocStreamId => Retry(RetryCause::Connection),
             RequestAttemptError::DbError(db, _) => match db {
-                DbError::Unavailable { .. } => Retry("unavailable"),
-                DbError::Overloaded => Retry("overloaded"),
-                DbError::IsBootstrapping => Retry("bootstrapping"),
+                DbError::Unavailable { .. } => Retry(RetryCause::Unavailable),
+                DbError::Overloaded => Retry(RetryCause::Overloaded),
+                DbError::IsBootstrapping => Retry(RetryCause::Bootstrapping),
                 DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => {
-                    Retry("server_timeout")
+                    Retry(RetryCause::ServerTimeout)
                 }
                 DbError::ReadFailure { .. } | DbError::WriteFailure { .. } => {
-                    Retry("server_failure")
+                    Retry(RetryCause::ServerFailure)
                 }
-                DbError::RateLimitReached { .. } => Retry("rate_limited"),
-                DbError::ServerError | DbError::TruncateError => Retry("server_error"),
+                DbError::RateLimitReached { .. } => Retry(RetryCause::RateLimited),
+                DbError::ServerError | DbError::TruncateError => Retry(RetryCause::ServerError),
                 DbError::SyntaxError
                 | DbError::Invalid
                 | DbError::AlreadyExists { .. }
@@ -228,16 +287,13 @@ impl Writer {
                     return Err(WriteError::Permanent(err.to_string()));
                 }
                 Disposition::Retry(cause) => {
-                    metrics::write_retry(cause);
-                    if matches!(
-                        cause,
-                        "connection" | "no_node" | "client_timeout" | "unavailable"
-                    ) {
+                    metrics::write_retry(cause.as_str());
+                    if cause.means_unreachable() {
                         self.health.set_database_up(false);
                     }
                     let delay = self.backoff.delay(failures);
                     if failures == 0 || failures.is_power_of_two() {
-                        warn!(cause, attempt = failures + 1, retry_in = ?delay, error = %err, "write not taken by the database; retrying");
+                        warn!(cause = cause.as_str(), attempt = failures + 1, retry_in = ?delay, error = %err, "write not taken by the database; retrying");
                     }
                     failures = failures.saturating_add(1);
                     tokio::select! {
@@ -273,23 +329,31 @@ mod tests {
     }
 
     #[test]
+    fn retry_cause_labels_are_distinct() {
+        let mut labels: Vec<&str> = RetryCause::ALL.iter().map(|c| c.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), RetryCause::ALL.len());
+    }
+
+    #[test]
     fn classification_separates_outages_from_bad_requests() {
         let db = |e: DbError| {
             ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "x".into()))
         };
         assert_eq!(
             classify(&db(DbError::Overloaded)),
-            Disposition::Retry("overloaded")
+            Disposition::Retry(RetryCause::Overloaded)
         );
         assert_eq!(
             classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
-            Disposition::Retry("client_timeout")
+            Disposition::Retry(RetryCause::ClientTimeout)
         );
         assert_eq!(
             classify(&ExecutionError::LastAttemptError(
                 RequestAttemptError::UnableToAllocStreamId
             )),
-            Disposition::Retry("connection")
+            Disposition::Retry(RetryCause::Connection)
         );
         assert_eq!(classify(&db(DbError::Invalid)), Disposition::Permanent);
         assert_eq!(classify(&db(DbError::Unauthorized)), Disposition::Permanent);
