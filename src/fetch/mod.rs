@@ -38,7 +38,7 @@ use day::Segment;
 pub use resample::Interval;
 
 use crate::model::{Bar, Bucket, Symbol};
-use crate::store::{Schema, StoreError};
+use crate::store::{self, Schema, StoreError};
 
 /// Bucket queries in flight at once, unless the request says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -162,13 +162,9 @@ impl Fetcher {
         tz: Tz,
     ) -> Result<Self, FetchError> {
         let cql = read::select_cql(&schema.bars());
-        let mut select = session.prepare(cql.as_str()).await.map_err(|source| {
-            FetchError::Prepare(StoreError::Prepare {
-                statement: cql.clone(),
-                source: Box::new(source),
-            })
-        })?;
-        select.set_is_idempotent(true);
+        let mut select = store::prepare_idempotent(&session, &cql)
+            .await
+            .map_err(FetchError::Prepare)?;
         select.set_page_size(read::PAGE_ROWS);
         Ok(Self {
             session,

@@ -5,15 +5,13 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
 use super::{Schema, StoreError, prepare_idempotent};
-use crate::model::{Bar, Bucket, Symbol};
+use crate::model::{Bar, Symbol};
 
 /// The bars table's prepared statements, prepared once per session.
 #[derive(Debug, Clone)]
 pub struct BarStatements {
     /// `INSERT` of one bar; an upsert, so marked idempotent and safe to retry.
     pub insert: PreparedStatement,
-    /// Every bar of one partition in time order.
-    pub select_partition: PreparedStatement,
     /// Range tombstone over `[from, to)` of one partition at a given write timestamp: after a
     /// file's rows are written at T, deleting its covered range at T-1 removes every older row
     /// and none of the new ones (replace, not merge, with no moment of an empty month).
@@ -59,13 +57,6 @@ impl BarStatements {
             ),
         )
         .await?;
-        let select_partition = prepare_idempotent(
-            session,
-            &format!(
-                "SELECT ts, open, high, low, close, volume FROM {bars} WHERE symbol = ? AND bucket = ?"
-            ),
-        )
-        .await?;
         let delete_range = prepare_idempotent(
             session,
             &format!(
@@ -76,7 +67,6 @@ impl BarStatements {
         .await?;
         Ok(Self {
             insert,
-            select_partition,
             delete_range,
         })
     }
@@ -94,36 +84,4 @@ impl BarStatements {
             bar.volume,
         )
     }
-}
-
-/// Reads one whole partition, typed, in time order (paged by the driver).
-pub async fn read_partition(
-    session: &Session,
-    statements: &BarStatements,
-    symbol: &Symbol,
-    bucket: Bucket,
-) -> Result<Vec<Bar>, ReadError> {
-    use futures_util::TryStreamExt;
-    let pager = session
-        .execute_iter(
-            statements.select_partition.clone(),
-            (symbol.as_str(), bucket.to_string()),
-        )
-        .await?;
-    let rows = pager.rows_stream::<BarRow>()?;
-    rows.map_ok(Bar::from)
-        .try_collect()
-        .await
-        .map_err(ReadError::from)
-}
-
-/// A read of bars failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("query failed: {0}")]
-    Query(#[from] scylla::errors::PagerExecutionError),
-    #[error("rows do not have the expected types: {0}")]
-    Types(#[from] scylla::errors::TypeCheckError),
-    #[error("reading rows failed: {0}")]
-    Rows(#[from] scylla::client::pager::NextRowError),
 }

@@ -4,7 +4,7 @@ mod bars;
 mod schema;
 mod session;
 
-pub use bars::{BarRow, BarStatements, InsertValues, ReadError, read_partition};
+pub use bars::{BarRow, BarStatements, InsertValues};
 pub use schema::{Schema, init_schema};
 pub use session::connect;
 
