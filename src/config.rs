@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+
+use crate::pipeline::watch::WatchMode;
 use serde::Deserialize;
 
 /// Environment variable naming the config file when `--config` is not given.
@@ -103,7 +105,7 @@ impl Default for IngestConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// `notify` (inotify, local filesystems) or `poll` (NFS/CIFS, where inotify sees nothing).
-    pub mode: String,
+    pub mode: WatchMode,
     /// Notify mode: full rescan this often, in case events were lost.
     #[serde(with = "humantime_serde")]
     pub rescan_interval: Duration,
@@ -118,7 +120,7 @@ pub struct WatchConfig {
 impl Default for WatchConfig {
     fn default() -> Self {
         Self {
-            mode: "notify".into(),
+            mode: WatchMode::Notify,
             rescan_interval: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             settle: Duration::from_secs(5),
@@ -512,12 +514,6 @@ impl Settings {
             return Err(invalid(
                 "ingest.instance",
                 format!("`{instance}`: use letters, digits, `-`, `_` or `.` (it names a folder)"),
-            ));
-        }
-        if !matches!(watch.mode.as_str(), "notify" | "poll") {
-            return Err(invalid(
-                "watch.mode",
-                format!("`{}`: use notify or poll", watch.mode),
             ));
         }
         for (key, d) in [

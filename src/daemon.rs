@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::ingest::{FileResult, FileSummary, LoadOptions, Loader};
 use crate::pipeline::batch::BatchLimits;
 use crate::pipeline::claim::{self, FolderError, Folders};
-use crate::pipeline::watch::{self, WatchMode, WatchOptions};
+use crate::pipeline::watch::{self, WatchOptions};
 use crate::pipeline::write::{Backoff, Writer};
 use crate::store::{self, BarStatements, Schema};
 use crate::telemetry::health::{self, Health};
@@ -172,15 +172,13 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             "resuming files claimed by an earlier run"
         );
     }
+    // Each waits for a file slot in its own task: start-up (the watcher, READY, the watchdog)
+    // never waits for a file to finish.
     for path in pending {
-        let permit = files_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
         let (loader, folders, hard) = (loader.clone(), folders.clone(), hard.clone());
+        let slots = files_slots.clone();
         files.spawn(async move {
-            let _permit = permit;
+            let _permit = slots.acquire_owned().await.expect("never closed");
             process(
                 &loader,
                 &folders,
@@ -199,11 +197,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let (first_scan_tx, first_scan_rx) = oneshot::channel();
     let watch_options = WatchOptions {
         inbox: folders.inbox.clone(),
-        mode: if settings.watch.mode == "poll" {
-            WatchMode::Poll
-        } else {
-            WatchMode::Notify
-        },
+        mode: settings.watch.mode,
         rescan_interval: settings.watch.rescan_interval,
         poll_interval: settings.watch.poll_interval,
         settle: settings.watch.settle,

@@ -67,6 +67,11 @@ fn check_config_names_file_key_and_reason() {
             "input.timezone",
         ),
         ("syntax.toml", "[database\n", "TOML parse error"),
+        (
+            "mode.toml",
+            "[watch]\nmode = \"nfs\"\n",
+            "unknown variant `nfs`, expected `notify` or `poll`",
+        ),
     ];
     for (name, text, expect) in cases {
         let path = dir.path().join(name);

@@ -75,8 +75,9 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 /// File name suffixes (compared ASCII case-insensitively) of files still being written.
 const PARTIAL_SUFFIXES: [&[u8]; 2] = [b".part", b".tmp"];
 
-/// How the inbox is watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the inbox is watched (`watch.mode` in the config: `notify` or `poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WatchMode {
     /// inotify events, backed up by a periodic rescan. For local filesystems.
     Notify,
