@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
+use crate::exchange_time::start_of_day;
 use crate::model::Bucket;
 use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
 use crate::pipeline::parse::symbol_from_file_name;
@@ -224,24 +225,6 @@ fn scan(
         .map_err(|e| io_context(path, "cannot stat", e))?
         .len();
     Ok(s)
-}
-
-/// The UTC milliseconds of local midnight starting `day` (the earliest instant of that day).
-fn day_start_millis(tz: Tz, day: NaiveDate) -> i64 {
-    let midnight = day
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists as a wall time");
-    match tz.from_local_datetime(&midnight) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.timestamp_millis()
-        }
-        // Midnight skipped by a DST change (some zones): the day starts an hour later.
-        chrono::LocalResult::None => tz
-            .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_else(|| midnight.and_utc().timestamp_millis()),
-    }
 }
 
 /// A blocking task's result with its panic (if any) as an error message.
@@ -565,8 +548,9 @@ impl Loader {
 
         // Replace, not merge: remove older rows in the covered days, below the new rows' timestamp.
         for (bucket, span) in &scan.months {
-            let from = day_start_millis(self.tz, span.first_day);
-            let to = day_start_millis(self.tz, span.last_day.succ_opt().unwrap_or(span.last_day));
+            let from = start_of_day(self.tz, span.first_day).timestamp_millis();
+            let to = start_of_day(self.tz, span.last_day.succ_opt().unwrap_or(span.last_day))
+                .timestamp_millis();
             let bucket_text = bucket.to_string();
             let values = (
                 write_timestamp - 1,

@@ -3,6 +3,7 @@
 //! Module map, in the order data flows:
 //! - [`cli`] - the command line.
 //! - [`config`] - the TOML file, validated into [`config::Settings`].
+//! - [`exchange_time`] - exchange-local days and wall times as UTC instants.
 //! - [`model`] - [`model::Bar`], [`model::Symbol`], [`model::Bucket`], shared by every stage.
 //! - [`pipeline`] - the stages: watch, claim, parse, validate, batch, write.
 //! - [`account`] - the load history and the dead-letter log.
@@ -20,6 +21,7 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod exchange_time;
 pub mod fetch;
 pub mod generate;
 pub mod ingest;

@@ -4,8 +4,8 @@
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use super::range::{earliest_at_or_after, local_date, start_of_day};
 use crate::calendar;
+use crate::exchange_time::{earliest_at_or_after, local_date, start_of_day};
 
 /// The part of an exchange-local day a bar opens in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
