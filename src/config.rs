@@ -561,13 +561,12 @@ impl Settings {
 /// ScyllaDB's batch size warning threshold: our batches stay below it.
 pub const MAX_BATCH_BYTES: usize = 128 * 1024;
 
-/// The host name (from /proc or $HOSTNAME), used as the default instance name.
+/// The host name (gethostname(2), which needs no /proc), used as the default instance name.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
+    gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned()
 }
 
 /// `host[:port]`, `[v6]:port` or a bare IPv6 address, normalised to `host:port`.
