@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use crate::pipeline::watch::WatchMode;
 use serde::Deserialize;
 
 /// Environment variable naming the config file when `--config` is not given.
@@ -101,6 +100,16 @@ impl Default for IngestConfig {
 }
 
 /// `[watch]`: how new files are noticed.
+/// How the inbox is watched (`watch.mode` in the config: `notify` or `poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// inotify events, backed up by a periodic rescan. For local filesystems.
+    Notify,
+    /// List the folder periodically; no inotify at all. For NFS/CIFS, where inotify sees nothing.
+    Poll,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {

@@ -17,8 +17,10 @@ use crate::config::Settings;
 use crate::ingest::{FileResult, FileSummary, LoadOptions, Loader};
 use crate::pipeline::batch::BatchLimits;
 use crate::pipeline::claim::{self, FolderError, Folders};
+use crate::pipeline::validate::RejectReason;
 use crate::pipeline::watch::{self, WatchOptions};
-use crate::pipeline::write::{Backoff, Writer};
+use crate::pipeline::write::Writer;
+use crate::store::retry::{Backoff, Retrier, RetryCause};
 use crate::store::{self, BarStatements, Schema};
 use crate::telemetry::health::{self, Health};
 use crate::telemetry::{exporter, metrics, systemd};
@@ -92,8 +94,7 @@ pub async fn connect_loader(
         Arc::new(session),
         &statements,
         settings.ingest.max_batches_in_flight,
-        backoff,
-        health,
+        Retrier::new(backoff, health),
     );
     Ok(Some(Arc::new(Loader {
         writer,
@@ -126,7 +127,17 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     spawn_signal_handler(stop.clone()).map_err(DaemonError::Signal)?;
 
     // The endpoint comes first: /healthz answers while the database is still awaited.
-    let served = exporter::start(settings.metrics_listen, health.clone(), hard.clone()).await?;
+    let labels = metrics::KnownLabels {
+        reject_reasons: &RejectReason::CODES,
+        retry_causes: &RetryCause::LABELS,
+    };
+    let served = exporter::start(
+        settings.metrics_listen,
+        health.clone(),
+        labels,
+        hard.clone(),
+    )
+    .await?;
     metrics::build_info();
     info!(address = %served, "serving /metrics, /healthz and /readyz");
     systemd::status("connecting to the database");

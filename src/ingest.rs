@@ -28,7 +28,8 @@ use crate::model::Bucket;
 use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
 use crate::pipeline::parse::symbol_from_file_name;
 use crate::pipeline::validate::{BarReader, Row};
-use crate::pipeline::write::{WriteError, Writer};
+use crate::pipeline::write::Writer;
+use crate::store::retry::RequestError as WriteError;
 use crate::telemetry::metrics::{self, FileOutcomeLabel};
 
 /// Read buffer of both passes.
@@ -395,13 +396,14 @@ impl Loader {
         let session = self.writer.session().clone();
         let known = match self
             .writer
+            .retrier()
             .retrying(cancel, || self.history.lookup(&session, &scan.fingerprint))
             .await
         {
             Ok(k) => k,
             Err(e) => {
                 // Interrupted: the next attempt writes the log again. Failed: keep the rejects.
-                if matches!(e, WriteError::Permanent(_)) {
+                if matches!(e, WriteError::Refused(_)) {
                     summary.dead_letter = keep(dead_letter, &scan.fingerprint).await.ok().flatten();
                 } else {
                     dead_letter.discard();
@@ -431,6 +433,7 @@ impl Loader {
         }
         if let Err(e) = self
             .writer
+            .retrier()
             .retrying(cancel, || self.history.record(&session, &record))
             .await
         {
@@ -493,7 +496,7 @@ impl Loader {
                 }
                 Err(join) => {
                     file_cancel.cancel();
-                    *failure = Some(WriteError::Permanent(format!("write task failed: {join}")));
+                    *failure = Some(WriteError::Refused(Box::new(join)));
                 }
             }
         };
@@ -561,6 +564,7 @@ impl Loader {
             );
             let r = self
                 .writer
+                .retrier()
                 .retrying(cancel, || {
                     let session = &session;
                     let values = &values;
@@ -611,6 +615,7 @@ impl Loader {
         let session = self.writer.session().clone();
         match self
             .writer
+            .retrier()
             .retrying(cancel, || self.history.record(&session, &record))
             .await
         {
@@ -619,7 +624,8 @@ impl Loader {
                 result
             }
             Err(WriteError::Cancelled) => FileResult::Interrupted,
-            Err(WriteError::Permanent(why)) => {
+            Err(WriteError::Refused(e)) => {
+                let why = chain(e.as_ref());
                 let summary = match result {
                     FileResult::Loaded(s)
                     | FileResult::Empty(s)
@@ -644,6 +650,18 @@ impl Loader {
 fn db_failure(e: WriteError, summary: FileSummary, started: Instant) -> FileResult {
     match e {
         WriteError::Cancelled => FileResult::Interrupted,
-        WriteError::Permanent(why) => failed(summary, why, started),
+        WriteError::Refused(e) => failed(summary, chain(e.as_ref()), started),
     }
+}
+
+/// An error and its sources, `outer: inner: ...`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -8,6 +8,7 @@ use scylla::errors::ExecutionError;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+use crate::store::retry::{Classify, Disposition};
 use crate::store::{Schema, StoreError, prepare_idempotent};
 
 /// What happened to a file content.
@@ -258,11 +259,11 @@ pub enum HistoryError {
     Shape(String),
 }
 
-impl crate::pipeline::write::Classify for HistoryError {
-    fn disposition(&self) -> crate::pipeline::write::Disposition {
+impl Classify for HistoryError {
+    fn disposition(&self) -> Disposition {
         match self {
             Self::Db(e) => e.as_ref().disposition(),
-            Self::Shape(_) => crate::pipeline::write::Disposition::Permanent,
+            Self::Shape(_) => Disposition::Permanent,
         }
     }
 }

@@ -89,8 +89,19 @@ impl RejectReason {
         Self::OutOfOrder,
     ];
 
+    /// Every reason's code, in the order of [`Self::ALL`] (the metric's known label values).
+    pub const CODES: [&'static str; 17] = {
+        let mut codes = [""; 17];
+        let mut i = 0;
+        while i < codes.len() {
+            codes[i] = Self::ALL[i].code();
+            i += 1;
+        }
+        codes
+    };
+
     /// The stable snake_case code (metric label, dead-letter log).
-    pub fn code(self) -> &'static str {
+    pub const fn code(self) -> &'static str {
         match self {
             Self::BlankLine => "blank_line",
             Self::LineTooLong => "line_too_long",

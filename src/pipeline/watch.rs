@@ -52,6 +52,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use crate::config::WatchMode;
+
 /// Events buffered between notify's thread and the watch task. When full, further events are
 /// dropped and a rescan is requested instead: the thread never blocks and memory never grows.
 const EVENT_QUEUE_CAPACITY: usize = 4096;
@@ -74,16 +76,6 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// File name suffixes (compared ASCII case-insensitively) of files still being written.
 const PARTIAL_SUFFIXES: [&[u8]; 2] = [b".part", b".tmp"];
-
-/// How the inbox is watched (`watch.mode` in the config: `notify` or `poll`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WatchMode {
-    /// inotify events, backed up by a periodic rescan. For local filesystems.
-    Notify,
-    /// List the folder periodically; no inotify at all. For NFS/CIFS, where inotify sees nothing.
-    Poll,
-}
 
 /// What to watch and how often.
 #[derive(Debug, Clone)]

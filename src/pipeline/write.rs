@@ -1,183 +1,20 @@
-//! Write: sends statements to the database with a bound on batches in flight, retrying what the
-//! database could not take (timeouts, unavailable, overloaded, node down) for as long as it lasts.
+//! Write: sends one partition batch at a time under a shared bound on batches in flight, with
+//! the store's retries for whatever the database could not take now.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::Rng;
 use scylla::client::session::Session;
-use scylla::errors::{ConnectionPoolError, DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::batch::PartitionBatch;
 use crate::model::Symbol;
 use crate::store::BarStatements;
-use crate::telemetry::health::Health;
+use crate::store::retry::{RequestError, Retrier};
 use crate::telemetry::metrics;
-
-/// Why the database could not take a request now (the `cause` label of the retries metric).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryCause {
-    ClientTimeout,
-    Connection,
-    NoNode,
-    SchemaAgreement,
-    Unavailable,
-    Overloaded,
-    Bootstrapping,
-    ServerTimeout,
-    ServerFailure,
-    RateLimited,
-    ServerError,
-}
-
-impl RetryCause {
-    /// Every cause, so that each metric series can exist at zero from the start.
-    pub const ALL: [RetryCause; 11] = [
-        Self::ClientTimeout,
-        Self::Connection,
-        Self::NoNode,
-        Self::SchemaAgreement,
-        Self::Unavailable,
-        Self::Overloaded,
-        Self::Bootstrapping,
-        Self::ServerTimeout,
-        Self::ServerFailure,
-        Self::RateLimited,
-        Self::ServerError,
-    ];
-
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientTimeout => "client_timeout",
-            Self::Connection => "connection",
-            Self::NoNode => "no_node",
-            Self::SchemaAgreement => "schema_agreement",
-            Self::Unavailable => "unavailable",
-            Self::Overloaded => "overloaded",
-            Self::Bootstrapping => "bootstrapping",
-            Self::ServerTimeout => "server_timeout",
-            Self::ServerFailure => "server_failure",
-            Self::RateLimited => "rate_limited",
-            Self::ServerError => "server_error",
-        }
-    }
-
-    /// Whether the cause means the cluster cannot be reached (readiness turns false), rather
-    /// than a busy cluster answering.
-    pub fn means_unreachable(self) -> bool {
-        matches!(
-            self,
-            Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
-        )
-    }
-}
-
-/// What to do about a failed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// The database could not take it now; try again later.
-    Retry(RetryCause),
-    /// Retrying cannot help (schema, batch too large, auth, a bug): fail the file.
-    Permanent,
-}
-
-/// An error that knows whether retrying can help.
-pub trait Classify: std::fmt::Display {
-    fn disposition(&self) -> Disposition;
-}
-
-impl Classify for ExecutionError {
-    fn disposition(&self) -> Disposition {
-        classify(self)
-    }
-}
-
-/// Decides retry or give up, for every error the driver can return. Only idempotent statements
-/// go through here (every write of ours is an upsert or a delete at a fixed timestamp).
-pub fn classify(err: &ExecutionError) -> Disposition {
-    use Disposition::{Permanent, Retry};
-    match err {
-        ExecutionError::RequestTimeout(_) => Retry(RetryCause::ClientTimeout),
-        ExecutionError::ConnectionPoolError(pool) => match pool {
-            ConnectionPoolError::Broken { .. } | ConnectionPoolError::Initializing => {
-                Retry(RetryCause::Connection)
-            }
-            ConnectionPoolError::NodeDisabledByHostFilter => Permanent,
-            _ => Permanent,
-        },
-        ExecutionError::EmptyPlan => Retry(RetryCause::NoNode),
-        ExecutionError::SchemaAgreementError(_) | ExecutionError::MetadataError(_) => {
-            Retry(RetryCause::SchemaAgreement)
-        }
-        ExecutionError::LastAttemptError(attempt) => match attempt {
-            RequestAttemptError::BrokenConnectionError(_)
-            | RequestAttemptError::UnableToAllocStreamId => Retry(RetryCause::Connection),
-            RequestAttemptError::DbError(db, _) => match db {
-                DbError::Unavailable { .. } => Retry(RetryCause::Unavailable),
-                DbError::Overloaded => Retry(RetryCause::Overloaded),
-                DbError::IsBootstrapping => Retry(RetryCause::Bootstrapping),
-                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => {
-                    Retry(RetryCause::ServerTimeout)
-                }
-                DbError::ReadFailure { .. } | DbError::WriteFailure { .. } => {
-                    Retry(RetryCause::ServerFailure)
-                }
-                DbError::RateLimitReached { .. } => Retry(RetryCause::RateLimited),
-                DbError::ServerError | DbError::TruncateError => Retry(RetryCause::ServerError),
-                DbError::SyntaxError
-                | DbError::Invalid
-                | DbError::AlreadyExists { .. }
-                | DbError::FunctionFailure { .. }
-                | DbError::AuthenticationError
-                | DbError::Unauthorized
-                | DbError::ConfigError
-                | DbError::Unprepared { .. }
-                | DbError::ProtocolError
-                | DbError::Other(_) => Permanent,
-                _ => Permanent,
-            },
-            _ => Permanent,
-        },
-        ExecutionError::BadQuery(_)
-        | ExecutionError::PrepareError(_)
-        | ExecutionError::UseKeyspaceError(_) => Permanent,
-        _ => Permanent,
-    }
-}
-
-/// Exponential backoff with full jitter between `initial` and `max`.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay before retry number `attempt` (0-based): random in [d/2, d], d = initial·2^attempt, capped.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
-        let d = self.initial.saturating_mul(factor).min(self.max);
-        let half = d / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
-    }
-}
-
-/// A write that did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The database refused it for good.
-    #[error("the database refused the request: {0}")]
-    Permanent(String),
-    /// Shutdown interrupted it (it may or may not have been applied; writes are idempotent).
-    #[error("interrupted by shutdown")]
-    Cancelled,
-}
 
 /// Sends statements with retries under a shared in-flight bound.
 #[derive(Clone)]
@@ -186,8 +23,7 @@ pub struct Writer {
     insert: PreparedStatement,
     /// Permits = batches in flight, over every file being loaded.
     in_flight: Arc<Semaphore>,
-    backoff: Backoff,
-    health: Arc<Health>,
+    retrier: Retrier,
 }
 
 impl Writer {
@@ -195,20 +31,23 @@ impl Writer {
         session: Arc<Session>,
         statements: &BarStatements,
         max_in_flight: usize,
-        backoff: Backoff,
-        health: Arc<Health>,
+        retrier: Retrier,
     ) -> Self {
         Self {
             session,
             insert: statements.insert.clone(),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            backoff,
-            health,
+            retrier,
         }
     }
 
     pub fn session(&self) -> &Arc<Session> {
         &self.session
+    }
+
+    /// The retry policy every request of a load goes through.
+    pub fn retrier(&self) -> &Retrier {
+        &self.retrier
     }
 
     /// Waits for an in-flight slot. Hold the permit while the batch is written.
@@ -229,7 +68,7 @@ impl Writer {
         batch: &PartitionBatch,
         timestamp_micros: i64,
         cancel: &CancellationToken,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), RequestError> {
         let bucket = batch.bucket.to_string();
         let mut statement = Batch::new(BatchType::Unlogged);
         for _ in &batch.bars {
@@ -244,6 +83,7 @@ impl Writer {
             .collect();
         metrics::batches_in_flight(1.0);
         let result = self
+            .retrier
             .retrying(cancel, || async {
                 let started = Instant::now();
                 let r = self.session.batch(&statement, &values).await.map(|_| ());
@@ -255,108 +95,5 @@ impl Writer {
             .await;
         metrics::batches_in_flight(-1.0);
         result
-    }
-
-    /// Runs `attempt` until it succeeds, fails permanently, or `cancel` fires; retryable
-    /// failures wait with backoff and mark the database down until a request succeeds.
-    pub async fn retrying<T, E, F, Fut>(
-        &self,
-        cancel: &CancellationToken,
-        mut attempt: F,
-    ) -> Result<T, WriteError>
-    where
-        E: Classify,
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, E>>,
-    {
-        let mut failures: u32 = 0;
-        loop {
-            if cancel.is_cancelled() {
-                return Err(WriteError::Cancelled);
-            }
-            let err = match attempt().await {
-                Ok(v) => {
-                    self.health.set_database_up(true);
-                    return Ok(v);
-                }
-                Err(e) => e,
-            };
-            match err.disposition() {
-                Disposition::Permanent => {
-                    self.health.set_database_up(true);
-                    return Err(WriteError::Permanent(err.to_string()));
-                }
-                Disposition::Retry(cause) => {
-                    metrics::write_retry(cause.as_str());
-                    if cause.means_unreachable() {
-                        self.health.set_database_up(false);
-                    }
-                    let delay = self.backoff.delay(failures);
-                    if failures == 0 || failures.is_power_of_two() {
-                        warn!(cause = cause.as_str(), attempt = failures + 1, retry_in = ?delay, error = %err, "write not taken by the database; retrying");
-                    }
-                    failures = failures.saturating_add(1);
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = cancel.cancelled() => return Err(WriteError::Cancelled),
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_caps() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-        };
-        for attempt in 0..30 {
-            let d = b.delay(attempt);
-            let cap = Duration::from_millis(100)
-                .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-                .min(Duration::from_secs(2));
-            assert!(
-                d >= cap / 2 && d <= cap,
-                "attempt {attempt}: {d:?} vs {cap:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_cause_labels_are_distinct() {
-        let mut labels: Vec<&str> = RetryCause::ALL.iter().map(|c| c.as_str()).collect();
-        labels.sort_unstable();
-        labels.dedup();
-        assert_eq!(labels.len(), RetryCause::ALL.len());
-    }
-
-    #[test]
-    fn classification_separates_outages_from_bad_requests() {
-        let db = |e: DbError| {
-            ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "x".into()))
-        };
-        assert_eq!(
-            classify(&db(DbError::Overloaded)),
-            Disposition::Retry(RetryCause::Overloaded)
-        );
-        assert_eq!(
-            classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
-            Disposition::Retry(RetryCause::ClientTimeout)
-        );
-        assert_eq!(
-            classify(&ExecutionError::LastAttemptError(
-                RequestAttemptError::UnableToAllocStreamId
-            )),
-            Disposition::Retry(RetryCause::Connection)
-        );
-        assert_eq!(classify(&db(DbError::Invalid)), Disposition::Permanent);
-        assert_eq!(classify(&db(DbError::Unauthorized)), Disposition::Permanent);
-        assert_eq!(classify(&db(DbError::SyntaxError)), Disposition::Permanent);
     }
 }

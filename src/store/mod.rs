@@ -1,6 +1,7 @@
 //! The database side: connecting to the cluster, the schema, and the prepared statements.
 
 mod bars;
+pub mod retry;
 mod schema;
 mod session;
 

@@ -63,6 +63,7 @@ struct Endpoint {
 pub async fn start(
     listen: SocketAddr,
     health: Arc<Health>,
+    labels: metrics::KnownLabels,
     cancel: CancellationToken,
 ) -> Result<SocketAddr, ExporterError> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -78,7 +79,7 @@ pub async fn start(
             source,
         })?;
     let handle = recorder_builder()?.install_recorder()?;
-    metrics::describe();
+    metrics::describe(&labels);
     metrics::ready(health.ready());
 
     tokio::spawn(upkeep(handle.clone(), cancel.clone()));
@@ -147,7 +148,7 @@ mod tests {
         let recorder = recorder_builder().unwrap().build_recorder();
         let handle = recorder.handle();
         ::metrics::with_local_recorder(&recorder, || {
-            metrics::describe();
+            metrics::describe(&metrics::KnownLabels::default());
             metrics::build_info();
             metrics::write_latency(Duration::from_millis(3));
             metrics::backlog(2, 2048);

@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use metrics::Unit;
 
-use crate::pipeline::validate::RejectReason;
-use crate::pipeline::write::RetryCause;
-
 /// Files finished, by outcome (`outcome` label: see [`FileOutcomeLabel`]).
 pub const FILES: &str = "bar_ingest_files_total";
 /// Rows written to the database.
@@ -224,10 +221,21 @@ impl FileOutcomeLabel {
     }
 }
 
+/// Label values known in advance, whose series exist at zero from the first scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KnownLabels {
+    /// Every reject reason code (`reason` of the rejected-rows counter).
+    pub reject_reasons: &'static [&'static str],
+    /// Every retry cause (`cause` of the retries counter).
+    pub retry_causes: &'static [&'static str],
+}
+
 /// Registers the help text of every metric and creates the series whose label values are
 /// known in advance at zero, so that rates, dashboards and alerts see them from the first
-/// scrape. Called once by the exporter, after the recorder is installed.
-pub fn describe() {
+/// scrape. Called once by the exporter, after the recorder is installed. The label values of
+/// rejects and retries belong to the stages that produce them; the caller passes them in, so
+/// this module imports nothing of the pipeline.
+pub fn describe(labels: &KnownLabels) {
     for def in CATALOGUE {
         let (name, help) = (def.name, def.help);
         match (def.kind, def.unit) {
@@ -242,11 +250,11 @@ pub fn describe() {
     for outcome in FileOutcomeLabel::ALL {
         metrics::counter!(FILES, "outcome" => outcome.as_str()).absolute(0);
     }
-    for reason in RejectReason::ALL {
-        metrics::counter!(ROWS_REJECTED, "reason" => reason.code()).absolute(0);
+    for reason in labels.reject_reasons {
+        metrics::counter!(ROWS_REJECTED, "reason" => *reason).absolute(0);
     }
-    for cause in RetryCause::ALL {
-        metrics::counter!(WRITE_RETRIES, "cause" => cause.as_str()).absolute(0);
+    for cause in labels.retry_causes {
+        metrics::counter!(WRITE_RETRIES, "cause" => *cause).absolute(0);
     }
     metrics::counter!(ROWS_WRITTEN).absolute(0);
     metrics::counter!(BYTES_READ).absolute(0);

@@ -1,0 +1,305 @@
+//! Retries: which driver errors are worth retrying (one exhaustive `match`), exponential backoff
+//! with jitter, and the loop that retries an idempotent request until it is taken, refused for
+//! good, or cancelled.
+
+use std::time::Duration;
+
+use rand::Rng;
+use scylla::errors::{ConnectionPoolError, DbError, ExecutionError, RequestAttemptError};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics;
+
+/// Why the database could not take a request now (the `cause` label of the retries metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    ClientTimeout,
+    Connection,
+    NoNode,
+    SchemaAgreement,
+    Unavailable,
+    Overloaded,
+    Bootstrapping,
+    ServerTimeout,
+    ServerFailure,
+    RateLimited,
+    ServerError,
+}
+
+impl RetryCause {
+    /// Every cause, so that each metric series can exist at zero from the start.
+    pub const ALL: [RetryCause; 11] = [
+        Self::ClientTimeout,
+        Self::Connection,
+        Self::NoNode,
+        Self::SchemaAgreement,
+        Self::Unavailable,
+        Self::Overloaded,
+        Self::Bootstrapping,
+        Self::ServerTimeout,
+        Self::ServerFailure,
+        Self::RateLimited,
+        Self::ServerError,
+    ];
+
+    /// Every cause's label value, in the order of [`Self::ALL`].
+    pub const LABELS: [&'static str; 11] = {
+        let mut labels = [""; 11];
+        let mut i = 0;
+        while i < labels.len() {
+            labels[i] = Self::ALL[i].as_str();
+            i += 1;
+        }
+        labels
+    };
+
+    /// The metric label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientTimeout => "client_timeout",
+            Self::Connection => "connection",
+            Self::NoNode => "no_node",
+            Self::SchemaAgreement => "schema_agreement",
+            Self::Unavailable => "unavailable",
+            Self::Overloaded => "overloaded",
+            Self::Bootstrapping => "bootstrapping",
+            Self::ServerTimeout => "server_timeout",
+            Self::ServerFailure => "server_failure",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// Whether the cause means the cluster cannot be reached (readiness turns false), rather
+    /// than a busy cluster answering.
+    pub fn means_unreachable(self) -> bool {
+        matches!(
+            self,
+            Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
+        )
+    }
+}
+
+/// What to do about a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The database could not take it now; try again later.
+    Retry(RetryCause),
+    /// Retrying cannot help (schema, batch too large, auth, a bug): fail the file.
+    Permanent,
+}
+
+/// An error that knows whether retrying can help.
+pub trait Classify: std::fmt::Display {
+    fn disposition(&self) -> Disposition;
+}
+
+impl Classify for ExecutionError {
+    fn disposition(&self) -> Disposition {
+        classify(self)
+    }
+}
+
+/// Decides retry or give up, for every error the driver can return. Only idempotent statements
+/// go through here (every write of ours is an upsert or a delete at a fixed timestamp).
+pub fn classify(err: &ExecutionError) -> Disposition {
+    use Disposition::{Permanent, Retry};
+    match err {
+        ExecutionError::RequestTimeout(_) => Retry(RetryCause::ClientTimeout),
+        ExecutionError::ConnectionPoolError(pool) => match pool {
+            ConnectionPoolError::Broken { .. } | ConnectionPoolError::Initializing => {
+                Retry(RetryCause::Connection)
+            }
+            ConnectionPoolError::NodeDisabledByHostFilter => Permanent,
+            _ => Permanent,
+        },
+        ExecutionError::EmptyPlan => Retry(RetryCause::NoNode),
+        ExecutionError::SchemaAgreementError(_) | ExecutionError::MetadataError(_) => {
+            Retry(RetryCause::SchemaAgreement)
+        }
+        ExecutionError::LastAttemptError(attempt) => match attempt {
+            RequestAttemptError::BrokenConnectionError(_)
+            | RequestAttemptError::UnableToAllocStreamId => Retry(RetryCause::Connection),
+            RequestAttemptError::DbError(db, _) => match db {
+                DbError::Unavailable { .. } => Retry(RetryCause::Unavailable),
+                DbError::Overloaded => Retry(RetryCause::Overloaded),
+                DbError::IsBootstrapping => Retry(RetryCause::Bootstrapping),
+                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => {
+                    Retry(RetryCause::ServerTimeout)
+                }
+                DbError::ReadFailure { .. } | DbError::WriteFailure { .. } => {
+                    Retry(RetryCause::ServerFailure)
+                }
+                DbError::RateLimitReached { .. } => Retry(RetryCause::RateLimited),
+                DbError::ServerError | DbError::TruncateError => Retry(RetryCause::ServerError),
+                DbError::SyntaxError
+                | DbError::Invalid
+                | DbError::AlreadyExists { .. }
+                | DbError::FunctionFailure { .. }
+                | DbError::AuthenticationError
+                | DbError::Unauthorized
+                | DbError::ConfigError
+                | DbError::Unprepared { .. }
+                | DbError::ProtocolError
+                | DbError::Other(_) => Permanent,
+                _ => Permanent,
+            },
+            _ => Permanent,
+        },
+        ExecutionError::BadQuery(_)
+        | ExecutionError::PrepareError(_)
+        | ExecutionError::UseKeyspaceError(_) => Permanent,
+        _ => Permanent,
+    }
+}
+
+/// Exponential backoff with full jitter between `initial` and `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0-based): random in [d/2, d], d = initial·2^attempt, capped.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        let d = self.initial.saturating_mul(factor).min(self.max);
+        let half = d / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// A request that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The database refused it for good (schema, auth, batch too large, a bug).
+    #[error("the database refused the request")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Shutdown interrupted it (it may or may not have been applied; requests are idempotent).
+    #[error("interrupted by shutdown")]
+    Cancelled,
+}
+
+/// Retries requests with backoff, and tells readiness whether the database answers.
+#[derive(Debug, Clone)]
+pub struct Retrier {
+    backoff: Backoff,
+    health: std::sync::Arc<Health>,
+}
+
+impl Retrier {
+    pub fn new(backoff: Backoff, health: std::sync::Arc<Health>) -> Self {
+        Self { backoff, health }
+    }
+
+    /// The backoff between attempts.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// Runs `attempt` until it succeeds, fails permanently, or `cancel` fires; retryable
+    /// failures wait with backoff and mark the database down until a request succeeds.
+    pub async fn retrying<T, E, F, Fut>(
+        &self,
+        cancel: &CancellationToken,
+        mut attempt: F,
+    ) -> Result<T, RequestError>
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut failures: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(RequestError::Cancelled);
+            }
+            let err = match attempt().await {
+                Ok(v) => {
+                    self.health.set_database_up(true);
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            match err.disposition() {
+                Disposition::Permanent => {
+                    self.health.set_database_up(true);
+                    return Err(RequestError::Refused(Box::new(err)));
+                }
+                Disposition::Retry(cause) => {
+                    metrics::write_retry(cause.as_str());
+                    if cause.means_unreachable() {
+                        self.health.set_database_up(false);
+                    }
+                    let delay = self.backoff.delay(failures);
+                    if failures == 0 || failures.is_power_of_two() {
+                        warn!(cause = cause.as_str(), attempt = failures + 1, retry_in = ?delay, error = %err, "write not taken by the database; retrying");
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return Err(RequestError::Cancelled),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        for attempt in 0..30 {
+            let d = b.delay(attempt);
+            let cap = Duration::from_millis(100)
+                .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+                .min(Duration::from_secs(2));
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} vs {cap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_cause_labels_are_distinct() {
+        let mut labels: Vec<&str> = RetryCause::ALL.iter().map(|c| c.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), RetryCause::ALL.len());
+    }
+
+    #[test]
+    fn classification_separates_outages_from_bad_requests() {
+        let db = |e: DbError| {
+            ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "x".into()))
+        };
+        assert_eq!(
+            classify(&db(DbError::Overloaded)),
+            Disposition::Retry(RetryCause::Overloaded)
+        );
+        assert_eq!(
+            classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
+            Disposition::Retry(RetryCause::ClientTimeout)
+        );
+        assert_eq!(
+            classify(&ExecutionError::LastAttemptError(
+                RequestAttemptError::UnableToAllocStreamId
+            )),
+            Disposition::Retry(RetryCause::Connection)
+        );
+        assert_eq!(classify(&db(DbError::Invalid)), Disposition::Permanent);
+        assert_eq!(classify(&db(DbError::Unauthorized)), Disposition::Permanent);
+        assert_eq!(classify(&db(DbError::SyntaxError)), Disposition::Permanent);
+    }
+}
