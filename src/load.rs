@@ -12,8 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::daemon::connect_loader;
-use crate::ingest::{FileResult, LoadOptions, Progress};
+use crate::ingest::{FileResult, LoadOptions, Loader, Progress, WaitForDatabase};
 use crate::pipeline::watch::is_candidate_name;
 use crate::telemetry::health::Health;
 
@@ -118,7 +117,8 @@ pub async fn cli_main(settings: Settings, args: LoadArgs) -> anyhow::Result<Exit
     // (Once running, writes are retried for as long as the database is away, like the daemon.)
     let dead_letter_dir = settings.paths.state_root.join("dead-letter");
     let health = Arc::new(Health::default());
-    let loader = match connect_loader(&settings, health, dead_letter_dir, &cancel, false).await {
+    let wait = WaitForDatabase::No;
+    let loader = match Loader::connect(&settings, health, dead_letter_dir, wait, &cancel).await {
         Ok(Some(l)) => l,
         Ok(None) => return Ok(ExitCode::from(EXIT_CANNOT_RUN)),
         Err(e) => {
@@ -228,7 +228,7 @@ fn describe(file: &Path, r: &FileResult) -> String {
             format!("duplicate   {f}: same content already loaded (use --force to reload)")
         }
         FileResult::Quarantined(_, why) => format!("quarantined {f}: {why}"),
-        FileResult::Failed(_, why) => format!("failed      {f}: {why}"),
+        FileResult::Failed(_, why) => format!("failed      {f}: {}", why.chain()),
         FileResult::Empty(_) => format!("empty       {f}: no data lines"),
         FileResult::Changed(_) => {
             format!("changed     {f}: the file changed while it was read; load it again")

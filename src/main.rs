@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use bar_ingest::cli::{Cli, Command};
 use bar_ingest::config::{ConfigError, Settings};
 use bar_ingest::store::{self, Schema};
@@ -74,11 +75,48 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => bar_ingest::generate::cli_main(args),
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            block_on(daemon::run(settings))??;
+            block_on(async move {
+                let stop = stop_signals().context("cannot listen for stop signals")?;
+                daemon::run(settings, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            })??;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
+
+/// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once with
+/// 128 + the signal number (nothing is lost: claimed files resume at the next start, and every
+/// write is idempotent). Call inside the runtime: the handlers are installed at once.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let first = next_stop_signal(&mut term, &mut int).await;
+        tracing::info!(signal = first, "stop signal received");
+        tokio::spawn(async move {
+            let second = next_stop_signal(&mut term, &mut int).await;
+            tracing::warn!(signal = second, "second stop signal: exiting at once");
+            std::process::exit(128 + second);
+        });
+    })
+}
+
+/// The number of the next SIGTERM or SIGINT received.
+async fn next_stop_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> i32 {
+    tokio::select! {
+        _ = term.recv() => SIGTERM,
+        _ = int.recv() => SIGINT,
+    }
+}
+
+const SIGTERM: i32 = 15;
+const SIGINT: i32 = 2;
 
 /// How long blocking work (a file read on a hung NFS mount, say) may delay the exit.
 const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);

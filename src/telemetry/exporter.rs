@@ -49,6 +49,21 @@ pub fn recorder_builder() -> Result<PrometheusBuilder, BuildError> {
     Ok(builder)
 }
 
+/// The process's recorder, installed by the first call (the recorder is global: a second
+/// daemon in the same process, as in the in-process tests, shares it).
+fn installed_recorder() -> Result<PrometheusHandle, ExporterError> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = recorder_builder()?.install_recorder()?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 struct Endpoint {
@@ -59,7 +74,7 @@ struct Endpoint {
 }
 
 /// Installs the metrics recorder, binds `listen` and serves until `cancel`; returns the bound
-/// address (port 0 picks a free port). Call once per process: the recorder is global.
+/// address (port 0 picks a free port). The recorder is global: it is installed once per process.
 pub async fn start(
     listen: SocketAddr,
     health: Arc<Health>,
@@ -78,7 +93,7 @@ pub async fn start(
             addr: listen,
             source,
         })?;
-    let handle = recorder_builder()?.install_recorder()?;
+    let handle = installed_recorder()?;
     metrics::describe(&labels);
     metrics::ready(health.ready());
 

@@ -39,6 +39,8 @@ pub const DATABASE_UP: &str = "bar_ingest_database_up";
 pub const READY: &str = "bar_ingest_ready";
 /// Unix time of the last file loaded.
 pub const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
+/// Counter: tasks that panicked (a bug), logged and counted; the daemon goes on.
+pub const TASK_PANICS: &str = "bar_ingest_task_panics_total";
 /// Always 1; labels carry the version.
 pub const BUILD_INFO: &str = "bar_ingest_build_info";
 
@@ -96,6 +98,13 @@ pub const CATALOGUE: &[MetricDef] = &[
         labels: "outcome",
         unit: None,
         help: "Files finished, by outcome: loaded, duplicate, failed, quarantined, empty.",
+    },
+    MetricDef {
+        name: TASK_PANICS,
+        kind: Kind::Counter,
+        labels: "",
+        unit: None,
+        help: "Tasks that panicked (a bug): the file stays claimed and is resumed at the next start.",
     },
     MetricDef {
         name: ROWS_WRITTEN,
@@ -257,6 +266,7 @@ pub fn describe(labels: &KnownLabels) {
         metrics::counter!(WRITE_RETRIES, "cause" => *cause).absolute(0);
     }
     metrics::counter!(ROWS_WRITTEN).absolute(0);
+    metrics::counter!(TASK_PANICS).absolute(0);
     metrics::counter!(BYTES_READ).absolute(0);
     metrics::gauge!(BATCHES_IN_FLIGHT).set(0.0);
     metrics::gauge!(DATABASE_UP).set(0.0);
@@ -313,6 +323,10 @@ pub fn database_up(up: bool) {
 
 pub fn ready(ready: bool) {
     metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+pub fn task_panicked() {
+    metrics::counter!(TASK_PANICS).increment(1);
 }
 
 pub fn build_info() {

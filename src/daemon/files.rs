@@ -1,0 +1,101 @@
+//! Where a loaded file goes: done/, duplicates/, failed/ with a sidecar, back to the inbox, or
+//! nowhere (interrupted: it stays claimed and resumes at the next start).
+
+use std::path::{Path, PathBuf};
+
+use tracing::{error, info, warn};
+
+use super::blocking;
+use crate::ingest::{FileResult, FileSummary};
+use crate::pipeline::claim::{self, Folders};
+
+/// A file that could not be put where its result says.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MoveError {
+    /// The file is still in processing/ and is looked at again at the next start.
+    #[error("cannot move the file out of processing/ into {dir}")]
+    Move {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was moved to failed/, but its `*.error.json` could not be written.
+    #[error("the file is in failed/ as {archived}, but its sidecar could not be written")]
+    Sidecar {
+        archived: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Moves a claimed file to where its result says, logging what happened.
+pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult) {
+    let moved = match result {
+        FileResult::Loaded(_) | FileResult::AlreadyDone(_) => {
+            archive(path, &folders.done).await.map(drop)
+        }
+        FileResult::Duplicate(s) => {
+            info!(file = %s.file_name, fingerprint = %s.fingerprint,
+                "already loaded (same content); archived as a duplicate");
+            archive(path, &folders.duplicates).await.map(drop)
+        }
+        FileResult::Quarantined(s, why) => {
+            error!(file = %path.display(), reason = %why, "file quarantined; moved to failed/");
+            fail(path, folders, s, "quarantined", why).await
+        }
+        FileResult::Failed(s, e) => {
+            let why = e.chain();
+            error!(file = %path.display(), reason = %why, "file not loaded; moved to failed/");
+            fail(path, folders, s, "failed", &why).await
+        }
+        FileResult::Empty(s) => {
+            warn!(file = %path.display(), "empty file; moved to failed/");
+            fail(path, folders, s, "empty", "the file has no data lines").await
+        }
+        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(drop),
+        FileResult::Interrupted => return,
+    };
+    if let Err(e) = moved {
+        let detail = std::error::Error::source(&e).map(ToString::to_string);
+        error!(file = %path.display(), error = %e, cause = detail.unwrap_or_default(),
+            "it will be looked at again at the next start");
+    }
+}
+
+async fn archive(path: &Path, dir: &Path) -> Result<PathBuf, MoveError> {
+    let (from, to) = (path.to_owned(), dir.to_owned());
+    blocking::fs(move || claim::archive(&from, &to))
+        .await
+        .map_err(|source| MoveError::Move {
+            dir: dir.to_owned(),
+            source,
+        })
+}
+
+/// Moves the file to failed/ and writes its sidecar.
+async fn fail(
+    path: &Path,
+    folders: &Folders,
+    summary: &FileSummary,
+    outcome: &str,
+    why: &str,
+) -> Result<(), MoveError> {
+    let archived = archive(path, &folders.failed).await?;
+    let body = serde_json::json!({
+        "file": summary.file_name,
+        "outcome": outcome,
+        "error": why,
+        "fingerprint": summary.fingerprint,
+        "symbol": summary.symbol,
+        "rows_in": summary.rows_in,
+        "rows_written": summary.rows_written,
+        "rows_rejected": summary.rows_rejected,
+        "dead_letter": summary.dead_letter,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    let at = archived.clone();
+    blocking::fs(move || claim::write_sidecar(&at, &body))
+        .await
+        .map(drop)
+        .map_err(|source| MoveError::Sidecar { archived, source })
+}

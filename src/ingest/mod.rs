@@ -1,0 +1,529 @@
+//! Loads one file through every stage: fingerprint and validate it (pass 1), decide from the
+//! load history whether and at which write timestamp to write it, batch and write its good rows
+//! (pass 2), replace the range it covers, and account for every row.
+//!
+//! The daemon and `load` both build a [`Loader`] with [`Loader::connect`] and call
+//! [`Loader::load`]; they differ only in where files come from and where they go afterwards.
+
+mod outcome;
+mod replace;
+mod rows;
+mod scan;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use chrono_tz::Tz;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use outcome::{FileResult, FileSummary, LoadError};
+
+use crate::account::dead_letter::DeadLetterLog;
+use crate::account::history::{History, HistoryRecord, Outcome};
+use crate::config::Settings;
+use crate::model::Symbol;
+use crate::pipeline::batch::BatchLimits;
+use crate::pipeline::parse::symbol_from_file_name;
+use crate::pipeline::write::Writer;
+use crate::store::retry::{Backoff, RequestError, Retrier};
+use crate::store::{self, BarStatements, Schema, StoreError};
+use crate::telemetry::health::Health;
+use rows::{RowsJob, Stop, Written};
+use scan::Scan;
+
+/// Dead-letter reason code of a file without data lines (line 0: the whole file).
+pub const EMPTY_FILE: &str = "empty_file";
+
+/// Progress of the file being loaded, for progress bars and the backlog gauge.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes read, both passes together (a file counts twice its size).
+    pub bytes: AtomicU64,
+    /// Rows acknowledged by the database.
+    pub rows_written: AtomicU64,
+}
+
+/// How a file is to be loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Load even if the same content is recorded as loaded.
+    pub force: bool,
+    /// The file was found in processing/ at start: an earlier run may have finished it.
+    pub resuming: bool,
+}
+
+/// Whether [`Loader::connect`] waits for a database that is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitForDatabase {
+    /// Retry with backoff until it answers or the token is cancelled (the daemon).
+    UntilCancelled,
+    /// Fail at once (`load`: a user at a terminal wants to know now).
+    No,
+}
+
+/// Everything needed to load files, shared by every file being loaded.
+pub struct Loader {
+    /// Batches under the in-flight bound, with retries.
+    writer: Writer,
+    history: History,
+    /// Range tombstone of the replaced range, below the new rows' timestamp.
+    delete_range: PreparedStatement,
+    /// Exchange time zone of naive input times.
+    tz: Tz,
+    limits: BatchLimits,
+    /// Rejected share above which a file is quarantined whole.
+    reject_threshold: f64,
+    dead_letter_dir: PathBuf,
+    /// Recorded in the load history and in dead-letter names.
+    instance: String,
+}
+
+impl Loader {
+    /// Connects, creates the schema if missing, prepares the statements. None: cancelled while
+    /// waiting for the database.
+    pub async fn connect(
+        settings: &Settings,
+        health: Arc<Health>,
+        dead_letter_dir: PathBuf,
+        wait: WaitForDatabase,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Arc<Self>>, StoreError> {
+        let backoff = Backoff {
+            initial: settings.ingest.retry_initial,
+            max: settings.ingest.retry_max,
+        };
+        let Some(session) = open_session(settings, &health, backoff, wait, cancel).await? else {
+            return Ok(None);
+        };
+        let schema = Schema::from_config(&settings.database);
+        store::init_schema(&session, &schema).await?;
+        let statements = BarStatements::prepare(&session, &schema).await?;
+        let history = History::prepare(&session, &schema).await?;
+        let writer = Writer::new(
+            Arc::new(session),
+            &statements,
+            settings.ingest.max_batches_in_flight,
+            Retrier::new(backoff, health),
+        );
+        Ok(Some(Arc::new(Self {
+            writer,
+            history,
+            delete_range: statements.delete_range,
+            tz: settings.timezone,
+            limits: BatchLimits {
+                max_rows: settings.ingest.batch_rows,
+                max_bytes: settings.ingest.batch_max_bytes,
+            },
+            reject_threshold: settings.ingest.reject_threshold,
+            dead_letter_dir,
+            instance: settings.instance.clone(),
+        })))
+    }
+
+    /// The database session (for readiness probes).
+    pub fn session(&self) -> &Arc<scylla::client::session::Session> {
+        self.writer.session()
+    }
+
+    /// Loads the file at `path` (already claimed, or given to `load`). Never panics on input;
+    /// every outcome is returned, recorded in the load history, and counted in the metrics once.
+    pub async fn load(
+        self: &Arc<Self>,
+        path: &Path,
+        options: LoadOptions,
+        cancel: &CancellationToken,
+        progress: Option<Arc<Progress>>,
+    ) -> FileResult {
+        let started = Instant::now();
+        let mut job = FileJob {
+            loader: self,
+            path,
+            options,
+            cancel,
+            progress,
+            // The write timestamp of this delivery is taken when it is picked up, so that of two
+            // deliveries loaded at once, the one that arrived later wins.
+            claimed_at: now_micros(),
+            summary: FileSummary {
+                file_name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                ..FileSummary::default()
+            },
+        };
+        let result = match job.phases().await {
+            Ok(r) | Err(r) => r,
+        };
+        result.record_metrics(started.elapsed());
+        result
+    }
+}
+
+/// Opens a session; with [`WaitForDatabase::UntilCancelled`], retries until the database answers.
+async fn open_session(
+    settings: &Settings,
+    health: &Health,
+    backoff: Backoff,
+    wait: WaitForDatabase,
+    cancel: &CancellationToken,
+) -> Result<Option<scylla::client::session::Session>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match store::connect(settings).await {
+            Ok(s) => {
+                health.set_database_up(true);
+                return Ok(Some(s));
+            }
+            Err(e) if wait == WaitForDatabase::No => return Err(e),
+            Err(e) => {
+                health.set_database_up(false);
+                let delay = backoff.delay(attempt);
+                warn!(error = %e, retry_in = ?delay, "database not reachable; retrying");
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => return Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// One file being loaded: what every phase reads, and the counts so far.
+struct FileJob<'a> {
+    loader: &'a Arc<Loader>,
+    path: &'a Path,
+    options: LoadOptions,
+    cancel: &'a CancellationToken,
+    progress: Option<Arc<Progress>>,
+    /// Microseconds since the epoch when the file was picked up: its write timestamp unless
+    /// the history holds an interrupted load of the same content.
+    claimed_at: i64,
+    summary: FileSummary,
+}
+
+/// An early end of a file's phases: its result.
+type Early = FileResult;
+
+// The `Err` of a phase is the file's final result, built at most once per file: boxing it
+// would buy nothing.
+#[allow(clippy::result_large_err)]
+impl FileJob<'_> {
+    /// The data flow of one file. Each phase returns what the next needs, or the file's result.
+    async fn phases(&mut self) -> Result<FileResult, Early> {
+        let symbol = self.identify()?;
+        let (scan, dead_letter) = self.scan().await?;
+        let mut record = self.history_record(&scan);
+        if let Some((outcome, why)) = self.early_outcome(&scan) {
+            return Ok(self.finish_early(record, outcome, why, dead_letter).await);
+        }
+        record.write_timestamp = self.write_timestamp(&scan, dead_letter).await?;
+        self.record(&record, "cannot record the load history")
+            .await?;
+        let written = self.write_rows(&symbol, record.write_timestamp).await?;
+        if written != scan.fingerprint {
+            warn!(file = %self.path.display(), "the file changed while it was being loaded; handing it back");
+            return Err(FileResult::Changed(self.take_summary()));
+        }
+        self.replace_range(&symbol, &scan, record.write_timestamp)
+            .await?;
+        record.rows_written = self.summary.rows_written as i64;
+        record.outcome = Outcome::Loaded;
+        self.record_final(&mut record).await?;
+        info!(
+            file = %self.summary.file_name, symbol = %symbol, rows_in = scan.rows_in,
+            written = self.summary.rows_written, rejected = scan.rows_rejected,
+            months = scan.months.len(), "file loaded"
+        );
+        Ok(FileResult::Loaded(self.take_summary()))
+    }
+
+    /// The symbol, from the file name.
+    fn identify(&mut self) -> Result<Symbol, Early> {
+        let symbol =
+            symbol_from_file_name(&self.summary.file_name).ok_or_else(|| LoadError::NoSymbol {
+                file_name: self.summary.file_name.clone(),
+            });
+        let symbol = symbol.map_err(|e| self.fail(e))?;
+        self.summary.symbol = symbol.to_string();
+        Ok(symbol)
+    }
+
+    /// Pass 1 on a blocking thread: hashing and validation are CPU and file I/O.
+    async fn scan(&mut self) -> Result<(Scan, DeadLetterLog), Early> {
+        let loader = self.loader;
+        let mut dead_letter = DeadLetterLog::new(
+            &loader.dead_letter_dir,
+            &self.summary.file_name,
+            &loader.instance,
+        );
+        let (path, tz, progress) = (self.path.to_owned(), loader.tz, self.progress.clone());
+        let scanned = tokio::task::spawn_blocking(move || {
+            scan::scan(&path, tz, &mut dead_letter, progress).map(|s| (s, dead_letter))
+        })
+        .await;
+        let (scan, dead_letter) = match scanned {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(self.fail(e)),
+            Err(source) => {
+                let what = "the scan of the file";
+                return Err(self.fail(LoadError::Task { what, source }));
+            }
+        };
+        crate::telemetry::metrics::bytes_read(scan.size);
+        let s = &mut self.summary;
+        s.fingerprint = scan.fingerprint.clone();
+        s.size_bytes = scan.size;
+        s.rows_in = scan.rows_in;
+        s.rows_rejected = scan.rows_rejected;
+        s.rejected_by_reason = scan.rejected_by_reason.clone();
+        s.months = scan.months.iter().map(ToString::to_string).collect();
+        Ok((scan, dead_letter))
+    }
+
+    /// The history row this load starts from (outcome `loading`, nothing written yet).
+    fn history_record(&self, scan: &Scan) -> HistoryRecord {
+        HistoryRecord {
+            fingerprint: scan.fingerprint.clone(),
+            file_name: self.summary.file_name.clone(),
+            symbol: self.summary.symbol.clone(),
+            size_bytes: scan.size as i64,
+            rows_in: scan.rows_in as i64,
+            rows_written: 0,
+            rows_rejected: scan.rows_rejected as i64,
+            months: self.summary.months.clone(),
+            first_bar: scan.first_bar,
+            last_bar: scan.last_bar,
+            outcome: Outcome::Loading,
+            error: None,
+            instance: self.loader.instance.clone(),
+            write_timestamp: 0,
+            started_at: self.claimed_at / 1000,
+            finished_at: None,
+        }
+    }
+
+    /// An empty file, or one with too many rejects: nothing is written.
+    fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, String)> {
+        if scan.rows_in == 0 {
+            return Some((Outcome::Empty, "the file has no data lines".to_owned()));
+        }
+        let share = scan.rows_rejected as f64 / scan.rows_in as f64;
+        let threshold = self.loader.reject_threshold;
+        (share > threshold).then(|| {
+            let why = format!(
+                "{} of {} rows rejected ({:.1}%), above the quarantine threshold of {:.1}%; \
+                 nothing written (see the dead-letter log)",
+                scan.rows_rejected,
+                scan.rows_in,
+                share * 100.0,
+                threshold * 100.0
+            );
+            (Outcome::Quarantined, why)
+        })
+    }
+
+    /// Keeps the dead-letter log and records an empty or quarantined file.
+    async fn finish_early(
+        &mut self,
+        mut record: HistoryRecord,
+        outcome: Outcome,
+        why: String,
+        mut dead_letter: DeadLetterLog,
+    ) -> FileResult {
+        if outcome == Outcome::Empty
+            && let Err(e) = dead_letter.write(0, "", EMPTY_FILE, &why)
+        {
+            return self.fail(LoadError::DeadLetter(e));
+        }
+        if let Err(early) = self.keep(dead_letter).await {
+            return early;
+        }
+        record.outcome = outcome;
+        record.error = Some(why.clone());
+        if let Err(early) = self.record_final(&mut record).await {
+            return early;
+        }
+        let summary = self.take_summary();
+        match outcome {
+            Outcome::Empty => FileResult::Empty(summary),
+            _ => FileResult::Quarantined(summary, why),
+        }
+    }
+
+    /// Exactly once per content: the history decides whether to write, and at which timestamp.
+    async fn write_timestamp(
+        &mut self,
+        scan: &Scan,
+        dead_letter: DeadLetterLog,
+    ) -> Result<i64, Early> {
+        let (loader, session) = (self.loader, self.loader.writer.session().clone());
+        let looked_up = loader
+            .writer
+            .retrier()
+            .retrying(self.cancel, || {
+                loader.history.lookup(&session, &scan.fingerprint)
+            })
+            .await;
+        let known = match looked_up {
+            Ok(k) => k,
+            // Interrupted: the next attempt writes the log again.
+            Err(RequestError::Cancelled) => {
+                dead_letter.discard();
+                return Err(FileResult::Interrupted);
+            }
+            // Failed: keep the rejects with the failed file.
+            Err(source) => {
+                self.keep(dead_letter).await?;
+                let step = "cannot read the load history";
+                return Err(self.fail(LoadError::Database { step, source }));
+            }
+        };
+        let force = self.options.force;
+        let timestamp = match known {
+            Some(k) if k.outcome == Outcome::Loaded && !force => {
+                // Its rejects were logged when it was loaded: nothing to log again.
+                dead_letter.discard();
+                self.summary.rows_written = scan.rows_in - scan.rows_rejected;
+                let summary = self.take_summary();
+                return Err(if self.options.resuming {
+                    FileResult::AlreadyDone(summary)
+                } else {
+                    FileResult::Duplicate(summary)
+                });
+            }
+            // An interrupted load of this content: the same timestamp keeps it idempotent.
+            Some(k) if k.outcome == Outcome::Loading && !force => k.write_timestamp,
+            _ => self.claimed_at,
+        };
+        self.keep(dead_letter).await?;
+        Ok(timestamp)
+    }
+
+    /// Pass 2: writes the good rows; returns the fingerprint of what it read.
+    async fn write_rows(&mut self, symbol: &Symbol, write_timestamp: i64) -> Result<String, Early> {
+        let loader = self.loader;
+        let job = RowsJob {
+            writer: &loader.writer,
+            tz: loader.tz,
+            limits: loader.limits,
+            symbol: Arc::new(symbol.clone()),
+            write_timestamp,
+            progress: self.progress.clone(),
+        };
+        match rows::write_rows(job, self.path, self.cancel).await {
+            Written::All { rows, fingerprint } => {
+                self.summary.rows_written = rows;
+                Ok(fingerprint)
+            }
+            Written::Stopped { rows, why } => {
+                self.summary.rows_written = rows;
+                Err(match why {
+                    Stop::Cancelled => FileResult::Interrupted,
+                    Stop::Failed(e) => self.fail(e),
+                })
+            }
+        }
+    }
+
+    /// Replace, not merge: a range tombstone just below the new rows' timestamp over every
+    /// bucket from the first bar's local day to the last's.
+    async fn replace_range(
+        &mut self,
+        symbol: &Symbol,
+        scan: &Scan,
+        write_timestamp: i64,
+    ) -> Result<(), Early> {
+        let Some((first, last)) = scan.days else {
+            return Ok(());
+        };
+        let (loader, session) = (self.loader, self.loader.writer.session().clone());
+        for range in replace::replaced_ranges(loader.tz, first, last) {
+            let bucket = range.bucket.to_string();
+            let values = (
+                write_timestamp - 1,
+                symbol.as_str(),
+                bucket.as_str(),
+                CqlTimestamp(range.from_millis),
+                CqlTimestamp(range.to_millis),
+            );
+            let deleted = loader
+                .writer
+                .retrier()
+                .retrying(self.cancel, || async {
+                    session
+                        .execute_unpaged(&loader.delete_range, &values)
+                        .await
+                        .map(|_| ())
+                })
+                .await;
+            self.check(deleted, "cannot replace the older rows of the range")?;
+        }
+        Ok(())
+    }
+
+    /// Records the final history row of the file.
+    async fn record_final(&mut self, record: &mut HistoryRecord) -> Result<(), Early> {
+        record.finished_at = Some(now_micros() / 1000);
+        self.record(record, "cannot record the load history").await
+    }
+
+    /// Writes `record` to the load history, retrying while the database is away.
+    async fn record(&mut self, record: &HistoryRecord, step: &'static str) -> Result<(), Early> {
+        let (loader, session) = (self.loader, self.loader.writer.session().clone());
+        let recorded = loader
+            .writer
+            .retrier()
+            .retrying(self.cancel, || loader.history.record(&session, record))
+            .await;
+        self.check(recorded, step)
+    }
+
+    /// A database request's result as a phase result: shutdown interrupts, a refusal fails.
+    fn check<T>(&mut self, r: Result<T, RequestError>, step: &'static str) -> Result<T, Early> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(RequestError::Cancelled) => Err(FileResult::Interrupted),
+            Err(source) => Err(self.fail(LoadError::Database { step, source })),
+        }
+    }
+
+    /// Makes the file's dead-letter log durable under its final name.
+    async fn keep(&mut self, log: DeadLetterLog) -> Result<(), Early> {
+        let fingerprint = self.summary.fingerprint.clone();
+        let kept = tokio::task::spawn_blocking(move || log.finish(&fingerprint)).await;
+        match kept {
+            Ok(Ok(path)) => {
+                self.summary.dead_letter = path;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.fail(LoadError::DeadLetter(e))),
+            Err(source) => {
+                let what = "writing the dead-letter log";
+                Err(self.fail(LoadError::Task { what, source }))
+            }
+        }
+    }
+
+    fn take_summary(&mut self) -> FileSummary {
+        std::mem::take(&mut self.summary)
+    }
+
+    /// The file's failed result.
+    fn fail(&mut self, e: LoadError) -> FileResult {
+        FileResult::Failed(self.take_summary(), e)
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! What became of a file: its counts, its outcome, the typed reason a load failed, and the one
+//! place a file's metrics are recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::retry::RequestError;
+use crate::telemetry::metrics::{self, FileOutcomeLabel};
+
+/// The counts of one file; `rows_in == rows_written + rows_rejected` once it is loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileSummary {
+    pub file_name: String,
+    pub fingerprint: String,
+    pub symbol: String,
+    pub size_bytes: u64,
+    pub rows_in: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    /// Rejected rows per reason code.
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Month buckets holding the file's good rows, `YYYY-MM`.
+    pub months: BTreeSet<String>,
+    /// The file's dead-letter log, if anything was rejected.
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// What became of a file.
+#[derive(Debug)]
+pub enum FileResult {
+    /// Every good row written, the covered range replaced.
+    Loaded(FileSummary),
+    /// Already loaded (same content); nothing written.
+    Duplicate(FileSummary),
+    /// Already loaded by an earlier run of this instance that stopped before archiving it.
+    AlreadyDone(FileSummary),
+    /// Too many rejected rows: nothing written.
+    Quarantined(FileSummary, String),
+    /// No data lines.
+    Empty(FileSummary),
+    /// Cannot be loaded (unreadable, no symbol in the name, the database refused it for good).
+    Failed(FileSummary, LoadError),
+    /// The file changed while it was being loaded: hand it back to be loaded again whole.
+    Changed(FileSummary),
+    /// Shutdown interrupted it; it stays claimed and is resumed at the next start.
+    Interrupted,
+}
+
+impl FileResult {
+    /// The file's counts (None when interrupted).
+    pub fn summary(&self) -> Option<&FileSummary> {
+        match self {
+            Self::Loaded(s)
+            | Self::Duplicate(s)
+            | Self::AlreadyDone(s)
+            | Self::Quarantined(s, _)
+            | Self::Empty(s)
+            | Self::Failed(s, _)
+            | Self::Changed(s) => Some(s),
+            Self::Interrupted => None,
+        }
+    }
+
+    /// Records the file's metrics: the outcome counter and duration, and rejected rows by reason
+    /// for the outcomes that account for them. Called once per file, by the loader.
+    pub(crate) fn record_metrics(&self, duration: Duration) {
+        let (label, count_rejects) = match self {
+            // A resumed file counts once in the process that finishes it.
+            Self::Loaded(_) | Self::AlreadyDone(_) => (FileOutcomeLabel::Loaded, true),
+            Self::Quarantined(..) => (FileOutcomeLabel::Quarantined, true),
+            Self::Duplicate(_) => (FileOutcomeLabel::Duplicate, false),
+            Self::Empty(_) => (FileOutcomeLabel::Empty, false),
+            Self::Failed(..) => (FileOutcomeLabel::Failed, false),
+            // Handed back or resumed later: counted when it finishes.
+            Self::Changed(_) | Self::Interrupted => return,
+        };
+        if let (true, Some(s)) = (count_rejects, self.summary())
+            && !matches!(self, Self::AlreadyDone(_))
+        {
+            for (code, n) in &s.rejected_by_reason {
+                metrics::rows_rejected(code, *n);
+            }
+        }
+        metrics::file_finished(label, duration);
+    }
+}
+
+/// Why a file could not be loaded. Each says what failed and on which file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The symbol comes from the file name, and this one names none.
+    #[error(
+        "cannot tell the symbol from the file name `{file_name}` \
+         (expected e.g. AAPL_full_1min_adjsplit.txt)"
+    )]
+    NoSymbol { file_name: String },
+    /// The file could not be opened, read or stat'ed.
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dead-letter log could not be written (its folder is full or not writable).
+    #[error("cannot write the dead-letter log")]
+    DeadLetter(#[source] std::io::Error),
+    /// The database refused a request for good (schema, authorization, batch too large).
+    #[error("{step}")]
+    Database {
+        /// What the loader was doing, e.g. "cannot record the load history".
+        step: &'static str,
+        #[source]
+        source: RequestError,
+    },
+    /// A task of the loader panicked (a bug): the file is failed, the daemon goes on.
+    #[error("{what} failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl LoadError {
+    /// The message with every source, `outer: inner: ...` (for sidecars and summaries).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+}

@@ -1,0 +1,191 @@
+//! Pass 2 over a file: a reader thread batches the good rows by partition into a bounded
+//! channel; each batch is written under the shared bound on batches in flight. Stops at the
+//! first write the database refuses for good, or at shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono_tz::Tz;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::Progress;
+use super::outcome::LoadError;
+use super::scan::Pass;
+use crate::model::Symbol;
+use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
+use crate::pipeline::validate::Row;
+use crate::pipeline::write::Writer;
+use crate::store::retry::RequestError;
+use crate::telemetry::metrics;
+
+/// Batches read ahead of the writes (the bounded channel between the reader and the writer).
+const BATCHES_QUEUED: usize = 16;
+
+/// How pass 2 ended.
+pub(crate) enum Written {
+    /// Every batch acknowledged; the content read had this fingerprint.
+    All { rows: u64, fingerprint: String },
+    /// Stopped early: rows acknowledged so far, and why.
+    Stopped { rows: u64, why: Stop },
+}
+
+/// Why pass 2 stopped early.
+pub(crate) enum Stop {
+    /// Shutdown.
+    Cancelled,
+    /// The database refused a write for good, or a task failed.
+    Failed(LoadError),
+}
+
+/// What pass 2 needs of the loader.
+pub(crate) struct RowsJob<'a> {
+    pub(crate) writer: &'a Writer,
+    pub(crate) tz: Tz,
+    pub(crate) limits: BatchLimits,
+    pub(crate) symbol: Arc<Symbol>,
+    pub(crate) write_timestamp: i64,
+    pub(crate) progress: Option<Arc<Progress>>,
+}
+
+/// Reads the file again and writes its good rows.
+pub(crate) async fn write_rows(
+    job: RowsJob<'_>,
+    path: &Path,
+    cancel: &CancellationToken,
+) -> Written {
+    let (tx, mut rx) = mpsc::channel::<PartitionBatch>(BATCHES_QUEUED);
+    let reader = spawn_reader(path, &job, tx);
+    let file_cancel = cancel.child_token();
+    let mut tally = Tally::new(job.progress.clone(), file_cancel.clone());
+    let mut writes: JoinSet<Result<u64, RequestError>> = JoinSet::new();
+    while let Some(batch) = rx.recv().await {
+        if file_cancel.is_cancelled() {
+            break;
+        }
+        let permit = tokio::select! {
+            p = job.writer.slot() => p,
+            _ = file_cancel.cancelled() => break,
+        };
+        // Collect finished writes as we go, so errors stop the file early.
+        while let Some(r) = writes.try_join_next() {
+            tally.absorb(r);
+        }
+        let (writer, symbol) = (job.writer.clone(), Arc::clone(&job.symbol));
+        let (token, timestamp) = (file_cancel.clone(), job.write_timestamp);
+        writes.spawn(async move {
+            let _permit = permit;
+            let n = batch.bars.len() as u64;
+            writer
+                .write_batch(&symbol, &batch, timestamp, &token)
+                .await
+                .map(|()| n)
+        });
+    }
+    drop(rx);
+    while let Some(r) = writes.join_next().await {
+        tally.absorb(r);
+    }
+    tally.finish(reader.await, cancel)
+}
+
+/// The reader thread: validated rows → partition batches → the channel. Returns the fingerprint
+/// of what it read, or None when the writer side stopped taking batches.
+fn spawn_reader(
+    path: &Path,
+    job: &RowsJob<'_>,
+    tx: mpsc::Sender<PartitionBatch>,
+) -> JoinHandle<Result<Option<String>, LoadError>> {
+    let (path, tz, limits) = (path.to_owned(), job.tz, job.limits);
+    let symbol_len = job.symbol.as_str().len();
+    let progress = job.progress.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut pass = Pass::open(&path, tz, progress)?;
+        let mut batcher = Batcher::new(limits, symbol_len);
+        while let Some(row) = pass.next_row()? {
+            let Row::Bar(v) = row else { continue };
+            if let Some(b) = batcher.push(v.bucket, v.bar)
+                && tx.blocking_send(b).is_err()
+            {
+                return Ok(None);
+            }
+        }
+        if let Some(b) = batcher.finish()
+            && tx.blocking_send(b).is_err()
+        {
+            return Ok(None);
+        }
+        Ok(Some(pass.fingerprint()))
+    })
+}
+
+/// Rows acknowledged so far, and the first reason to stop.
+struct Tally {
+    rows: u64,
+    stop: Option<Stop>,
+    progress: Option<Arc<Progress>>,
+    /// Cancelled at the first failure, so the file's other writes stop.
+    file_cancel: CancellationToken,
+}
+
+impl Tally {
+    fn new(progress: Option<Arc<Progress>>, file_cancel: CancellationToken) -> Self {
+        Self {
+            rows: 0,
+            stop: None,
+            progress,
+            file_cancel,
+        }
+    }
+
+    fn absorb(&mut self, r: Result<Result<u64, RequestError>, JoinError>) {
+        let why = match r {
+            Ok(Ok(n)) => {
+                self.rows += n;
+                metrics::rows_written(n);
+                if let Some(p) = &self.progress {
+                    p.rows_written.fetch_add(n, Ordering::Relaxed);
+                }
+                return;
+            }
+            Ok(Err(RequestError::Cancelled)) => Stop::Cancelled,
+            Ok(Err(source)) => Stop::Failed(LoadError::Database {
+                step: "cannot write a batch of rows",
+                source,
+            }),
+            Err(source) => Stop::Failed(LoadError::Task {
+                what: "a write task",
+                source,
+            }),
+        };
+        self.file_cancel.cancel();
+        // A failure explains more than the cancellations it caused.
+        if matches!(self.stop, None | Some(Stop::Cancelled)) {
+            self.stop = Some(why);
+        }
+    }
+
+    fn finish(
+        self,
+        reader: Result<Result<Option<String>, LoadError>, JoinError>,
+        cancel: &CancellationToken,
+    ) -> Written {
+        let rows = self.rows;
+        let stopped = |why| Written::Stopped { rows, why };
+        match (self.stop, reader) {
+            (Some(Stop::Failed(e)), _) => stopped(Stop::Failed(e)),
+            _ if cancel.is_cancelled() => stopped(Stop::Cancelled),
+            (Some(Stop::Cancelled), _) => stopped(Stop::Cancelled),
+            (None, Ok(Ok(Some(fingerprint)))) => Written::All { rows, fingerprint },
+            // The channel closed with no failure recorded: only a cancellation does that.
+            (None, Ok(Ok(None))) => stopped(Stop::Cancelled),
+            (None, Ok(Err(e))) => stopped(Stop::Failed(e)),
+            (None, Err(source)) => stopped(Stop::Failed(LoadError::Task {
+                what: "the reader task",
+                source,
+            })),
+        }
+    }
+}
