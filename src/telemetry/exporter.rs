@@ -163,7 +163,10 @@ mod tests {
         let recorder = recorder_builder().unwrap().build_recorder();
         let handle = recorder.handle();
         ::metrics::with_local_recorder(&recorder, || {
-            metrics::describe(&metrics::KnownLabels::default());
+            metrics::describe(&metrics::KnownLabels {
+                reject_reasons: &["bad_number"],
+                retry_causes: &["overloaded"],
+            });
             metrics::build_info();
             metrics::write_latency(Duration::from_millis(3));
             metrics::backlog(2, 2048);
