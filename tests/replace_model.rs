@@ -86,7 +86,12 @@ fn text(lines: &[Line], version: usize) -> String {
         .enumerate()
         .map(|(i, (d, t, level))| {
             let p = f64::from(*level) + version as f64 + i as f64 / 100.0;
-            format!("{d} {t}:00,{p},{},{},{p},{}\n", p + 1.0, p - 1.0, 10 * i + version)
+            format!(
+                "{d} {t}:00,{p},{},{},{p},{}\n",
+                p + 1.0,
+                p - 1.0,
+                10 * i + version
+            )
         })
         .collect()
 }
@@ -226,8 +231,7 @@ fn random_delivery_sequences_end_as_the_model_says() {
                 .join(format!("{symbol}_full_1min_adjsplit.txt"));
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, &body).unwrap();
-            let result =
-                rt.block_on(loader.load(&file, LoadOptions::default(), &cancel, None));
+            let result = rt.block_on(loader.load(&file, LoadOptions::default(), &cancel, None));
             if let FileResult::Failed(_, e) = &result {
                 return Err(TestCaseError::fail(format!("load failed: {}", e.chain())));
             }

@@ -1,0 +1,198 @@
+//! The write-timestamp contract (issue 12): every row of a delivery carries the client timestamp
+//! its load-history row records; a restart after `kill -9` reuses it; `load --force` writes a
+//! larger one; of two deliveries of the same days loaded at once, the later-claimed wins.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bar_ingest::account::history::Outcome;
+use bar_ingest::config::Settings;
+use bar_ingest::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
+use bar_ingest::store::Schema;
+use bar_ingest::telemetry::health::Health;
+use common::{Site, expected_bars, history, run_load, unique_keyspace};
+use scylla::client::session::Session;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// `n` one-minute bars a day from 04:00 on each weekday of March 2021; `version` sets prices.
+fn bars(n_days: u32, per_day: u32, version: u32) -> String {
+    let mut out = String::new();
+    let mut day = chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap();
+    let mut days = 0;
+    while days < n_days {
+        use chrono::Datelike;
+        if day.weekday().number_from_monday() <= 5 {
+            for m in 0..per_day {
+                let t = chrono::NaiveTime::from_hms_opt(4, 0, 0).unwrap()
+                    + chrono::TimeDelta::minutes(i64::from(m));
+                let p = f64::from(version) * 10.0 + f64::from(m % 50) / 10.0;
+                out.push_str(&format!(
+                    "{day} {t},{p},{},{},{p},{}\n",
+                    p + 1.0,
+                    p - 1.0,
+                    m + version
+                ));
+            }
+            days += 1;
+        }
+        day = day.succ_opt().unwrap();
+    }
+    out
+}
+
+/// Every stored row's write time (µs) of `close`, with its instant.
+async fn write_times(session: &Session, schema: &Schema) -> Vec<(i64, i64)> {
+    use futures_util::TryStreamExt;
+    use scylla::value::CqlTimestamp;
+    let pager = session
+        .query_iter(
+            format!("SELECT ts, WRITETIME(close) FROM {}", schema.bars()),
+            (),
+        )
+        .await
+        .expect("select write times");
+    pager
+        .rows_stream::<(CqlTimestamp, i64)>()
+        .unwrap()
+        .map_ok(|(t, w)| (t.0, w))
+        .try_collect()
+        .await
+        .expect("read write times")
+}
+
+async fn open(config: &std::path::Path) -> (Session, Schema) {
+    let settings = Settings::load(config, None).unwrap();
+    let schema = Schema::from_config(&settings.database);
+    (common::connect(&settings).await, schema)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_carries_the_history_timestamp_and_force_writes_a_larger_one() {
+    let site = Site::new(&unique_keyspace("wts_force"));
+    let config = site.config("a", "");
+    let file = site.dir.path().join("WTS_full_1min_adjsplit.txt");
+    std::fs::write(&file, bars(3, 30, 1)).unwrap();
+    let (code, err) = run_load(&config, &[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (session, schema) = open(&config).await;
+    let first = history(&session, &schema).await;
+    assert_eq!(first.len(), 1);
+    let t1 = first[0].write_timestamp;
+    let times = write_times(&session, &schema).await;
+    assert_eq!(times.len(), 90);
+    assert!(times.iter().all(|(_, w)| *w == t1), "{times:?} vs {t1}");
+
+    let (code, err) = run_load(&config, &["--force", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let second = history(&session, &schema).await;
+    let t2 = second[0].write_timestamp;
+    assert!(t2 > t1, "--force wrote {t2}, not above {t1}");
+    let times = write_times(&session, &schema).await;
+    assert_eq!(times.len(), 90);
+    assert!(times.iter().all(|(_, w)| *w == t2));
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_keeps_the_recorded_write_timestamp() {
+    let (session, schema, _) = common::fresh_schema("wts_kill").await;
+    let site = Site::new(&schema.keyspace);
+    let config = site.config("k", "");
+    // Slow loads: tiny batches, one in flight.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[ingest]\n",
+        "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 1\nfiles_in_parallel = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let body = bars(15, 600, 2);
+    std::fs::write(site.inbox().join("KILL_full_1min_adjsplit.txt"), &body).unwrap();
+
+    let mut daemon = site.spawn_daemon(&config);
+    // Kill once the history says "loading" and some rows are in.
+    let started = std::time::Instant::now();
+    let recorded = loop {
+        assert!(
+            started.elapsed() < WAIT,
+            "no loading record with rows in time"
+        );
+        let h = history(&session, &schema).await;
+        if let Some(r) = h.iter().find(|r| r.outcome == Outcome::Loading)
+            && !write_times(&session, &schema).await.is_empty()
+        {
+            break r.write_timestamp;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    common::signal(&daemon, "KILL");
+    daemon.wait().unwrap();
+    assert!(
+        site.files_in("done").is_empty(),
+        "the load finished before the kill; make it slower"
+    );
+
+    let mut daemon = site.spawn_daemon(&config);
+    common::wait_until(WAIT, "the file in done/", || {
+        site.files_in("done").len() == 1
+    });
+    assert!(common::terminate(&mut daemon).success());
+    let h = history(&session, &schema).await;
+    assert_eq!(h[0].outcome, Outcome::Loaded);
+    assert_eq!(h[0].write_timestamp, recorded);
+    let times = write_times(&session, &schema).await;
+    assert_eq!(times.len(), expected_bars("KILL", &body).len());
+    assert!(times.iter().all(|(_, w)| *w == recorded));
+    common::drop_keyspace(&session, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
+    let (session, schema, settings) = common::fresh_schema("wts_race").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let loader = Loader::connect(
+        &settings,
+        Arc::new(Health::default()),
+        dir.path().join("dead-letter"),
+        WaitForDatabase::No,
+        &cancel,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The earlier-claimed delivery is the big one: it is still writing when the later one ends.
+    let (early, late) = (bars(10, 900, 3), bars(10, 60, 4));
+    let write = |name: &str, body: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("RACE_full_1min_adjsplit.txt");
+        std::fs::write(&f, body).unwrap();
+        f
+    };
+    let (early_file, late_file) = (write("early", &early), write("late", &late));
+    let first = {
+        let (loader, cancel) = (loader.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loader
+                .load(&early_file, LoadOptions::default(), &cancel, None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = loader
+        .load(&late_file, LoadOptions::default(), &cancel, None)
+        .await;
+    assert!(
+        !first.is_finished(),
+        "the earlier delivery finished first: this test needs it still writing; make it bigger"
+    );
+    let first = first.await.unwrap();
+    assert!(matches!(second, FileResult::Loaded(_)), "{second:?}");
+    assert!(matches!(first, FileResult::Loaded(_)), "{first:?}");
+    let stored = common::all_bars(&session, &schema).await;
+    assert_eq!(stored, expected_bars("RACE", &late));
+    common::drop_keyspace(&session, &schema).await;
+}
