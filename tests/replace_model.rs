@@ -138,8 +138,11 @@ fn next_day(day: &str) -> String {
     d.succ_opt().unwrap().format("%Y-%m-%d").to_string()
 }
 
-/// A stored row: (UTC ms) -> (open, high, low, close, volume).
-type Table = BTreeMap<i64, (f64, f64, f64, f64, i64)>;
+/// Open, high, low, close, volume.
+type Ohlcv = (f64, f64, f64, f64, i64);
+
+/// A stored row: (UTC ms) -> its values.
+type Table = BTreeMap<i64, Ohlcv>;
 
 /// What the table holds after `text` was delivered on top of `table`; `loaded` is the set of
 /// contents already loaded (identity).
@@ -147,7 +150,7 @@ fn apply(table: &mut Table, loaded: &mut BTreeSet<String>, text: &str, threshold
     if loaded.contains(text) {
         return; // a duplicate: nothing written
     }
-    let mut good: Vec<(String, i64, (f64, f64, f64, f64, i64))> = Vec::new();
+    let mut good: Vec<(String, i64, Ohlcv)> = Vec::new();
     let (mut rows_in, mut rejected) = (0u32, 0u32);
     let mut last: Option<i64> = None;
     for line in text.lines() {
@@ -163,7 +166,7 @@ fn apply(table: &mut Table, loaded: &mut BTreeSet<String>, text: &str, threshold
         match at {
             Some(t) => {
                 last = Some(t);
-                let v = (
+                let v: Ohlcv = (
                     f[1].parse().unwrap(),
                     f[2].parse().unwrap(),
                     f[3].parse().unwrap(),
