@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixDatagram;
@@ -559,6 +560,64 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         "these returned no data:\n{}\n/metrics:\n{metrics_text}",
         failures.join("\n")
     );
+
+    // Returning data is not enough: a series stuck at zero returns data too. The panels' values
+    // after this load (two files loaded, one empty, nothing waiting), over a window that holds
+    // the whole run.
+    let panel = |expr: &str| {
+        let q = expr
+            .replace("$__rate_interval", "10m")
+            .replace("$job", "bar-ingest")
+            .replace("$instance", &endpoint.to_string());
+        prom.value(&q).unwrap_or_else(|| panic!("no value for {q}"))
+    };
+    let by = |expr: &str, label: &str| -> BTreeMap<String, f64> {
+        let q = expr.replace("$job", "bar-ingest");
+        prom.query(&q)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let value = s["value"][1].as_str().unwrap().parse().unwrap();
+                (s["metric"][label].as_str().unwrap_or("").to_owned(), value)
+            })
+            .collect()
+    };
+    assert_eq!(panel(r#"min(bar_ingest_ready{job=~"$job"})"#), 1.0);
+    assert_eq!(panel(r#"min(bar_ingest_database_up{job=~"$job"})"#), 1.0);
+    let since = panel(r#"time() - max(bar_ingest_last_success_timestamp_seconds{job=~"$job"})"#);
+    assert!(
+        (0.0..600.0).contains(&since),
+        "time since last load: {since}"
+    );
+    assert_eq!(panel(r#"sum(bar_ingest_backlog_files{job=~"$job"})"#), 0.0);
+    assert_eq!(
+        panel(r#"sum(bar_ingest_batches_in_flight{job=~"$job"})"#),
+        0.0
+    );
+    let rows_per_s =
+        panel(r#"sum(rate(bar_ingest_rows_written_total{job=~"$job"}[$__rate_interval]))"#);
+    assert!(
+        rows_per_s > 0.0,
+        "rows per second over the run: {rows_per_s}"
+    );
+    let p50 = panel(
+        r#"histogram_quantile(0.5, sum by (le) (rate(bar_ingest_write_latency_seconds_bucket{job=~"$job"}[$__rate_interval])))"#,
+    );
+    assert!(p50 > 0.0 && p50 < 10.0, "median batch latency {p50}");
+    let outcomes = by(
+        r#"sum by (outcome) (bar_ingest_files_total{job=~"$job"})"#,
+        "outcome",
+    );
+    assert_eq!(outcomes.get("loaded"), Some(&2.0), "{outcomes:?}");
+    assert_eq!(outcomes.get("empty"), Some(&1.0), "{outcomes:?}");
+    assert_eq!(outcomes.get("failed"), Some(&0.0), "{outcomes:?}");
+    let reasons = by(
+        r#"sum by (reason) (bar_ingest_rows_rejected_total{job=~"$job"})"#,
+        "reason",
+    );
+    assert_eq!(reasons.values().sum::<f64>(), 2.0, "{reasons:?}");
+    assert_eq!(reasons.get("high_below_low"), Some(&1.0), "{reasons:?}");
 
     // promtool: the rules, the config as shipped, and the metrics as scraped.
     let rules_file = repo().join("deploy/prometheus/alerts.yml");
