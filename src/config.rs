@@ -1,6 +1,7 @@
 //! Configuration: the TOML file (unknown keys rejected) turned into validated settings.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -99,7 +100,6 @@ impl Default for IngestConfig {
     }
 }
 
-/// `[watch]`: how new files are noticed.
 /// How the inbox is watched (`watch.mode` in the config: `notify` or `poll`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,6 +110,7 @@ pub enum WatchMode {
     Poll,
 }
 
+/// `[watch]`: how new files are noticed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
@@ -137,8 +138,9 @@ impl Default for WatchConfig {
     }
 }
 
-/// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS.
-#[derive(Debug, Clone, Deserialize)]
+/// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS. Its `Debug` hides
+/// the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `host[:port]` of one or more nodes; the driver discovers the rest of the cluster.
@@ -191,6 +193,54 @@ impl Default for DatabaseConfig {
             password_file: None,
             tls: TlsConfig::default(),
         }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a field added to the struct cannot be left out here.
+        let Self {
+            contact_points,
+            keyspace,
+            bars_table,
+            history_table,
+            bars_table_options,
+            replication,
+            local_datacenter,
+            consistency,
+            request_timeout,
+            connect_timeout,
+            username,
+            password,
+            password_file,
+            tls,
+        } = self;
+        f.debug_struct("DatabaseConfig")
+            .field("contact_points", contact_points)
+            .field("keyspace", keyspace)
+            .field("bars_table", bars_table)
+            .field("history_table", history_table)
+            .field("bars_table_options", bars_table_options)
+            .field("replication", replication)
+            .field("local_datacenter", local_datacenter)
+            .field("consistency", consistency)
+            .field("request_timeout", request_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("username", username)
+            .field("password", redacted(password))
+            .field("password_file", password_file)
+            .field("tls", tls)
+            .finish()
+    }
+}
+
+/// What `Debug` prints in place of a secret: `""` for an empty one (not set), else
+/// `"<redacted>"`.
+fn redacted(secret: &str) -> &'static dyn fmt::Debug {
+    if secret.is_empty() {
+        &""
+    } else {
+        &"<redacted>"
     }
 }
 
@@ -282,8 +332,9 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Settings after validation: every value here is known to be usable.
-#[derive(Debug, Clone)]
+/// Settings after validation: every value here is known to be usable. Its `Debug` hides the
+/// password.
+#[derive(Clone)]
 pub struct Settings {
     /// The file these settings came from (None: built-in defaults).
     pub source: Option<PathBuf>,
@@ -303,6 +354,38 @@ pub struct Settings {
     pub timezone: Tz,
     /// The metrics listen address, parsed.
     pub metrics_listen: SocketAddr,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a field added to the struct cannot be left out here.
+        let Self {
+            source,
+            contact_points,
+            database,
+            consistency,
+            password,
+            paths,
+            ingest,
+            watch,
+            instance,
+            timezone,
+            metrics_listen,
+        } = self;
+        f.debug_struct("Settings")
+            .field("source", source)
+            .field("contact_points", contact_points)
+            .field("database", database)
+            .field("consistency", consistency)
+            .field("password", &password.as_deref().map(redacted))
+            .field("paths", paths)
+            .field("ingest", ingest)
+            .field("watch", watch)
+            .field("instance", instance)
+            .field("timezone", timezone)
+            .field("metrics_listen", metrics_listen)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -325,7 +408,8 @@ impl Settings {
         Self::validate(Config::default(), None, contact_points_override)
     }
 
-    /// Checks every value that parsing alone cannot.
+    /// Checks every value that parsing alone cannot, section by section, and keeps the values
+    /// parsed on the way. The first unusable value is reported with the file and its key.
     pub fn validate(
         config: Config,
         source: Option<&Path>,
@@ -334,10 +418,10 @@ impl Settings {
         let file = source
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("<built-in defaults>"));
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        let in_file = |e: KeyError| ConfigError::Invalid {
             file: file.clone(),
-            key: key.to_owned(),
-            reason,
+            key: e.key,
+            reason: e.reason,
         };
         let Config {
             database,
@@ -348,7 +432,85 @@ impl Settings {
             metrics,
         } = config;
 
-        let (points_key, raw_points): (String, Vec<String>) = match contact_points_override {
+        let db = database
+            .validate(contact_points_override)
+            .map_err(in_file)?;
+        paths.validate().map_err(in_file)?;
+        let instance = ingest.validate().map_err(in_file)?;
+        watch.validate().map_err(in_file)?;
+        let timezone = input.validate().map_err(in_file)?;
+        let metrics_listen = metrics.validate().map_err(in_file)?;
+
+        Ok(Self {
+            source: source.map(Path::to_owned),
+            contact_points: db.contact_points,
+            database,
+            consistency: db.consistency,
+            password: db.password,
+            paths,
+            ingest,
+            watch,
+            instance,
+            timezone,
+            metrics_listen,
+        })
+    }
+}
+
+/// A value that parsed but is not usable: its full key (`database.tls.ca_file`) and why. Each
+/// section's `validate` returns it; [`Settings::validate`] adds the file ([`ConfigError::Invalid`]).
+#[derive(Debug)]
+struct KeyError {
+    key: String,
+    reason: String,
+}
+
+impl KeyError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What validating `[database]` yields besides the section itself.
+struct DatabaseValues {
+    /// `host:port` of each contact point (from the file or the environment override).
+    contact_points: Vec<String>,
+    consistency: scylla::statement::Consistency,
+    /// From `password` or the first line of `password_file`.
+    password: Option<String>,
+}
+
+impl DatabaseConfig {
+    fn validate(&self, contact_points_override: Option<&str>) -> Result<DatabaseValues, KeyError> {
+        let contact_points = self.contact_points(contact_points_override)?;
+        self.check_names()?;
+        self.replication.validate()?;
+        let consistency = parse_consistency(&self.consistency)
+            .map_err(|reason| KeyError::new("database.consistency", reason))?;
+        for (key, timeout) in [
+            ("database.request_timeout", self.request_timeout),
+            ("database.connect_timeout", self.connect_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(KeyError::new(key, "must be above zero"));
+            }
+        }
+        let password = self.password()?;
+        self.tls.validate()?;
+        Ok(DatabaseValues {
+            contact_points,
+            consistency,
+            password,
+        })
+    }
+
+    /// The contact points as `host:port`: from `override_list` (comma-separated, from
+    /// [`ENV_CONTACT_POINTS`]) when given, else from the file.
+    fn contact_points(&self, override_list: Option<&str>) -> Result<Vec<String>, KeyError> {
+        let (key, raw): (String, Vec<String>) = match override_list {
             Some(list) => (
                 format!("database.contact_points (from {ENV_CONTACT_POINTS})"),
                 list.split(',')
@@ -359,210 +521,256 @@ impl Settings {
             ),
             None => (
                 "database.contact_points".to_owned(),
-                database.contact_points.clone(),
+                self.contact_points.clone(),
             ),
         };
-        if raw_points.is_empty() {
-            return Err(invalid(
-                &points_key,
-                "at least one contact point is needed".into(),
-            ));
+        if raw.is_empty() {
+            return Err(KeyError::new(key, "at least one contact point is needed"));
         }
-        let contact_points = raw_points
-            .iter()
+        raw.iter()
             .map(|p| {
-                parse_contact_point(p).map_err(|reason| {
-                    invalid(&points_key, format!("`{p}` is not usable: {reason}"))
-                })
+                parse_contact_point(p)
+                    .map_err(|reason| KeyError::new(&key, format!("`{p}` is not usable: {reason}")))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
 
+    /// The keyspace and table names, and the table options spliced into the DDL.
+    fn check_names(&self) -> Result<(), KeyError> {
         for (key, name) in [
-            ("database.keyspace", &database.keyspace),
-            ("database.bars_table", &database.bars_table),
-            ("database.history_table", &database.history_table),
+            ("database.keyspace", &self.keyspace),
+            ("database.bars_table", &self.bars_table),
+            ("database.history_table", &self.history_table),
         ] {
-            check_identifier(name).map_err(|reason| invalid(key, reason))?;
+            check_identifier(name).map_err(|reason| KeyError::new(key, reason))?;
         }
-        if database.bars_table == database.history_table {
-            return Err(invalid(
+        if self.bars_table == self.history_table {
+            return Err(KeyError::new(
                 "database.history_table",
-                "must differ from database.bars_table".into(),
+                "must differ from database.bars_table",
             ));
         }
-        if database.bars_table_options.contains(';') {
-            return Err(invalid(
+        if self.bars_table_options.contains(';') {
+            return Err(KeyError::new(
                 "database.bars_table_options",
-                "must be table options only (no `;`)".into(),
+                "must be table options only (no `;`)",
             ));
         }
-        check_replication(&database.replication)
-            .map_err(|(key, reason)| invalid(&format!("database.replication.{key}"), reason))?;
+        Ok(())
+    }
 
-        let consistency = parse_consistency(&database.consistency)
-            .map_err(|reason| invalid("database.consistency", reason))?;
-        if database.request_timeout.is_zero() {
-            return Err(invalid(
-                "database.request_timeout",
-                "must be above zero".into(),
-            ));
-        }
-        if database.connect_timeout.is_zero() {
-            return Err(invalid(
-                "database.connect_timeout",
-                "must be above zero".into(),
-            ));
-        }
-
-        let password = match (&database.password_file, database.password.is_empty()) {
+    /// The password from `password` or the first line of `password_file` (never both), and
+    /// only with a user name.
+    fn password(&self) -> Result<Option<String>, KeyError> {
+        let password = match (&self.password_file, self.password.is_empty()) {
             (Some(_), false) => {
-                return Err(invalid(
+                return Err(KeyError::new(
                     "database.password_file",
-                    "set either `password` or `password_file`, not both".into(),
+                    "set either `password` or `password_file`, not both",
                 ));
             }
             (Some(pf), true) => {
                 let text = std::fs::read_to_string(pf).map_err(|e| {
-                    invalid(
+                    KeyError::new(
                         "database.password_file",
                         format!("cannot read {}: {e}", pf.display()),
                     )
                 })?;
                 Some(text.lines().next().unwrap_or("").to_owned())
             }
-            (None, false) => Some(database.password.clone()),
+            (None, false) => Some(self.password.clone()),
             (None, true) => None,
         };
-        if password.is_some() && database.username.is_empty() {
-            return Err(invalid(
+        if password.is_some() && self.username.is_empty() {
+            return Err(KeyError::new(
                 "database.username",
-                "a password is set but no user name".into(),
+                "a password is set but no user name",
             ));
         }
+        Ok(password)
+    }
+}
 
-        let tls = &database.tls;
-        if tls.enabled && tls.ca_file.is_none() {
-            return Err(invalid(
+impl ReplicationConfig {
+    fn validate(&self) -> Result<(), KeyError> {
+        let invalid = |key: &str, reason: String| {
+            KeyError::new(format!("database.replication.{key}"), reason)
+        };
+        match self.class.as_str() {
+            "SimpleStrategy" => {
+                if self.factor == 0 {
+                    return Err(invalid("factor", "must be at least 1".into()));
+                }
+                if !self.datacenters.is_empty() {
+                    return Err(invalid(
+                        "datacenters",
+                        "only used with NetworkTopologyStrategy".into(),
+                    ));
+                }
+            }
+            "NetworkTopologyStrategy" => {
+                if self.datacenters.is_empty() {
+                    return Err(invalid(
+                        "datacenters",
+                        "NetworkTopologyStrategy needs at least one `dc = replicas` entry".into(),
+                    ));
+                }
+                for (dc, n) in &self.datacenters {
+                    if dc.is_empty() || dc.contains('\'') || *n == 0 {
+                        return Err(invalid("datacenters", format!("bad entry `{dc} = {n}`")));
+                    }
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "class",
+                    format!("`{other}`: use SimpleStrategy or NetworkTopologyStrategy"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TlsConfig {
+    /// `ca_file` with TLS on; no file without TLS; files exist; certificate and key together.
+    fn validate(&self) -> Result<(), KeyError> {
+        if self.enabled && self.ca_file.is_none() {
+            return Err(KeyError::new(
                 "database.tls.ca_file",
-                "required when database.tls.enabled is true".into(),
+                "required when database.tls.enabled is true",
             ));
         }
         for (key, file) in [
-            ("database.tls.ca_file", &tls.ca_file),
-            ("database.tls.cert_file", &tls.cert_file),
-            ("database.tls.key_file", &tls.key_file),
+            ("database.tls.ca_file", &self.ca_file),
+            ("database.tls.cert_file", &self.cert_file),
+            ("database.tls.key_file", &self.key_file),
         ] {
             if let Some(f) = file {
-                if !tls.enabled {
-                    return Err(invalid(
-                        key,
-                        "set, but database.tls.enabled is false".into(),
-                    ));
+                if !self.enabled {
+                    return Err(KeyError::new(key, "set, but database.tls.enabled is false"));
                 }
                 if !f.is_file() {
-                    return Err(invalid(key, format!("no such file: {}", f.display())));
+                    return Err(KeyError::new(key, format!("no such file: {}", f.display())));
                 }
             }
         }
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            return Err(invalid(
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(KeyError::new(
                 "database.tls.key_file",
-                "cert_file and key_file go together".into(),
+                "cert_file and key_file go together",
             ));
         }
+        Ok(())
+    }
+}
 
-        if paths.inbox.as_os_str().is_empty() {
-            return Err(invalid("paths.inbox", "must not be empty".into()));
-        }
-        if paths.state_root.as_os_str().is_empty() {
-            return Err(invalid("paths.state_root", "must not be empty".into()));
-        }
-
-        let positive = [
-            ("ingest.batch_rows", ingest.batch_rows),
-            ("ingest.batch_max_bytes", ingest.batch_max_bytes),
-            ("ingest.max_batches_in_flight", ingest.max_batches_in_flight),
-            ("ingest.files_in_parallel", ingest.files_in_parallel),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1".into()));
+impl PathsConfig {
+    fn validate(&self) -> Result<(), KeyError> {
+        for (key, path) in [
+            ("paths.inbox", &self.inbox),
+            ("paths.state_root", &self.state_root),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(KeyError::new(key, "must not be empty"));
             }
         }
-        if ingest.batch_max_bytes > MAX_BATCH_BYTES {
-            return Err(invalid(
+        Ok(())
+    }
+}
+
+impl IngestConfig {
+    /// Checks the limits and returns this instance's name.
+    fn validate(&self) -> Result<String, KeyError> {
+        for (key, value) in [
+            ("ingest.batch_rows", self.batch_rows),
+            ("ingest.batch_max_bytes", self.batch_max_bytes),
+            ("ingest.max_batches_in_flight", self.max_batches_in_flight),
+            ("ingest.files_in_parallel", self.files_in_parallel),
+        ] {
+            if value == 0 {
+                return Err(KeyError::new(key, "must be at least 1"));
+            }
+        }
+        if self.batch_max_bytes > MAX_BATCH_BYTES {
+            return Err(KeyError::new(
                 "ingest.batch_max_bytes",
                 format!(
                     "{} is above ScyllaDB's batch warning threshold ({MAX_BATCH_BYTES})",
-                    ingest.batch_max_bytes
+                    self.batch_max_bytes
                 ),
             ));
         }
-        if !(0.0..=1.0).contains(&ingest.reject_threshold) {
-            return Err(invalid(
+        if !(0.0..=1.0).contains(&self.reject_threshold) {
+            return Err(KeyError::new(
                 "ingest.reject_threshold",
-                format!("{} is not a share between 0 and 1", ingest.reject_threshold),
+                format!("{} is not a share between 0 and 1", self.reject_threshold),
             ));
         }
-        if ingest.retry_initial.is_zero() || ingest.retry_max < ingest.retry_initial {
-            return Err(invalid(
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            return Err(KeyError::new(
                 "ingest.retry_max",
-                "retry_initial must be above zero and retry_max at least retry_initial".into(),
+                "retry_initial must be above zero and retry_max at least retry_initial",
             ));
         }
-        let instance = if ingest.instance.is_empty() {
+        self.instance_name()
+    }
+
+    /// `instance`, else the host name; it names a folder, so only a safe alphabet.
+    fn instance_name(&self) -> Result<String, KeyError> {
+        let instance = if self.instance.is_empty() {
             host_name()
         } else {
-            ingest.instance.clone()
+            self.instance.clone()
         };
-        if instance.is_empty()
-            || !instance
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(invalid(
+        let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if instance.is_empty() || !instance.chars().all(safe) {
+            return Err(KeyError::new(
                 "ingest.instance",
                 format!("`{instance}`: use letters, digits, `-`, `_` or `.` (it names a folder)"),
             ));
         }
-        for (key, d) in [
-            ("watch.rescan_interval", watch.rescan_interval),
-            ("watch.poll_interval", watch.poll_interval),
+        Ok(instance)
+    }
+}
+
+impl WatchConfig {
+    fn validate(&self) -> Result<(), KeyError> {
+        for (key, interval) in [
+            ("watch.rescan_interval", self.rescan_interval),
+            ("watch.poll_interval", self.poll_interval),
         ] {
-            if d.is_zero() {
-                return Err(invalid(key, "must be above zero".into()));
+            if interval.is_zero() {
+                return Err(KeyError::new(key, "must be above zero"));
             }
         }
+        Ok(())
+    }
+}
 
-        let timezone: Tz = input.timezone.parse().map_err(|_| {
-            invalid(
+impl InputConfig {
+    /// The exchange time zone.
+    fn validate(&self) -> Result<Tz, KeyError> {
+        self.timezone.parse().map_err(|_| {
+            KeyError::new(
                 "input.timezone",
                 format!(
                     "`{}` is not an IANA time zone name (e.g. America/New_York)",
-                    input.timezone
+                    self.timezone
                 ),
             )
-        })?;
+        })
+    }
+}
 
-        let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|e| {
-            invalid(
+impl MetricsConfig {
+    /// The listen address.
+    fn validate(&self) -> Result<SocketAddr, KeyError> {
+        self.listen.parse().map_err(|e| {
+            KeyError::new(
                 "metrics.listen",
-                format!("`{}` is not an ip:port address: {e}", metrics.listen),
+                format!("`{}` is not an ip:port address: {e}", self.listen),
             )
-        })?;
-
-        Ok(Self {
-            source: source.map(Path::to_owned),
-            contact_points,
-            database,
-            consistency,
-            password,
-            paths,
-            ingest,
-            watch,
-            instance,
-            timezone,
-            metrics_listen,
         })
     }
 }
@@ -636,42 +844,6 @@ fn check_identifier(name: &str) -> Result<(), String> {
         return Err(format!(
             "`{name}` is not a valid name: use 1 to 48 letters, digits or `_`, starting with a letter"
         ));
-    }
-    Ok(())
-}
-
-fn check_replication(r: &ReplicationConfig) -> Result<(), (&'static str, String)> {
-    match r.class.as_str() {
-        "SimpleStrategy" => {
-            if r.factor == 0 {
-                return Err(("factor", "must be at least 1".into()));
-            }
-            if !r.datacenters.is_empty() {
-                return Err((
-                    "datacenters",
-                    "only used with NetworkTopologyStrategy".into(),
-                ));
-            }
-        }
-        "NetworkTopologyStrategy" => {
-            if r.datacenters.is_empty() {
-                return Err((
-                    "datacenters",
-                    "NetworkTopologyStrategy needs at least one `dc = replicas` entry".into(),
-                ));
-            }
-            for (dc, n) in &r.datacenters {
-                if dc.is_empty() || dc.contains('\'') || *n == 0 {
-                    return Err(("datacenters", format!("bad entry `{dc} = {n}`")));
-                }
-            }
-        }
-        other => {
-            return Err((
-                "class",
-                format!("`{other}`: use SimpleStrategy or NetworkTopologyStrategy"),
-            ));
-        }
     }
     Ok(())
 }
@@ -786,6 +958,79 @@ mod tests {
                 err.contains(key) && err.starts_with("x.toml"),
                 "{text}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        const SECRET: &str = "hunter2-not-for-logs";
+        let text = format!("[database]\nusername = \"u\"\npassword = \"{SECRET}\"\n");
+        let config: Config = toml::from_str(&text).unwrap();
+        let settings = Settings::validate(config.clone(), None, None).unwrap();
+        assert_eq!(settings.password.as_deref(), Some(SECRET));
+        for shown in [
+            format!("{settings:?}"),
+            format!("{settings:#?}"),
+            format!("{config:?}"),
+            format!("{:?}", settings.database),
+        ] {
+            assert!(!shown.contains(SECRET), "password shown: {shown}");
+            assert!(shown.contains("password: \"<redacted>\""), "{shown}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password_read_from_a_file() {
+        const SECRET: &str = "from-a-file-not-for-logs";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, format!("{SECRET}\nsecond line ignored\n")).unwrap();
+        let mut config = Config::default();
+        config.database.username = "u".into();
+        config.database.password_file = Some(file);
+        let settings = Settings::validate(config, None, None).unwrap();
+        assert_eq!(settings.password.as_deref(), Some(SECRET));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(SECRET), "password shown: {shown}");
+        assert!(shown.contains("password: Some(\"<redacted>\")"), "{shown}");
+    }
+
+    #[test]
+    fn every_section_names_its_key() {
+        let cases = [
+            (
+                "[database]\nrequest_timeout = \"0s\"\n",
+                "database.request_timeout",
+            ),
+            (
+                "[database]\nbars_table = \"t\"\nhistory_table = \"t\"\n",
+                "database.history_table",
+            ),
+            ("[database]\npassword = \"p\"\n", "database.username"),
+            (
+                "[database.replication]\nfactor = 0\n",
+                "database.replication.factor",
+            ),
+            (
+                "[database.tls]\ncert_file = \"/etc/hostname\"\n",
+                "database.tls.cert_file",
+            ),
+            ("[paths]\nstate_root = \"\"\n", "paths.state_root"),
+            ("[ingest]\nbatch_rows = 0\n", "ingest.batch_rows"),
+            (
+                "[ingest]\nreject_threshold = 1.5\n",
+                "ingest.reject_threshold",
+            ),
+            ("[ingest]\ninstance = \"a/b\"\n", "ingest.instance"),
+            ("[watch]\npoll_interval = \"0s\"\n", "watch.poll_interval"),
+        ];
+        for (text, key) in cases {
+            let config: Config = toml::from_str(text).unwrap();
+            let err = Settings::validate(config, Some(Path::new("x.toml")), None).unwrap_err();
+            match err {
+                ConfigError::Invalid { key: named, .. } => assert_eq!(named, key, "{text}"),
+                other => panic!("{text}: {other}"),
+            }
         }
     }
 }

@@ -25,25 +25,34 @@ fn example_config_documents_exactly_the_defaults() {
     assert!(settings.metrics_listen.ip().is_loopback());
 }
 
-fn check_config(file: &Path) -> (bool, String, String) {
+/// Exit codes of `check-config`, as the README's command table gives them.
+const EXIT_VALID: i32 = 0;
+const EXIT_INVALID: i32 = 2;
+
+/// Runs `bar-ingest check-config ARGS...`: (exit code, stdout, stderr).
+fn check_config_with(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
         .arg("check-config")
-        .arg(file)
+        .args(args)
         .env_remove("BAR_INGEST_CONTACT_POINTS")
         .env_remove("BAR_INGEST_CONFIG")
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
+fn check_config(file: &Path) -> (Option<i32>, String, String) {
+    check_config_with(&[file.as_os_str()])
+}
+
 #[test]
 fn check_config_accepts_the_example() {
-    let (ok, stdout, stderr) = check_config(example());
-    assert!(ok, "stderr: {stderr}");
+    let (code, stdout, stderr) = check_config(example());
+    assert_eq!(code, Some(EXIT_VALID), "stderr: {stderr}");
     assert!(stdout.contains("OK"), "{stdout}");
 }
 
@@ -76,8 +85,12 @@ fn check_config_names_file_key_and_reason() {
     for (name, text, expect) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let (ok, _, stderr) = check_config(&path);
-        assert!(!ok, "{name} should fail");
+        let (code, _, stderr) = check_config(&path);
+        assert_eq!(
+            code,
+            Some(EXIT_INVALID),
+            "{name} should fail with 2: {stderr}"
+        );
         assert!(stderr.contains(expect), "{name}: {stderr}");
         assert!(
             stderr.contains(&path.display().to_string()),
@@ -85,10 +98,21 @@ fn check_config_names_file_key_and_reason() {
         );
     }
     let missing = dir.path().join("missing.toml");
-    let (ok, _, stderr) = check_config(&missing);
-    assert!(!ok);
+    let (code, _, stderr) = check_config(&missing);
+    assert_eq!(code, Some(EXIT_INVALID), "{stderr}");
     assert!(
         stderr.contains("cannot read the config file") && stderr.contains("missing.toml"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_config_without_a_file_exits_with_2() {
+    let (code, stdout, stderr) = check_config_with(&[]);
+    assert_eq!(
+        code,
+        Some(EXIT_INVALID),
+        "stdout: {stdout}, stderr: {stderr}"
+    );
+    assert!(stderr.contains("check-config needs a file"), "{stderr}");
 }

@@ -95,6 +95,58 @@ struct HistoryRow<'a> {
     finished_at: Option<CqlTimestamp>,
 }
 
+/// One history row as a `SELECT *` returns it, matched by column name (the struct names every
+/// column, so a column added to the table must be added here too). Every column but the key may
+/// be null, e.g. in a row written by hand. The product never reads whole rows; this is the read
+/// side for tests and tools, kept next to the write side so that both change together.
+#[derive(Debug, Clone, scylla::DeserializeRow)]
+pub struct StoredHistoryRow {
+    pub fingerprint: String,
+    pub file_name: Option<String>,
+    pub symbol: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub rows_in: Option<i64>,
+    pub rows_written: Option<i64>,
+    pub rows_rejected: Option<i64>,
+    pub months: Option<BTreeSet<String>>,
+    pub first_bar: Option<CqlTimestamp>,
+    pub last_bar: Option<CqlTimestamp>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub instance: Option<String>,
+    pub write_timestamp: Option<i64>,
+    pub started_at: Option<CqlTimestamp>,
+    pub finished_at: Option<CqlTimestamp>,
+}
+
+impl From<StoredHistoryRow> for HistoryRecord {
+    /// Null columns become empty or zero; a missing or unknown outcome reads as `Failed`.
+    fn from(r: StoredHistoryRow) -> Self {
+        Self {
+            fingerprint: r.fingerprint,
+            file_name: r.file_name.unwrap_or_default(),
+            symbol: r.symbol.unwrap_or_default(),
+            size_bytes: r.size_bytes.unwrap_or_default(),
+            rows_in: r.rows_in.unwrap_or_default(),
+            rows_written: r.rows_written.unwrap_or_default(),
+            rows_rejected: r.rows_rejected.unwrap_or_default(),
+            months: r.months.unwrap_or_default(),
+            first_bar: r.first_bar.map(|t| t.0),
+            last_bar: r.last_bar.map(|t| t.0),
+            outcome: r
+                .outcome
+                .as_deref()
+                .and_then(Outcome::parse)
+                .unwrap_or(Outcome::Failed),
+            error: r.error,
+            instance: r.instance.unwrap_or_default(),
+            write_timestamp: r.write_timestamp.unwrap_or_default(),
+            started_at: r.started_at.map(|t| t.0).unwrap_or_default(),
+            finished_at: r.finished_at.map(|t| t.0),
+        }
+    }
+}
+
 /// What the history knows of a fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
@@ -107,27 +159,7 @@ pub struct Known {
 pub struct History {
     lookup: PreparedStatement,
     upsert: PreparedStatement,
-    select_all: PreparedStatement,
 }
-
-type Row = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<Vec<String>>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-);
 
 const COLUMNS: &str = "fingerprint, file_name, symbol, size_bytes, rows_in, rows_written, \
     rows_rejected, months, first_bar, last_bar, outcome, error, instance, write_timestamp, \
@@ -150,8 +182,6 @@ impl History {
                 ),
             )
             .await?,
-            select_all: prepare_idempotent(session, &format!("SELECT {COLUMNS} FROM {table}"))
-                .await?,
         })
     }
 
@@ -206,47 +236,6 @@ impl History {
         };
         session.execute_unpaged(&self.upsert, row).await.map(|_| ())
     }
-
-    /// Every row (for tests, reconciliation and `load` summaries; the table is one row per file).
-    pub async fn all(&self, session: &Session) -> Result<Vec<HistoryRecord>, HistoryError> {
-        use futures_util::TryStreamExt;
-        let pager = session
-            .execute_iter(self.select_all.clone(), ())
-            .await
-            .map_err(|e| bad_result(e.to_string()))?;
-        let rows: Vec<Row> = pager
-            .rows_stream::<Row>()
-            .map_err(|e| bad_result(e.to_string()))?
-            .try_collect()
-            .await
-            .map_err(|e| bad_result(e.to_string()))?;
-        Ok(rows.into_iter().map(from_row).collect())
-    }
-}
-
-fn from_row(r: Row) -> HistoryRecord {
-    HistoryRecord {
-        fingerprint: r.0,
-        file_name: r.1.unwrap_or_default(),
-        symbol: r.2.unwrap_or_default(),
-        size_bytes: r.3.unwrap_or_default(),
-        rows_in: r.4.unwrap_or_default(),
-        rows_written: r.5.unwrap_or_default(),
-        rows_rejected: r.6.unwrap_or_default(),
-        months: r.7.unwrap_or_default().into_iter().collect(),
-        first_bar: r.8.map(|t| t.0),
-        last_bar: r.9.map(|t| t.0),
-        outcome: r
-            .10
-            .as_deref()
-            .and_then(Outcome::parse)
-            .unwrap_or(Outcome::Failed),
-        error: r.11,
-        instance: r.12.unwrap_or_default(),
-        write_timestamp: r.13.unwrap_or_default(),
-        started_at: r.14.map(|t| t.0).unwrap_or_default(),
-        finished_at: r.15.map(|t| t.0),
-    }
 }
 
 /// A load-history request that failed.
@@ -270,4 +259,92 @@ impl Classify for HistoryError {
 
 fn bad_result(message: String) -> HistoryError {
     HistoryError::Shape(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_round_trip() {
+        for o in [
+            Outcome::Loading,
+            Outcome::Loaded,
+            Outcome::Quarantined,
+            Outcome::Failed,
+            Outcome::Empty,
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::parse("done"), None);
+    }
+
+    #[test]
+    fn stored_row_with_null_columns_reads_as_an_empty_failed_record() {
+        let row = StoredHistoryRow {
+            fingerprint: "ab12".into(),
+            file_name: None,
+            symbol: None,
+            size_bytes: None,
+            rows_in: None,
+            rows_written: None,
+            rows_rejected: None,
+            months: None,
+            first_bar: None,
+            last_bar: None,
+            outcome: Some("no-such-outcome".into()),
+            error: None,
+            instance: None,
+            write_timestamp: None,
+            started_at: None,
+            finished_at: None,
+        };
+        let record = HistoryRecord::from(row);
+        assert_eq!(record.fingerprint, "ab12");
+        assert_eq!(record.outcome, Outcome::Failed);
+        assert!(record.months.is_empty() && record.file_name.is_empty());
+        assert_eq!((record.rows_in, record.started_at), (0, 0));
+        assert_eq!((record.first_bar, record.finished_at), (None, None));
+    }
+
+    #[test]
+    fn stored_row_converts_every_column() {
+        let row = StoredHistoryRow {
+            fingerprint: "cd34".into(),
+            file_name: Some("AAPL_full_1min.txt".into()),
+            symbol: Some("AAPL".into()),
+            size_bytes: Some(1234),
+            rows_in: Some(10),
+            rows_written: Some(9),
+            rows_rejected: Some(1),
+            months: Some(["2024-01".to_owned(), "2024-02".to_owned()].into()),
+            first_bar: Some(CqlTimestamp(1_000)),
+            last_bar: Some(CqlTimestamp(2_000)),
+            outcome: Some("loaded".into()),
+            error: Some("one bad line".into()),
+            instance: Some("host-a".into()),
+            write_timestamp: Some(42),
+            started_at: Some(CqlTimestamp(3_000)),
+            finished_at: Some(CqlTimestamp(4_000)),
+        };
+        let expected = HistoryRecord {
+            fingerprint: "cd34".into(),
+            file_name: "AAPL_full_1min.txt".into(),
+            symbol: "AAPL".into(),
+            size_bytes: 1234,
+            rows_in: 10,
+            rows_written: 9,
+            rows_rejected: 1,
+            months: ["2024-01".to_owned(), "2024-02".to_owned()].into(),
+            first_bar: Some(1_000),
+            last_bar: Some(2_000),
+            outcome: Outcome::Loaded,
+            error: Some("one bad line".into()),
+            instance: "host-a".into(),
+            write_timestamp: 42,
+            started_at: 3_000,
+            finished_at: Some(4_000),
+        };
+        assert_eq!(HistoryRecord::from(row), expected);
+    }
 }

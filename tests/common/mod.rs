@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bar_ingest::account::history::{History, HistoryRecord};
+use bar_ingest::account::history::{HistoryRecord, StoredHistoryRow};
 use chrono::TimeZone;
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes; panics with `what` on timeout.
@@ -268,12 +268,20 @@ pub fn expected_bars(symbol: &str, text: &str) -> Vec<Stored> {
     out
 }
 
-/// Every load-history row of the keyspace.
+/// Every load-history row of the keyspace (a full-table read: test tooling, not product code).
 pub async fn history(session: &Session, schema: &Schema) -> Vec<HistoryRecord> {
-    let h = History::prepare(session, schema)
+    use futures_util::TryStreamExt;
+    let select = format!("SELECT * FROM {}", schema.history());
+    let rows: Vec<StoredHistoryRow> = session
+        .query_iter(select, ())
         .await
-        .expect("prepare history");
-    h.all(session).await.expect("read history")
+        .expect("read the load history")
+        .rows_stream::<StoredHistoryRow>()
+        .expect("load-history rows have the columns of StoredHistoryRow")
+        .try_collect()
+        .await
+        .expect("read the load history");
+    rows.into_iter().map(HistoryRecord::from).collect()
 }
 
 /// Asserts rows_in = rows_written + rows_rejected for every loaded file.
