@@ -8,6 +8,9 @@ FROM rust:1.88-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's development tool (bar-gen, a dev-dependency): cargo reads its manifest to
+# resolve the workspace, even though only bar-ingest is built.
+COPY tools ./tools
 # The registry and target caches survive between builds; the binary is copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -39,9 +39,6 @@ pub enum Command {
     InitSchema,
     /// Print bars of a symbol over a time range (CSV or JSON lines).
     Fetch(crate::fetch::FetchArgs),
-    /// Write deterministic, realistic bar files (for tests, demos and benchmarks).
-    #[command(hide = true)]
-    Generate(crate::generate::GenerateArgs),
     /// Validate a config file; print what is wrong and exit non-zero if anything is.
     CheckConfig {
         /// The file to check (default: --config, or $BAR_INGEST_CONFIG).

@@ -13,7 +13,6 @@
 //! - [`load`] - `load`: ingest over files and folders once, with progress.
 //! - [`fetch`] - the read side.
 //! - [`calendar`] - the NYSE calendar (trading days, early closes).
-//! - [`generate`] - deterministic realistic test files.
 //! - [`telemetry`] - logs, metrics, health endpoints, systemd notifications.
 
 pub mod account;
@@ -23,7 +22,6 @@ pub mod config;
 pub mod daemon;
 pub mod exchange_time;
 pub mod fetch;
-pub mod generate;
 pub mod ingest;
 pub mod load;
 pub mod model;

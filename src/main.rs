@@ -72,7 +72,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(bar_ingest::load::cli_main(settings, args))?
         }
-        Command::Generate(args) => bar_ingest::generate::cli_main(args),
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(async move {

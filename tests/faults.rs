@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use bar_gen::GenSpec;
 use bar_ingest::account::history::Outcome;
-use bar_ingest::generate::{self, GenSpec};
 use chrono::NaiveDate;
 use common::{Site, all_bars, expected_bars, history};
 
@@ -42,13 +42,13 @@ async fn two_instances_on_one_inbox_load_each_of_50_files_exactly_once() {
     let mut expected = Vec::new();
     for sym in &symbols {
         let mut buf = Vec::new();
-        generate::write_symbol(&spec, sym, &mut buf).unwrap();
+        bar_gen::write_symbol(&spec, sym, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
         expected.extend(expected_bars(sym, &text));
         // Written elsewhere, then renamed in: complete files only.
-        let tmp = site.dir.path().join(generate::file_name(sym));
+        let tmp = site.dir.path().join(bar_gen::file_name(sym));
         std::fs::write(&tmp, &text).unwrap();
-        std::fs::rename(&tmp, site.inbox().join(generate::file_name(sym))).unwrap();
+        std::fs::rename(&tmp, site.inbox().join(bar_gen::file_name(sym))).unwrap();
     }
     common::wait_until(WAIT, "50 files in done/", || {
         site.files_in("done").len() == 50
@@ -165,10 +165,10 @@ fn drop_files(
     let mut expected = Vec::new();
     for sym in &spec.symbols {
         let mut buf = Vec::new();
-        generate::write_symbol(&spec, sym, &mut buf).unwrap();
+        bar_gen::write_symbol(&spec, sym, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
         expected.extend(expected_bars(sym, &text));
-        std::fs::write(site.inbox().join(generate::file_name(sym)), &text).unwrap();
+        std::fs::write(site.inbox().join(bar_gen::file_name(sym)), &text).unwrap();
     }
     sorted(expected)
 }

@@ -7,8 +7,8 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use bar_gen::GenSpec;
 use bar_ingest::account::history::Outcome;
-use bar_ingest::generate::{self, GenSpec};
 use chrono::NaiveDate;
 use common::{Site, all_bars, expected_bars, history};
 
@@ -27,7 +27,7 @@ fn spec(symbols: &[&str], from: (i32, u32, u32), to: (i32, u32, u32), seed: u64)
 /// Generates `symbol`'s file into memory.
 fn generated(spec: &GenSpec, symbol: &str) -> String {
     let mut buf = Vec::new();
-    generate::write_symbol(spec, symbol, &mut buf).unwrap();
+    bar_gen::write_symbol(spec, symbol, &mut buf).unwrap();
     String::from_utf8(buf).unwrap()
 }
 
@@ -40,7 +40,7 @@ async fn load_round_trip_is_exact_across_months_and_dst() {
     let mut expected = Vec::new();
     for sym in &spec.symbols {
         let text = generated(&spec, sym);
-        std::fs::write(site.inbox().join(generate::file_name(sym)), &text).unwrap();
+        std::fs::write(site.inbox().join(bar_gen::file_name(sym)), &text).unwrap();
         expected.extend(expected_bars(sym, &text));
     }
     expected.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
@@ -92,13 +92,13 @@ async fn daemon_loads_preexisting_slow_and_renamed_files_exactly_once() {
         .collect();
 
     // 1. Present before start.
-    std::fs::write(site.inbox().join(generate::file_name("PRE")), &texts[0].1).unwrap();
+    std::fs::write(site.inbox().join(bar_gen::file_name("PRE")), &texts[0].1).unwrap();
     let config = site.config("a", "");
     let mut daemon = site.spawn_daemon(&config);
     common::wait_until(WAIT, "PRE in done/", || site.files_in("done").len() == 1);
 
     // 2. Written slowly: half, a pause longer than the settle time, the rest, then close.
-    let slow_path = site.inbox().join(generate::file_name("SLOW"));
+    let slow_path = site.inbox().join(bar_gen::file_name("SLOW"));
     {
         let mut f = std::fs::File::create(&slow_path).unwrap();
         let (a, b) = texts[1].1.split_at(texts[1].1.len() / 2);
@@ -120,7 +120,7 @@ async fn daemon_loads_preexisting_slow_and_renamed_files_exactly_once() {
         "junk\n",
     )
     .unwrap();
-    std::fs::rename(&part, site.inbox().join(generate::file_name("REN"))).unwrap();
+    std::fs::rename(&part, site.inbox().join(bar_gen::file_name("REN"))).unwrap();
 
     common::wait_until(WAIT, "3 files in done/", || {
         site.files_in("done").len() == 3
@@ -192,7 +192,7 @@ async fn duplicate_drop_is_archived_and_counted_not_rewritten() {
     let text = generated(&spec, "DUP");
     let config = site.config("a", "");
     let mut daemon = site.spawn_daemon(&config);
-    std::fs::write(site.inbox().join(generate::file_name("DUP")), &text).unwrap();
+    std::fs::write(site.inbox().join(bar_gen::file_name("DUP")), &text).unwrap();
     common::wait_until(WAIT, "first copy in done/", || {
         site.files_in("done").len() == 1
     });

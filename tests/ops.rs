@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bar_ingest::generate::{self, GenSpec};
+use bar_gen::GenSpec;
 use chrono::NaiveDate;
 use common::Site;
 use serde_json::Value;
@@ -360,8 +360,8 @@ fn write_inbox_files(inbox: &Path) {
         seed: 11,
     };
     let mut buf = Vec::new();
-    generate::write_symbol(&spec, "OPS", &mut buf).unwrap();
-    std::fs::write(inbox.join(generate::file_name("OPS")), buf).unwrap();
+    bar_gen::write_symbol(&spec, "OPS", &mut buf).unwrap();
+    std::fs::write(inbox.join(bar_gen::file_name("OPS")), buf).unwrap();
     let mixed = "2024-03-06 09:30:00,10.0,10.5,9.9,10.2,1000\n\
                  2024-03-06 09:31:00,10.2,10.6,10.1,10.4,1200\n\
                  2024-03-06 09:32:00,10.4,abc,10.3,10.5,900\n\

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use bar_gen::GenSpec;
 use bar_ingest::account::history::Outcome;
-use bar_ingest::generate::{self, GenSpec};
 use chrono::NaiveDate;
 use common::{Site, all_bars, expected_bars, history};
 
@@ -46,12 +46,12 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
         seed: 30,
     };
     let mut buf = Vec::new();
-    generate::write_symbol(&spec, "OUT", &mut buf).unwrap();
+    bar_gen::write_symbol(&spec, "OUT", &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     let expected = expected_bars("OUT", &text);
 
     let mut daemon = site.spawn_daemon(&config);
-    std::fs::write(site.inbox().join(generate::file_name("OUT")), &text).unwrap();
+    std::fs::write(site.inbox().join(bar_gen::file_name("OUT")), &text).unwrap();
     common::wait_until(WAIT, "the file claimed", || {
         !site.files_in("processing/o").is_empty()
     });
