@@ -1,29 +1,28 @@
 //! bar-ingest: loads one-minute OHLCV bar files into ScyllaDB exactly once, and reads them back.
 //!
 //! Module map, in the order data flows:
-//! - [`cli`] - the command line.
 //! - [`config`] - the TOML file, validated into [`config::Settings`].
 //! - [`exchange_time`] - exchange-local days and wall times as UTC instants.
 //! - [`model`] - [`model::Bar`], [`model::Symbol`], [`model::Bucket`], shared by every stage.
 //! - [`pipeline`] - the stages: watch, claim, parse, validate, batch, write.
 //! - [`account`] - the load history and the dead-letter log.
 //! - [`store`] - the session, the schema and the prepared statements.
-//! - [`ingest`] - one file through every stage (used by `run` and `load`).
-//! - [`daemon`] - `run`: watch, claim, ingest, archive; signals and shutdown.
-//! - [`load`] - `load`: ingest over files and folders once, with progress.
+//! - [`ingest`] - one file through every stage (used by the daemon and the `load` command).
+//! - [`daemon`] - `run`: watch, claim, ingest, archive, and a graceful stop on a shutdown future.
 //! - [`fetch`] - the read side.
 //! - [`calendar`] - the NYSE calendar (trading days, early closes).
 //! - [`telemetry`] - logs, metrics, health endpoints, systemd notifications.
+//!
+//! The command line (clap, the progress bar, exit codes, signals) is the binary's, in
+//! `src/bin/bar-ingest/`; this library has no command-line code.
 
 pub mod account;
 pub mod calendar;
-pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod exchange_time;
 pub mod fetch;
 pub mod ingest;
-pub mod load;
 pub mod model;
 pub mod pipeline;
 pub mod store;

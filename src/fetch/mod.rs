@@ -3,8 +3,7 @@
 //!
 //! Submodules: [`range`] parses `--from`/`--to` and plans the month buckets; `day` knows each
 //! exchange-local day's open and close as instants; `read` runs the bucket queries and merges
-//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; `command` is
-//! `bar-ingest fetch`.
+//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; the command itself lives in the binary.
 //!
 //! # Sessions
 //! - [`SessionFilter::Regular`]: bars opening in `[09:30, 16:00)` exchange time on NYSE trading
@@ -17,7 +16,6 @@
 //! `between_time`) and ignored early closes; the regular session here ends before 16:00 (13:00 on
 //! half days), as the exchange's does.
 
-mod command;
 mod day;
 pub mod output;
 pub mod range;
@@ -33,7 +31,6 @@ use futures_util::stream::BoxStream;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-pub use command::{FetchArgs, cli_main};
 use day::Segment;
 pub use resample::Interval;
 
@@ -46,7 +43,7 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const MAX_CONCURRENCY: usize = 256;
 
 /// Which bars of each day to keep (see the module docs for the rules).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SessionFilter {
     /// The regular session: `[09:30, 16:00)`, `[09:30, 13:00)` on half days, trading days only.
     Regular,

@@ -11,7 +11,7 @@ use crate::model::Bar;
 pub const CSV_HEADER: &str = "timestamp,open,high,low,close,volume";
 
 /// The output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// `timestamp,open,high,low,close,volume` with a header line.
     #[default]

@@ -20,22 +20,16 @@ use super::day::{Day, Segment};
 use crate::model::Bar;
 
 /// The bar length of the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Interval {
     /// One minute: the stored bars as they are.
     #[default]
-    #[value(name = "1m")]
     Minute1,
-    #[value(name = "5m")]
     Minutes5,
-    #[value(name = "15m")]
     Minutes15,
-    #[value(name = "30m")]
     Minutes30,
-    #[value(name = "1h")]
     Hour1,
     /// One bar per trading day, from the regular session only.
-    #[value(name = "1d")]
     Day1,
 }
 

@@ -1,26 +1,29 @@
-//! The `bar-ingest` binary: parse the command line, start logging, dispatch, map errors to exit codes.
+//! The `bar-ingest` binary: parse the command line, start logging, turn signals into the
+//! daemon's shutdown, dispatch, and map errors to exit codes.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+mod cli;
+mod exit;
+mod fetch;
+mod load;
+
 use anyhow::Context;
-use bar_ingest::cli::{Cli, Command};
 use bar_ingest::config::{ConfigError, Settings};
 use bar_ingest::store::{self, Schema};
 use bar_ingest::{daemon, telemetry};
 use clap::Parser;
-
-/// Exit code when the command could not run at all (bad config, database unreachable).
-const EXIT_CANNOT_RUN: u8 = 2;
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    telemetry::init_logging(cli.log_format.into());
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bar-ingest: error: {e:#}");
-            ExitCode::from(EXIT_CANNOT_RUN)
+            exit::code(exit::CANNOT_RUN)
         }
     }
 }
@@ -66,11 +69,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Fetch(args) => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            block_on(bar_ingest::fetch::cli_main(settings, args))?
+            block_on(fetch::run(settings, args))?
         }
         Command::Load(args) => {
             let settings = load_settings(cli.config.as_deref(), points)?;
-            block_on(bar_ingest::load::cli_main(settings, args))?
+            block_on(load::run(settings, args))?
         }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
@@ -98,7 +101,7 @@ fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()> + Sen
         tokio::spawn(async move {
             let second = next_stop_signal(&mut term, &mut int).await;
             tracing::warn!(signal = second, "second stop signal: exiting at once");
-            std::process::exit(128 + second);
+            std::process::exit(exit::SIGNAL_BASE + second);
         });
     })
 }

@@ -12,83 +12,28 @@ use anyhow::Context;
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
 
-use super::output::{BarWriter, Clock, Format};
-use super::range::{ArgError, RangeEnd, parse_time};
-use super::{
-    BarStream, DEFAULT_CONCURRENCY, FetchRequest, Fetcher, Interval, MAX_CONCURRENCY, SessionFilter,
-};
-use crate::config::Settings;
-use crate::model::Symbol;
-use crate::store::{self, Schema};
+use bar_ingest::config::Settings;
+use bar_ingest::fetch::output::{BarWriter, Clock, Format};
+use bar_ingest::fetch::range::{ArgError, RangeEnd, parse_time};
+use bar_ingest::fetch::{BarStream, FetchError, FetchRequest, Fetcher, Interval, SessionFilter};
+use bar_ingest::model::Symbol;
+use bar_ingest::store::{self, Schema};
 
-/// Exit code for an unusable argument (as clap uses for its own usage errors).
-const EXIT_USAGE: u8 = 2;
+use crate::cli::FetchArgs;
+use crate::exit;
+
 /// Output buffer size: few, large writes.
 const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 
-/// Arguments of `bar-ingest fetch`.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Times: YYYY-MM-DD (--from: start of that day; --to: the whole day), \
-    \"YYYY-MM-DD HH:MM[:SS]\" in exchange time (input.timezone), or RFC 3339 with an offset \
-    (2024-03-08T14:30:00Z). Both ends are inclusive."
-)]
-pub struct FetchArgs {
-    /// Ticker symbol, as in the file names (AAPL, BRK.B).
-    #[arg(value_name = "SYMBOL")]
-    pub symbol: String,
-
-    /// First bar time included.
-    #[arg(long, value_name = "T")]
-    pub from: String,
-
-    /// Last bar time included.
-    #[arg(long, value_name = "T")]
-    pub to: String,
-
-    /// Which bars of each day: the regular session (09:30 to 16:00, 13:00 on half days, trading
-    /// days only), extended hours (trading days outside it), or all.
-    #[arg(long, value_enum, default_value_t = SessionFilter::All)]
-    pub session: SessionFilter,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Csv)]
-    pub format: Format,
-
-    /// Bar length: one-minute bars as stored, or aggregated (intraday bins aligned to 09:30;
-    /// 1d from the regular session only).
-    #[arg(long, value_enum, default_value_t = Interval::Minute1)]
-    pub interval: Interval,
-
-    /// Timestamps in UTC (RFC 3339) instead of exchange time.
-    #[arg(long)]
-    pub utc: bool,
-
-    /// Write to FILE (via FILE.tmp, renamed when complete) instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Month buckets queried at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
-    pub concurrency: usize,
-}
-
-fn parse_concurrency(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number from 1 to {MAX_CONCURRENCY}")),
-    }
-}
-
 /// Runs `bar-ingest fetch`; returns the process exit code: 0 when every bar was written (none,
 /// for an unknown symbol or an empty range), 2 for an unusable argument (printed to stderr).
-pub async fn cli_main(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let tz = settings.timezone;
     let request = match request_from_args(&args, tz) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bar-ingest: error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(exit::code(exit::CANNOT_RUN));
         }
     };
     let session = Arc::new(store::connect(&settings).await?);
@@ -101,10 +46,11 @@ pub async fn cli_main(settings: Settings, args: FetchArgs) -> anyhow::Result<Exi
         Clock::Exchange(tz)
     };
 
+    let format = Format::from(args.format);
     match &args.output {
         None => {
             let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout());
-            match write_bars(bars, BarWriter::new(out, args.format, clock)).await {
+            match write_bars(bars, BarWriter::new(out, format, clock)).await {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 // The reader went away (`| head`): what it wanted was written.
                 Err(WriteFailure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -114,7 +60,7 @@ pub async fn cli_main(settings: Settings, args: FetchArgs) -> anyhow::Result<Exi
             }
         }
         Some(path) => {
-            write_file(path, bars, args.format, clock).await?;
+            write_file(path, bars, format, clock).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -140,7 +86,11 @@ fn request_from_args(args: &FetchArgs, tz: Tz) -> Result<FetchRequest, ArgError>
             reason: format!("is after --to `{}`", args.to),
         });
     }
-    if args.interval == Interval::Day1 && args.session == SessionFilter::Extended {
+    let (session, interval) = (
+        SessionFilter::from(args.session),
+        Interval::from(args.interval),
+    );
+    if interval == Interval::Day1 && session == SessionFilter::Extended {
         return Err(ArgError {
             arg: "--interval",
             value: Interval::Day1.name().into(),
@@ -152,8 +102,8 @@ fn request_from_args(args: &FetchArgs, tz: Tz) -> Result<FetchRequest, ArgError>
         symbol,
         from,
         to,
-        session: args.session,
-        interval: args.interval,
+        session,
+        interval,
         concurrency: args.concurrency,
     })
 }
@@ -162,7 +112,7 @@ fn request_from_args(args: &FetchArgs, tz: Tz) -> Result<FetchRequest, ArgError>
 #[derive(Debug, thiserror::Error)]
 enum WriteFailure {
     #[error(transparent)]
-    Fetch(#[from] super::FetchError),
+    Fetch(#[from] FetchError),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -215,6 +165,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bar_ingest::fetch::DEFAULT_CONCURRENCY;
     use chrono_tz::America::New_York;
     use clap::Parser;
 
@@ -233,9 +184,9 @@ mod tests {
     #[test]
     fn defaults_and_parsing() {
         let a = args(&["aapl", "--from", "2024-01-02", "--to", "2024-01-31"]);
-        assert_eq!(a.session, SessionFilter::All);
-        assert_eq!(a.format, Format::Csv);
-        assert_eq!(a.interval, Interval::Minute1);
+        assert_eq!(SessionFilter::from(a.session), SessionFilter::All);
+        assert_eq!(Format::from(a.format), Format::Csv);
+        assert_eq!(Interval::from(a.interval), Interval::Minute1);
         assert_eq!(a.concurrency, DEFAULT_CONCURRENCY);
         let r = request_from_args(&a, New_York).unwrap();
         assert_eq!(r.symbol.as_str(), "AAPL");
@@ -254,7 +205,7 @@ mod tests {
             "--concurrency",
             "1",
         ]);
-        assert_eq!(a.interval, Interval::Minutes15);
+        assert_eq!(Interval::from(a.interval), Interval::Minutes15);
         assert_eq!(a.concurrency, 1);
     }
 
