@@ -28,18 +28,18 @@
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 
 /// Regular session open, exchange time.
-pub const REGULAR_OPEN: NaiveTime = hm(9, 30);
+pub(crate) const REGULAR_OPEN: NaiveTime = hm(9, 30);
 /// Regular session close on a full day, exchange time.
-pub const REGULAR_CLOSE: NaiveTime = hm(16, 0);
+pub(crate) const REGULAR_CLOSE: NaiveTime = hm(16, 0);
 /// Regular session close on an early-close day (half day), exchange time.
-pub const EARLY_CLOSE: NaiveTime = hm(13, 0);
+pub(crate) const EARLY_CLOSE: NaiveTime = hm(13, 0);
 
 /// Unscheduled early closes (13:00) since 2000, with the reason.
-pub const SPECIAL_EARLY_CLOSES: &[(i32, u32, u32, &str)] =
+pub(crate) const SPECIAL_EARLY_CLOSES: &[(i32, u32, u32, &str)] =
     &[(2003, 12, 26, "Friday after Christmas 2003")];
 
 /// Unscheduled full-day closures since 2000, with the reason.
-pub const SPECIAL_CLOSURES: &[(i32, u32, u32, &str)] = &[
+pub(crate) const SPECIAL_CLOSURES: &[(i32, u32, u32, &str)] = &[
     (2001, 9, 11, "September 11 attacks"),
     (2001, 9, 12, "September 11 attacks"),
     (2001, 9, 13, "September 11 attacks"),
@@ -78,7 +78,7 @@ pub fn early_close(date: NaiveDate) -> Option<NaiveTime> {
 /// The regular session of `date` as (open, close) in exchange time: 09:30 to 16:00, or to 13:00
 /// on an early-close day; None when NYSE does not trade that day. A bar belongs to the regular
 /// session when it opens in `[open, close)`.
-pub fn session_bounds(date: NaiveDate) -> Option<(NaiveTime, NaiveTime)> {
+pub(crate) fn session_bounds(date: NaiveDate) -> Option<(NaiveTime, NaiveTime)> {
     if !is_trading_day(date) {
         return None;
     }
@@ -92,7 +92,7 @@ pub fn session_bounds(date: NaiveDate) -> Option<(NaiveTime, NaiveTime)> {
 
 /// The holiday or special closure NYSE observes on `date`, by name; None on every other date
 /// (weekends included: they are not holidays, simply not trading days).
-pub fn holiday_name(date: NaiveDate) -> Option<&'static str> {
+pub(crate) fn holiday_name(date: NaiveDate) -> Option<&'static str> {
     if !is_weekday(date) {
         return None;
     }

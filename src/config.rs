@@ -15,7 +15,7 @@ pub const ENV_CONFIG: &str = "BAR_INGEST_CONFIG";
 /// Environment variable overriding `database.contact_points` (comma-separated `host[:port]`).
 pub const ENV_CONTACT_POINTS: &str = "BAR_INGEST_CONTACT_POINTS";
 /// CQL native transport port assumed when a contact point names none.
-pub const DEFAULT_CQL_PORT: u16 = 9042;
+pub(crate) const DEFAULT_CQL_PORT: u16 = 9042;
 
 /// A configuration problem, always naming the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]
@@ -776,7 +776,7 @@ impl MetricsConfig {
 }
 
 /// ScyllaDB's batch size warning threshold: our batches stay below it.
-pub const MAX_BATCH_BYTES: usize = 128 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 128 * 1024;
 
 /// The host name (gethostname(2), which needs no /proc), used as the default instance name.
 fn host_name() -> String {

@@ -7,14 +7,14 @@ use chrono_tz::Tz;
 
 /// The first instant of an exchange-local day. Where midnight itself falls in a DST gap (not in
 /// New York, but in some zones) the day starts when the gap ends.
-pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let midnight = date.and_time(chrono::NaiveTime::MIN);
     earliest_at_or_after(tz, midnight)
 }
 
 /// The earliest instant whose local wall time in `tz` is `wall`, or, when `wall` falls in a DST
 /// gap, the first instant after the gap (the transition itself).
-pub fn earliest_at_or_after(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn earliest_at_or_after(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
     use chrono::Offset;
     if let Some(t) = tz.from_local_datetime(&wall).earliest() {
         return t.with_timezone(&Utc);

@@ -80,7 +80,9 @@ fn delivery() -> impl Strategy<Value = Vec<Line>> {
         })
 }
 
-fn text(lines: &[Line], version: usize) -> String {
+/// The file body of a delivery. `case` enters every volume, so that no two cases share a
+/// content (identity across symbols is not what this test models).
+fn text(lines: &[Line], version: usize, case: u32) -> String {
     lines
         .iter()
         .enumerate()
@@ -90,7 +92,7 @@ fn text(lines: &[Line], version: usize) -> String {
                 "{d} {t}:00,{p},{},{},{p},{}\n",
                 p + 1.0,
                 p - 1.0,
-                10 * i + version
+                10 * i + version + 1000 * case as usize
             )
         })
         .collect()
@@ -227,7 +229,7 @@ fn random_delivery_sequences_end_as_the_model_says() {
         let symbol = format!("M{n}");
         let (mut model, mut loaded) = (Table::new(), BTreeSet::new());
         for (version, lines) in deliveries.iter().enumerate() {
-            let body = text(lines, version);
+            let body = text(lines, version, n);
             let file = dir
                 .path()
                 .join(format!("{symbol}_v{version}"))

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// One dead-letter line. Line 0 means the entry is about the whole file (e.g. `empty_file`).
 #[derive(Debug, Serialize)]
-pub struct DeadLetterEntry<'a> {
+pub(crate) struct DeadLetterEntry<'a> {
     pub file: &'a str,
     pub line: u64,
     pub raw: &'a str,
@@ -22,7 +22,7 @@ pub struct DeadLetterEntry<'a> {
 /// Writes the rejects of one input file to `<dir>/<file>.<instance>.rejects.jsonl.tmp`, and on
 /// [`finish`](Self::finish) renames it to `<dir>/<file>.<fingerprint12>.rejects.jsonl`.
 #[derive(Debug)]
-pub struct DeadLetterLog {
+pub(crate) struct DeadLetterLog {
     file_name: String,
     dir: PathBuf,
     tmp: PathBuf,
@@ -44,11 +44,6 @@ impl DeadLetterLog {
             count: 0,
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
-    }
-
-    /// Entries written so far.
-    pub fn count(&self) -> u64 {
-        self.count
     }
 
     /// Appends one entry.
@@ -79,7 +74,7 @@ impl DeadLetterLog {
     }
 
     /// Drops what was written (the content was already accounted for, e.g. a duplicate).
-    pub fn discard(mut self) {
+    pub(crate) fn discard(mut self) {
         if self.out.take().is_some() {
             // Best effort: a leftover tmp file is overwritten by the next attempt.
             let _ = std::fs::remove_file(&self.tmp);
@@ -104,7 +99,7 @@ impl DeadLetterLog {
 }
 
 /// Fsyncs a directory so a rename in it survives a crash.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -124,7 +119,7 @@ mod tests {
         )
         .unwrap();
         log.write(0, "", "empty_file", "the file is empty").unwrap();
-        assert_eq!(log.count(), 2);
+        assert_eq!(log.count, 2);
         let path = log.finish("abcdef0123456789").unwrap().unwrap();
         assert_eq!(
             path.file_name().unwrap().to_str().unwrap(),

@@ -149,14 +149,14 @@ impl From<StoredHistoryRow> for HistoryRecord {
 
 /// What the history knows of a fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Known {
+pub(crate) struct Known {
     pub outcome: Outcome,
     pub write_timestamp: i64,
 }
 
 /// Prepared statements on the history table.
 #[derive(Debug, Clone)]
-pub struct History {
+pub(crate) struct History {
     lookup: PreparedStatement,
     upsert: PreparedStatement,
 }
@@ -186,7 +186,7 @@ impl History {
     }
 
     /// The recorded outcome and write timestamp of a fingerprint, if any.
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         session: &Session,
         fingerprint: &str,
@@ -240,7 +240,7 @@ impl History {
 
 /// A load-history request that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
+pub(crate) enum HistoryError {
     #[error(transparent)]
     Db(#[from] Box<ExecutionError>),
     /// The result does not have the shape the statement promises (schema changed under us).

@@ -9,7 +9,7 @@ use crate::exchange_time::{earliest_at_or_after, local_date, start_of_day};
 
 /// The part of an exchange-local day a bar opens in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// A trading day, before the regular open (pre-market).
     Pre,
     /// A trading day, in the regular session `[open, close)`.
@@ -22,7 +22,7 @@ pub enum Segment {
 
 /// One exchange-local day, with its edges as UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Day {
+pub(crate) struct Day {
     /// The exchange-local date.
     pub date: NaiveDate,
     /// First millisecond of the day (local midnight).
@@ -60,7 +60,7 @@ impl Day {
     }
 
     /// The part of this day a bar opening at `ms` (inside this day) belongs to.
-    pub fn segment(&self, ms: i64) -> Segment {
+    pub(crate) fn segment(&self, ms: i64) -> Segment {
         match self.close_ms {
             None => Segment::Closed,
             Some(_) if ms < self.open_ms => Segment::Pre,
@@ -72,7 +72,7 @@ impl Day {
 
 /// The day of the last bar seen; a bar on the same day costs two comparisons.
 #[derive(Debug, Clone)]
-pub struct DayCache {
+pub(crate) struct DayCache {
     tz: Tz,
     current: Option<Day>,
 }
@@ -83,7 +83,7 @@ impl DayCache {
     }
 
     /// The exchange-local day containing the instant `ms`.
-    pub fn day_of(&mut self, ms: i64) -> Day {
+    pub(crate) fn day_of(&mut self, ms: i64) -> Day {
         match self.current {
             Some(day) if day.contains(ms) => day,
             _ => {

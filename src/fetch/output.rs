@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use crate::model::Bar;
 
 /// The CSV header line (without the newline).
-pub const CSV_HEADER: &str = "timestamp,open,high,low,close,volume";
+pub(crate) const CSV_HEADER: &str = "timestamp,open,high,low,close,volume";
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -114,7 +114,7 @@ pub fn parse_time(end: RangeEnd, text: &str, tz: Tz) -> Result<DateTime<Utc>, Ar
 
 /// An inclusive range of instants, `from <= to`, in UTC milliseconds (CQL `timestamp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeRange {
+pub(crate) struct TimeRange {
     /// First millisecond included.
     pub from_ms: i64,
     /// Last millisecond included.

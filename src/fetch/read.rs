@@ -28,15 +28,15 @@ use crate::store::BarRow;
 use chrono_tz::Tz;
 
 /// Bars per message from a bucket task to the merger (amortises channel costs).
-pub const CHUNK_BARS: usize = 1024;
+pub(crate) const CHUNK_BARS: usize = 1024;
 /// Messages a bucket task may have queued before it waits for the merger (its channel bound).
-pub const CHUNKS_PER_BUCKET: usize = 32;
+pub(crate) const CHUNKS_PER_BUCKET: usize = 32;
 /// Rows per page the driver asks the cluster for.
-pub const PAGE_ROWS: i32 = 5000;
+pub(crate) const PAGE_ROWS: i32 = 5000;
 
 /// The `SELECT` of one partition between two instants (both included). Middle months of a range
 /// are wider than the bounds, so the same statement serves the first, last and every month.
-pub fn select_cql(bars_table: &str) -> String {
+pub(crate) fn select_cql(bars_table: &str) -> String {
     format!(
         "SELECT ts, open, high, low, close, volume FROM {bars_table} \
          WHERE symbol = ? AND bucket = ? AND ts >= ? AND ts <= ?"
@@ -45,7 +45,7 @@ pub fn select_cql(bars_table: &str) -> String {
 
 /// What every bucket task of one fetch shares.
 #[derive(Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub session: Arc<Session>,
     pub select: PreparedStatement,
     pub symbol: Symbol,
@@ -69,7 +69,7 @@ impl Drop for BucketReader {
 }
 
 /// The in-order merge of bucket readers, with up to `concurrency` of them running.
-pub struct Merge {
+pub(crate) struct Merge {
     plan: Arc<Plan>,
     /// Buckets not started yet, in order.
     pending: Box<dyn Iterator<Item = Bucket> + Send>,

@@ -67,7 +67,7 @@ type BinKey = (i64, Segment, i64);
 
 /// Aggregates bars, in time order, into bins of one interval.
 #[derive(Debug, Clone)]
-pub struct Resampler {
+pub(crate) struct Resampler {
     /// Bin length in milliseconds; None for daily bars.
     step_ms: Option<i64>,
     /// The bin being built.

@@ -37,7 +37,7 @@ use rows::{RowsJob, Stop, Written};
 use scan::Scan;
 
 /// Dead-letter reason code of a file without data lines (line 0: the whole file).
-pub const EMPTY_FILE: &str = "empty_file";
+pub(crate) const EMPTY_FILE: &str = "empty_file";
 
 /// Progress of the file being loaded, for progress bars and the backlog gauge.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ const ROW_OVERHEAD_BYTES: usize = 20 + 11 + 12 + 60;
 
 /// How big one batch may grow.
 #[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
+pub(crate) struct BatchLimits {
     /// Most rows in one batch.
     pub max_rows: usize,
     /// Most estimated bytes in one batch (kept far under ScyllaDB's 128 KiB warning).
@@ -18,14 +18,14 @@ pub struct BatchLimits {
 
 /// Rows of one partition, in file order, ready to be written as one unlogged batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PartitionBatch {
+pub(crate) struct PartitionBatch {
     pub bucket: Bucket,
     pub bars: Vec<Bar>,
 }
 
 /// Accumulates bars; hands out a batch when the partition changes or a limit is reached.
 #[derive(Debug)]
-pub struct Batcher {
+pub(crate) struct Batcher {
     /// Rows per batch, from the row limit and the byte limit together.
     rows_per_batch: usize,
     /// The batch being filled.
@@ -41,11 +41,6 @@ impl Batcher {
             rows_per_batch,
             current: None,
         }
-    }
-
-    /// Rows one batch holds at most.
-    pub fn rows_per_batch(&self) -> usize {
-        self.rows_per_batch
     }
 
     /// Adds a bar; returns the batch that is complete, if any.
@@ -127,7 +122,7 @@ mod tests {
             },
             5,
         );
-        assert!(b.rows_per_batch() < 10, "{}", b.rows_per_batch());
+        assert!(b.rows_per_batch < 10, "{}", b.rows_per_batch);
         let big = Batcher::new(
             BatchLimits {
                 max_rows: 100,
@@ -135,6 +130,6 @@ mod tests {
             },
             5,
         );
-        assert_eq!(big.rows_per_batch(), 100);
+        assert_eq!(big.rows_per_batch, 100);
     }
 }

@@ -51,7 +51,7 @@ impl Folders {
     }
 
     /// Creates every folder and checks that claiming by rename can work.
-    pub fn create_all(&self) -> Result<(), FolderError> {
+    pub(crate) fn create_all(&self) -> Result<(), FolderError> {
         for dir in [
             &self.inbox,
             &self.processing,
@@ -102,7 +102,7 @@ pub fn claim(file: &Path, processing: &Path) -> std::io::Result<Option<PathBuf>>
 }
 
 /// Files this instance claimed and did not finish (a crash or a stop): resumed first at start.
-pub fn pending(processing: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn pending(processing: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(processing)? {
         let entry = entry?;
@@ -116,7 +116,7 @@ pub fn pending(processing: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Moves `file` into `dir` under its own name, or `name.1`, `name.2`, ... if taken: archives
 /// never overwrite. Returns the new path.
-pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     let name = file
         .file_name()
         .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
@@ -132,7 +132,7 @@ pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Writes `<archived>.error.json` beside a file moved to failed/ (tmp + fsync + rename).
-pub fn write_sidecar(archived: &Path, body: &serde_json::Value) -> std::io::Result<PathBuf> {
+pub(crate) fn write_sidecar(archived: &Path, body: &serde_json::Value) -> std::io::Result<PathBuf> {
     let mut name = archived.as_os_str().to_owned();
     name.push(".error.json");
     let path = PathBuf::from(name);

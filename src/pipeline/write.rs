@@ -18,7 +18,7 @@ use crate::telemetry::metrics;
 
 /// Sends statements with retries under a shared in-flight bound.
 #[derive(Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     session: Arc<Session>,
     insert: PreparedStatement,
     /// Permits = batches in flight, over every file being loaded.
@@ -46,12 +46,12 @@ impl Writer {
     }
 
     /// The retry policy every request of a load goes through.
-    pub fn retrier(&self) -> &Retrier {
+    pub(crate) fn retrier(&self) -> &Retrier {
         &self.retrier
     }
 
     /// Waits for an in-flight slot. Hold the permit while the batch is written.
-    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+    pub(crate) async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
         self.in_flight
             .clone()
             .acquire_owned()
@@ -62,7 +62,7 @@ impl Writer {
     /// Writes one partition batch as an unlogged batch with client timestamp `timestamp_micros`
     /// (see DESIGN "replace, not merge"), retrying until it is acknowledged, refused for good,
     /// or cancelled.
-    pub async fn write_batch(
+    pub(crate) async fn write_batch(
         &self,
         symbol: &Symbol,
         batch: &PartitionBatch,

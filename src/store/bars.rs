@@ -43,7 +43,7 @@ impl From<BarRow> for Bar {
 }
 
 /// The bound values of [`BarStatements::insert`], in column order.
-pub type InsertValues<'a> = (&'a str, &'a str, CqlTimestamp, f64, f64, f64, f64, i64);
+pub(crate) type InsertValues<'a> = (&'a str, &'a str, CqlTimestamp, f64, f64, f64, f64, i64);
 
 impl BarStatements {
     /// Prepares the statements against `schema`'s bars table.

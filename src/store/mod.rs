@@ -5,7 +5,7 @@ pub mod retry;
 mod schema;
 mod session;
 
-pub use bars::{BarRow, BarStatements, InsertValues};
+pub use bars::{BarRow, BarStatements};
 pub use schema::{Schema, init_schema};
 pub use session::connect;
 
@@ -15,7 +15,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 /// Prepares `cql` and marks it idempotent (every statement of ours is safe to retry: upserts,
 /// reads, and deletes at a fixed timestamp).
-pub async fn prepare_idempotent(
+pub(crate) async fn prepare_idempotent(
     session: &Session,
     cql: &str,
 ) -> Result<PreparedStatement, StoreError> {

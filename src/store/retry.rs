@@ -14,7 +14,7 @@ use crate::telemetry::metrics;
 
 /// Why the database could not take a request now (the `cause` label of the retries metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryCause {
+pub(crate) enum RetryCause {
     ClientTimeout,
     Connection,
     NoNode,
@@ -30,7 +30,7 @@ pub enum RetryCause {
 
 impl RetryCause {
     /// Every cause, so that each metric series can exist at zero from the start.
-    pub const ALL: [RetryCause; 11] = [
+    pub(crate) const ALL: [RetryCause; 11] = [
         Self::ClientTimeout,
         Self::Connection,
         Self::NoNode,
@@ -45,7 +45,7 @@ impl RetryCause {
     ];
 
     /// Every cause's label value, in the order of [`Self::ALL`].
-    pub const LABELS: [&'static str; 11] = {
+    pub(crate) const LABELS: [&'static str; 11] = {
         let mut labels = [""; 11];
         let mut i = 0;
         while i < labels.len() {
@@ -74,7 +74,7 @@ impl RetryCause {
 
     /// Whether the cause means the cluster cannot be reached (readiness turns false), rather
     /// than a busy cluster answering.
-    pub fn means_unreachable(self) -> bool {
+    pub(crate) fn means_unreachable(self) -> bool {
         matches!(
             self,
             Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
@@ -84,7 +84,7 @@ impl RetryCause {
 
 /// What to do about a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// The database could not take it now; try again later.
     Retry(RetryCause),
     /// Retrying cannot help (schema, batch too large, auth, a bug): fail the file.
@@ -92,7 +92,7 @@ pub enum Disposition {
 }
 
 /// An error that knows whether retrying can help.
-pub trait Classify: std::fmt::Display {
+pub(crate) trait Classify: std::fmt::Display {
     fn disposition(&self) -> Disposition;
 }
 
@@ -104,7 +104,7 @@ impl Classify for ExecutionError {
 
 /// Decides retry or give up, for every error the driver can return. Only idempotent statements
 /// go through here (every write of ours is an upsert or a delete at a fixed timestamp).
-pub fn classify(err: &ExecutionError) -> Disposition {
+pub(crate) fn classify(err: &ExecutionError) -> Disposition {
     use Disposition::{Permanent, Retry};
     match err {
         ExecutionError::RequestTimeout(_) => Retry(RetryCause::ClientTimeout),
@@ -157,7 +157,7 @@ pub fn classify(err: &ExecutionError) -> Disposition {
 
 /// Exponential backoff with full jitter between `initial` and `max`.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     pub initial: Duration,
     pub max: Duration,
 }
@@ -185,7 +185,7 @@ pub enum RequestError {
 
 /// Retries requests with backoff, and tells readiness whether the database answers.
 #[derive(Debug, Clone)]
-pub struct Retrier {
+pub(crate) struct Retrier {
     backoff: Backoff,
     health: std::sync::Arc<Health>,
 }
@@ -193,11 +193,6 @@ pub struct Retrier {
 impl Retrier {
     pub fn new(backoff: Backoff, health: std::sync::Arc<Health>) -> Self {
         Self { backoff, health }
-    }
-
-    /// The backoff between attempts.
-    pub fn backoff(&self) -> Backoff {
-        self.backoff
     }
 
     /// Runs `attempt` until it succeeds, fails permanently, or `cancel` fires; retryable

@@ -41,7 +41,7 @@ pub enum ExporterError {
 
 /// The recorder's configuration: every histogram of the catalogue with its explicit buckets, so
 /// that they render as Prometheus histograms rather than summaries.
-pub fn recorder_builder() -> Result<PrometheusBuilder, BuildError> {
+pub(crate) fn recorder_builder() -> Result<PrometheusBuilder, BuildError> {
     let mut builder = PrometheusBuilder::new();
     for (name, buckets) in metrics::HISTOGRAMS {
         builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)?;

@@ -15,18 +15,18 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn set_database_up(&self, up: bool) {
+    pub(crate) fn set_database_up(&self, up: bool) {
         if self.database_up.swap(up, Ordering::Relaxed) != up {
             super::metrics::database_up(up);
             super::metrics::ready(self.ready());
         }
     }
 
-    pub fn database_up(&self) -> bool {
+    pub(crate) fn database_up(&self) -> bool {
         self.database_up.load(Ordering::Relaxed)
     }
 
-    pub fn set_watcher_ready(&self, ready: bool) {
+    pub(crate) fn set_watcher_ready(&self, ready: bool) {
         if self.watcher_ready.swap(ready, Ordering::Relaxed) != ready {
             super::metrics::ready(self.ready());
         }
@@ -39,7 +39,7 @@ impl Health {
 
     /// Why the service is not ready, one short phrase per cause (empty when ready): the body of
     /// a 503 from `/readyz`.
-    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+    pub(crate) fn not_ready_reasons(&self) -> Vec<&'static str> {
         let mut reasons = Vec::new();
         if !self.database_up() {
             reasons.push("database unreachable");
@@ -53,7 +53,7 @@ impl Health {
 
 /// Checks the database every `interval` with a trivial query and records the answer, so that
 /// readiness is true even when no file is being written. Runs until `cancel`.
-pub async fn probe_database(
+pub(crate) async fn probe_database(
     session: std::sync::Arc<scylla::client::session::Session>,
     health: std::sync::Arc<Health>,
     interval: std::time::Duration,

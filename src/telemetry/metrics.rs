@@ -14,47 +14,47 @@ use std::time::Duration;
 use metrics::Unit;
 
 /// Files finished, by outcome (`outcome` label: see [`FileOutcomeLabel`]).
-pub const FILES: &str = "bar_ingest_files_total";
+pub(crate) const FILES: &str = "bar_ingest_files_total";
 /// Rows written to the database.
-pub const ROWS_WRITTEN: &str = "bar_ingest_rows_written_total";
+pub(crate) const ROWS_WRITTEN: &str = "bar_ingest_rows_written_total";
 /// Rows rejected, by reason code.
-pub const ROWS_REJECTED: &str = "bar_ingest_rows_rejected_total";
+pub(crate) const ROWS_REJECTED: &str = "bar_ingest_rows_rejected_total";
 /// Bytes of input read (first pass: fingerprint and validation).
-pub const BYTES_READ: &str = "bar_ingest_bytes_read_total";
+pub(crate) const BYTES_READ: &str = "bar_ingest_bytes_read_total";
 /// Files waiting: in the inbox plus being processed.
-pub const BACKLOG_FILES: &str = "bar_ingest_backlog_files";
+pub(crate) const BACKLOG_FILES: &str = "bar_ingest_backlog_files";
 /// Bytes waiting: in the inbox plus being processed.
-pub const BACKLOG_BYTES: &str = "bar_ingest_backlog_bytes";
+pub(crate) const BACKLOG_BYTES: &str = "bar_ingest_backlog_bytes";
 /// Batches sent and not yet acknowledged.
-pub const BATCHES_IN_FLIGHT: &str = "bar_ingest_batches_in_flight";
+pub(crate) const BATCHES_IN_FLIGHT: &str = "bar_ingest_batches_in_flight";
 /// Write retries, by cause.
-pub const WRITE_RETRIES: &str = "bar_ingest_write_retries_total";
+pub(crate) const WRITE_RETRIES: &str = "bar_ingest_write_retries_total";
 /// Latency of one successful batch write, seconds.
-pub const WRITE_LATENCY: &str = "bar_ingest_write_latency_seconds";
+pub(crate) const WRITE_LATENCY: &str = "bar_ingest_write_latency_seconds";
 /// Time to load one file, seconds.
-pub const FILE_DURATION: &str = "bar_ingest_file_duration_seconds";
+pub(crate) const FILE_DURATION: &str = "bar_ingest_file_duration_seconds";
 /// 1 when the last database request succeeded, 0 while it is unreachable.
-pub const DATABASE_UP: &str = "bar_ingest_database_up";
+pub(crate) const DATABASE_UP: &str = "bar_ingest_database_up";
 /// 1 when `/readyz` answers 200 (database reachable and watcher running), else 0.
 pub const READY: &str = "bar_ingest_ready";
 /// Unix time of the last file loaded.
-pub const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
+pub(crate) const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
 /// Counter: tasks that panicked (a bug), logged and counted; the daemon goes on.
-pub const TASK_PANICS: &str = "bar_ingest_task_panics_total";
+pub(crate) const TASK_PANICS: &str = "bar_ingest_task_panics_total";
 /// Always 1; labels carry the version.
-pub const BUILD_INFO: &str = "bar_ingest_build_info";
+pub(crate) const BUILD_INFO: &str = "bar_ingest_build_info";
 
 /// Histogram buckets of [`WRITE_LATENCY`], seconds.
-pub const WRITE_LATENCY_BUCKETS: &[f64] = &[
+pub(crate) const WRITE_LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Histogram buckets of [`FILE_DURATION`], seconds.
-pub const FILE_DURATION_BUCKETS: &[f64] = &[
+pub(crate) const FILE_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
 /// Every histogram with its buckets: the exporter renders these as Prometheus histograms.
-pub const HISTOGRAMS: &[(&str, &[f64])] = &[
+pub(crate) const HISTOGRAMS: &[(&str, &[f64])] = &[
     (WRITE_LATENCY, WRITE_LATENCY_BUCKETS),
     (FILE_DURATION, FILE_DURATION_BUCKETS),
 ];
@@ -201,7 +201,7 @@ pub const CATALOGUE: &[MetricDef] = &[
 
 /// What happened to a file, as a bounded label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileOutcomeLabel {
+pub(crate) enum FileOutcomeLabel {
     Loaded,
     Duplicate,
     Quarantined,
@@ -211,7 +211,7 @@ pub enum FileOutcomeLabel {
 
 impl FileOutcomeLabel {
     /// Every outcome, for series created at zero at start.
-    pub const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::Loaded,
         Self::Duplicate,
         Self::Quarantined,
@@ -277,7 +277,7 @@ pub fn describe(labels: &KnownLabels) {
     }
 }
 
-pub fn file_finished(outcome: FileOutcomeLabel, duration: Duration) {
+pub(crate) fn file_finished(outcome: FileOutcomeLabel, duration: Duration) {
     metrics::counter!(FILES, "outcome" => outcome.as_str()).increment(1);
     metrics::histogram!(FILE_DURATION).record(duration.as_secs_f64());
     if outcome == FileOutcomeLabel::Loaded {
@@ -296,28 +296,28 @@ pub fn rows_rejected(reason_code: &'static str, n: u64) {
     metrics::counter!(ROWS_REJECTED, "reason" => reason_code).increment(n);
 }
 
-pub fn bytes_read(n: u64) {
+pub(crate) fn bytes_read(n: u64) {
     metrics::counter!(BYTES_READ).increment(n);
 }
 
-pub fn backlog(files: u64, bytes: u64) {
+pub(crate) fn backlog(files: u64, bytes: u64) {
     metrics::gauge!(BACKLOG_FILES).set(files as f64);
     metrics::gauge!(BACKLOG_BYTES).set(bytes as f64);
 }
 
-pub fn batches_in_flight(delta: f64) {
+pub(crate) fn batches_in_flight(delta: f64) {
     metrics::gauge!(BATCHES_IN_FLIGHT).increment(delta);
 }
 
-pub fn write_retry(cause: &'static str) {
+pub(crate) fn write_retry(cause: &'static str) {
     metrics::counter!(WRITE_RETRIES, "cause" => cause).increment(1);
 }
 
-pub fn write_latency(d: Duration) {
+pub(crate) fn write_latency(d: Duration) {
     metrics::histogram!(WRITE_LATENCY).record(d.as_secs_f64());
 }
 
-pub fn database_up(up: bool) {
+pub(crate) fn database_up(up: bool) {
     metrics::gauge!(DATABASE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
@@ -325,11 +325,11 @@ pub fn ready(ready: bool) {
     metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
 }
 
-pub fn task_panicked() {
+pub(crate) fn task_panicked() {
     metrics::counter!(TASK_PANICS).increment(1);
 }
 
-pub fn build_info() {
+pub(crate) fn build_info() {
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 

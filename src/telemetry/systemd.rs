@@ -35,13 +35,13 @@ pub fn status(message: &str) {
 
 /// How often to ping the watchdog (half of `WATCHDOG_USEC`, as sd_watchdog_enabled(3)
 /// advises), or None if it is off (unset, zero, or meant for another process).
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .filter(|usec| !usec.is_zero())
         .map(|timeout| timeout / 2)
 }
 
 /// Pings the watchdog.
-pub fn watchdog_ping() {
+pub(crate) fn watchdog_ping() {
     notify(NotifyState::Watchdog);
 }
