@@ -10,6 +10,37 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+/// A secret (the database password): `Debug` and `Display` never show it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (the driver's authenticator).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Empty means "not set", which is worth seeing.
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG: &str = "BAR_INGEST_CONFIG";
 /// Environment variable overriding `database.contact_points` (comma-separated `host[:port]`).
@@ -140,7 +171,7 @@ impl Default for WatchConfig {
 
 /// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS. Its `Debug` hides
 /// the password.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `host[:port]` of one or more nodes; the driver discovers the rest of the cluster.
@@ -168,7 +199,7 @@ pub struct DatabaseConfig {
     /// User name for password authentication (empty: no authentication).
     pub username: String,
     /// Password (prefer `password_file`, which keeps it out of the config).
-    pub password: String,
+    pub password: Secret,
     /// File whose first line is the password.
     pub password_file: Option<PathBuf>,
     /// TLS to the cluster.
@@ -189,58 +220,10 @@ impl Default for DatabaseConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
             password_file: None,
             tls: TlsConfig::default(),
         }
-    }
-}
-
-impl fmt::Debug for DatabaseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Destructured so that a field added to the struct cannot be left out here.
-        let Self {
-            contact_points,
-            keyspace,
-            bars_table,
-            history_table,
-            bars_table_options,
-            replication,
-            local_datacenter,
-            consistency,
-            request_timeout,
-            connect_timeout,
-            username,
-            password,
-            password_file,
-            tls,
-        } = self;
-        f.debug_struct("DatabaseConfig")
-            .field("contact_points", contact_points)
-            .field("keyspace", keyspace)
-            .field("bars_table", bars_table)
-            .field("history_table", history_table)
-            .field("bars_table_options", bars_table_options)
-            .field("replication", replication)
-            .field("local_datacenter", local_datacenter)
-            .field("consistency", consistency)
-            .field("request_timeout", request_timeout)
-            .field("connect_timeout", connect_timeout)
-            .field("username", username)
-            .field("password", redacted(password))
-            .field("password_file", password_file)
-            .field("tls", tls)
-            .finish()
-    }
-}
-
-/// What `Debug` prints in place of a secret: `""` for an empty one (not set), else
-/// `"<redacted>"`.
-fn redacted(secret: &str) -> &'static dyn fmt::Debug {
-    if secret.is_empty() {
-        &""
-    } else {
-        &"<redacted>"
     }
 }
 
@@ -332,60 +315,56 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Settings after validation: every value here is known to be usable. Its `Debug` hides the
-/// password.
-#[derive(Clone)]
+/// `[database]` after validation: parsed values only.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// Contact points as `host:port` (from the file, or from `BAR_INGEST_CONTACT_POINTS`).
+    pub contact_points: Vec<String>,
+    pub keyspace: String,
+    pub bars_table: String,
+    pub history_table: String,
+    /// Extra CQL table options for the bars table (`WITH ... AND <this>`).
+    pub bars_table_options: String,
+    pub replication: ReplicationConfig,
+    /// Preferred data center (empty: none).
+    pub local_datacenter: String,
+    pub consistency: scylla::statement::Consistency,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// User name and password (from `password` or the first line of `password_file`), if any.
+    pub credentials: Option<(String, Secret)>,
+    pub tls: TlsConfig,
+}
+
+/// `[ingest]` after validation, with the instance name resolved.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// This instance's name (from `ingest.instance`, else the host name).
+    pub instance: String,
+    pub batch_rows: usize,
+    pub batch_max_bytes: usize,
+    pub max_batches_in_flight: usize,
+    pub files_in_parallel: usize,
+    pub reject_threshold: f64,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub shutdown_deadline: Duration,
+}
+
+/// Settings after validation: parsed values only, each section checked on its own; every value
+/// here is known to be usable, and `Debug` never shows the password.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The file these settings came from (None: built-in defaults).
     pub source: Option<PathBuf>,
-    /// Contact points as `host:port`.
-    pub contact_points: Vec<String>,
-    pub database: DatabaseConfig,
-    /// The consistency level, parsed.
-    pub consistency: scylla::statement::Consistency,
-    /// The password from `password` or `password_file`.
-    pub password: Option<String>,
+    pub database: Database,
     pub paths: PathsConfig,
-    pub ingest: IngestConfig,
+    pub ingest: Ingest,
     pub watch: WatchConfig,
-    /// This instance's name (from `ingest.instance`, else the host name).
-    pub instance: String,
-    /// The exchange time zone, parsed.
+    /// The exchange time zone of naive input times.
     pub timezone: Tz,
-    /// The metrics listen address, parsed.
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_listen: SocketAddr,
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Destructured so that a field added to the struct cannot be left out here.
-        let Self {
-            source,
-            contact_points,
-            database,
-            consistency,
-            password,
-            paths,
-            ingest,
-            watch,
-            instance,
-            timezone,
-            metrics_listen,
-        } = self;
-        f.debug_struct("Settings")
-            .field("source", source)
-            .field("contact_points", contact_points)
-            .field("database", database)
-            .field("consistency", consistency)
-            .field("password", &password.as_deref().map(redacted))
-            .field("paths", paths)
-            .field("ingest", ingest)
-            .field("watch", watch)
-            .field("instance", instance)
-            .field("timezone", timezone)
-            .field("metrics_listen", metrics_listen)
-            .finish()
-    }
 }
 
 impl Settings {
@@ -432,25 +411,21 @@ impl Settings {
             metrics,
         } = config;
 
-        let db = database
+        let database = database
             .validate(contact_points_override)
             .map_err(in_file)?;
         paths.validate().map_err(in_file)?;
-        let instance = ingest.validate().map_err(in_file)?;
+        let ingest = ingest.validate().map_err(in_file)?;
         watch.validate().map_err(in_file)?;
         let timezone = input.validate().map_err(in_file)?;
         let metrics_listen = metrics.validate().map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
-            contact_points: db.contact_points,
             database,
-            consistency: db.consistency,
-            password: db.password,
             paths,
             ingest,
             watch,
-            instance,
             timezone,
             metrics_listen,
         })
@@ -474,17 +449,8 @@ impl KeyError {
     }
 }
 
-/// What validating `[database]` yields besides the section itself.
-struct DatabaseValues {
-    /// `host:port` of each contact point (from the file or the environment override).
-    contact_points: Vec<String>,
-    consistency: scylla::statement::Consistency,
-    /// From `password` or the first line of `password_file`.
-    password: Option<String>,
-}
-
 impl DatabaseConfig {
-    fn validate(&self, contact_points_override: Option<&str>) -> Result<DatabaseValues, KeyError> {
+    fn validate(self, contact_points_override: Option<&str>) -> Result<Database, KeyError> {
         let contact_points = self.contact_points(contact_points_override)?;
         self.check_names()?;
         self.replication.validate()?;
@@ -500,10 +466,19 @@ impl DatabaseConfig {
         }
         let password = self.password()?;
         self.tls.validate()?;
-        Ok(DatabaseValues {
+        Ok(Database {
             contact_points,
+            keyspace: self.keyspace,
+            bars_table: self.bars_table,
+            history_table: self.history_table,
+            bars_table_options: self.bars_table_options,
+            replication: self.replication,
+            local_datacenter: self.local_datacenter,
             consistency,
-            password,
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            credentials: password.map(|p| (self.username, p)),
+            tls: self.tls,
         })
     }
 
@@ -561,7 +536,7 @@ impl DatabaseConfig {
 
     /// The password from `password` or the first line of `password_file` (never both), and
     /// only with a user name.
-    fn password(&self) -> Result<Option<String>, KeyError> {
+    fn password(&self) -> Result<Option<Secret>, KeyError> {
         let password = match (&self.password_file, self.password.is_empty()) {
             (Some(_), false) => {
                 return Err(KeyError::new(
@@ -576,7 +551,7 @@ impl DatabaseConfig {
                         format!("cannot read {}: {e}", pf.display()),
                     )
                 })?;
-                Some(text.lines().next().unwrap_or("").to_owned())
+                Some(Secret::new(text.lines().next().unwrap_or("")))
             }
             (None, false) => Some(self.password.clone()),
             (None, true) => None,
@@ -680,8 +655,8 @@ impl PathsConfig {
 }
 
 impl IngestConfig {
-    /// Checks the limits and returns this instance's name.
-    fn validate(&self) -> Result<String, KeyError> {
+    /// Checks the limits and resolves this instance's name.
+    fn validate(self) -> Result<Ingest, KeyError> {
         for (key, value) in [
             ("ingest.batch_rows", self.batch_rows),
             ("ingest.batch_max_bytes", self.batch_max_bytes),
@@ -713,7 +688,17 @@ impl IngestConfig {
                 "retry_initial must be above zero and retry_max at least retry_initial",
             ));
         }
-        self.instance_name()
+        Ok(Ingest {
+            instance: self.instance_name()?,
+            batch_rows: self.batch_rows,
+            batch_max_bytes: self.batch_max_bytes,
+            max_batches_in_flight: self.max_batches_in_flight,
+            files_in_parallel: self.files_in_parallel,
+            reject_threshold: self.reject_threshold,
+            retry_initial: self.retry_initial,
+            retry_max: self.retry_max,
+            shutdown_deadline: self.shutdown_deadline,
+        })
     }
 
     /// `instance`, else the host name; it names a folder, so only a safe alphabet.
@@ -916,7 +901,7 @@ mod tests {
     #[test]
     fn env_override_replaces_contact_points() {
         let s = Settings::defaults(Some("10.1.2.3, db2:9043")).unwrap();
-        assert_eq!(s.contact_points, vec!["10.1.2.3:9042", "db2:9043"]);
+        assert_eq!(s.database.contact_points, vec!["10.1.2.3:9042", "db2:9043"]);
         let err = Settings::defaults(Some("db:notaport"))
             .unwrap_err()
             .to_string();
@@ -967,16 +952,19 @@ mod tests {
         let text = format!("[database]\nusername = \"u\"\npassword = \"{SECRET}\"\n");
         let config: Config = toml::from_str(&text).unwrap();
         let settings = Settings::validate(config.clone(), None, None).unwrap();
-        assert_eq!(settings.password.as_deref(), Some(SECRET));
+        let (user, password) = settings.database.credentials.clone().unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("u", SECRET));
         for shown in [
             format!("{settings:?}"),
             format!("{settings:#?}"),
-            format!("{config:?}"),
             format!("{:?}", settings.database),
         ] {
             assert!(!shown.contains(SECRET), "password shown: {shown}");
-            assert!(shown.contains("password: \"<redacted>\""), "{shown}");
+            assert!(shown.contains("\"<redacted>\""), "{shown}");
         }
+        let raw = format!("{config:?}");
+        assert!(!raw.contains(SECRET), "password shown: {raw}");
+        assert!(raw.contains("password: \"<redacted>\""), "{raw}");
     }
 
     #[test]
@@ -989,10 +977,14 @@ mod tests {
         config.database.username = "u".into();
         config.database.password_file = Some(file);
         let settings = Settings::validate(config, None, None).unwrap();
-        assert_eq!(settings.password.as_deref(), Some(SECRET));
+        let (_, password) = settings.database.credentials.clone().unwrap();
+        assert_eq!(password.expose(), SECRET);
         let shown = format!("{settings:?}");
         assert!(!shown.contains(SECRET), "password shown: {shown}");
-        assert!(shown.contains("password: Some(\"<redacted>\")"), "{shown}");
+        assert!(
+            shown.contains("credentials: Some((\"u\", \"<redacted>\"))"),
+            "{shown}"
+        );
     }
 
     #[test]

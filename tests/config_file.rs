@@ -20,7 +20,7 @@ fn example_config_documents_exactly_the_defaults() {
     // Debug output covers every field: the example and the code defaults must agree.
     assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
     let settings = Settings::load(example(), None).expect("example config validates");
-    assert_eq!(settings.contact_points, vec!["127.0.0.1:9042"]);
+    assert_eq!(settings.database.contact_points, vec!["127.0.0.1:9042"]);
     assert_eq!(settings.timezone, chrono_tz::America::New_York);
     assert!(settings.metrics_listen.ip().is_loopback());
 }

@@ -113,7 +113,7 @@ impl Daemon {
         let folders = Folders::new(
             &settings.paths.inbox,
             &settings.paths.state_root,
-            &settings.instance,
+            &settings.ingest.instance,
         );
         let f = folders.clone();
         blocking::fs(move || Ok(f.create_all()))
@@ -145,8 +145,8 @@ impl Daemon {
             return Ok(None);
         };
         info!(
-            instance = %settings.instance,
-            contact_points = %settings.contact_points.join(","),
+            instance = %settings.ingest.instance,
+            contact_points = %settings.database.contact_points.join(","),
             keyspace = %settings.database.keyspace,
             inbox = %folders.inbox.display(),
             "connected and schema ready"

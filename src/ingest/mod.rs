@@ -121,7 +121,7 @@ impl Loader {
             },
             reject_threshold: settings.ingest.reject_threshold,
             dead_letter_dir,
-            instance: settings.instance.clone(),
+            instance: settings.ingest.instance.clone(),
         })))
     }
 

@@ -3,7 +3,7 @@
 use scylla::client::session::Session;
 
 use super::StoreError;
-use crate::config::{DatabaseConfig, ReplicationConfig};
+use crate::config::{Database, ReplicationConfig};
 
 /// Names and options of everything the schema creates. Built from `[database]`; tests give each
 /// run its own keyspace.
@@ -23,7 +23,7 @@ pub struct Schema {
 
 impl Schema {
     /// The schema described by `[database]` (names already validated as plain identifiers).
-    pub fn from_config(db: &DatabaseConfig) -> Self {
+    pub fn from_config(db: &Database) -> Self {
         Self {
             keyspace: db.keyspace.clone(),
             bars_table: db.bars_table.clone(),

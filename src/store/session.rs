@@ -22,22 +22,22 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
         policy = policy.prefer_datacenter(db.local_datacenter.clone());
     }
     let profile = ExecutionProfile::builder()
-        .consistency(settings.consistency)
+        .consistency(settings.database.consistency)
         .request_timeout(Some(db.request_timeout))
         .load_balancing_policy(policy.build())
         .build();
     let mut builder = SessionBuilder::new()
-        .known_nodes(&settings.contact_points)
+        .known_nodes(&settings.database.contact_points)
         .connection_timeout(db.connect_timeout)
         .default_execution_profile_handle(profile.into_handle());
-    if let Some(password) = &settings.password {
-        builder = builder.user(db.username.clone(), password.clone());
+    if let Some((user, password)) = &db.credentials {
+        builder = builder.user(user.clone(), password.expose());
     }
     if db.tls.enabled {
         builder = builder.tls_context(Some(tls_context(&db.tls)?));
     }
     builder.build().await.map_err(|source| StoreError::Connect {
-        points: settings.contact_points.join(", "),
+        points: settings.database.contact_points.join(", "),
         source: Box::new(source),
     })
 }

@@ -17,7 +17,7 @@ pub fn contact_points() -> String {
 pub fn settings(keyspace: &str) -> Settings {
     let mut s = Settings::defaults(Some(&contact_points())).expect("test settings are valid");
     s.database.keyspace = keyspace.to_owned();
-    s.consistency = scylla::statement::Consistency::One;
+    s.database.consistency = scylla::statement::Consistency::One;
     s
 }
 

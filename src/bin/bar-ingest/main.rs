@@ -49,7 +49,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {})",
                 file.display(),
-                settings.contact_points.join(","),
+                settings.database.contact_points.join(","),
                 settings.database.keyspace,
                 settings.paths.inbox.display(),
                 settings.timezone
