@@ -71,6 +71,10 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
         site.files_in("done").is_empty(),
         "the load cannot have finished without the node"
     );
+    // The retries show in the metrics while the node is away, not only in the log.
+    let endpoint = endpoint_from_log(&site.log("o")).expect("the endpoint in the log");
+    let retries = write_retries(endpoint);
+    assert!(retries > 0.0, "bar_ingest_write_retries_total is {retries} during the outage");
     dev_db("start");
 
     common::wait_until(WAIT, "the file in done/", || {
@@ -92,6 +96,16 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
     assert_eq!(records[0].outcome, Outcome::Loaded);
     assert_eq!(records[0].rows_written as usize, expected.len());
     common::drop_keyspace(&session, &schema).await;
+}
+
+/// The sum of `bar_ingest_write_retries_total` over its causes, from /metrics.
+fn write_retries(endpoint: std::net::SocketAddr) -> f64 {
+    let (status, body) = common::http_get(endpoint, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    body.lines()
+        .filter(|l| l.starts_with("bar_ingest_write_retries_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 /// The address of /metrics, /healthz and /readyz, from the daemon's text log (colour codes
