@@ -108,12 +108,17 @@ struct File {
     complete_since: Option<Instant>,
     /// Reported since it became complete.
     reported: bool,
+    /// Notify mode: events were lost after it became complete (and nothing sent this content
+    /// recently): the rescan that asks for must report it by then.
+    rescue_by: Option<Instant>,
 }
 
 /// What the model remembers about a name across the files that bear it.
 #[derive(Debug, Clone, Default)]
 struct NameLog {
     last_report: Option<Instant>,
+    /// The content generation of that report.
+    last_report_gen: Option<u64>,
     /// The file at this name changed since its last report.
     changed_since_report: bool,
     /// The file present at start, unchanged.
@@ -212,6 +217,7 @@ impl Harness {
                 writer,
                 complete_since: (!open).then_some(t0),
                 reported: false,
+                rescue_by: None,
             });
             h.names[file].start_intact = true;
         }
@@ -258,6 +264,7 @@ impl Harness {
             writer: None,
             complete_since: Some(self.now),
             reported: false,
+            rescue_by: None,
         });
         self.changed(file);
     }
@@ -304,6 +311,7 @@ impl Harness {
             }),
             complete_since: None,
             reported: false,
+            rescue_by: None,
         });
         self.changed(file);
         self.raise(&[(event, inbox_path(file))], lost);
@@ -389,6 +397,7 @@ impl Harness {
                 Queued::Overflow => {
                     self.state.on_lost_events(self.now);
                     self.last_overflow = Some(self.deliveries);
+                    self.rescue();
                     continue;
                 }
                 Queued::Event { kind, path, action } => (kind, path, action),
@@ -399,6 +408,19 @@ impl Harness {
             {
                 self.state.on_complete(path.clone(), sig, self.now);
                 self.reported(&path, Source::Event(action));
+            }
+        }
+    }
+
+    /// Events were lost: every complete file not reported since it became complete (and whose
+    /// content was not sent before) must come with the rescan, once settled.
+    fn rescue(&mut self) {
+        let by = self.now + self.opts.settle + 2 * MIN_SCAN_GAP;
+        for (f, name) in self.files.iter_mut().zip(&self.names) {
+            let Some(f) = f.as_mut() else { continue };
+            let unsent = name.last_report_gen != Some(f.generation);
+            if f.complete_since.is_some() && !f.reported && unsent {
+                f.rescue_by.get_or_insert(by);
             }
         }
     }
@@ -478,6 +500,7 @@ impl Harness {
         let Some(f) = self.files[file].as_mut() else {
             panic!("C: reported {path:?}, which is not in the inbox");
         };
+        let generation = f.generation;
         match &mut f.writer {
             Some(w) if matches!(source, Source::Event(action) if action < w.opened) => {
                 w.raced_gen = Some(f.generation);
@@ -488,7 +511,10 @@ impl Harness {
                     _ => w.shown,
                 };
                 let hidden = shown.is_none_or(|s| last_overflow.is_some_and(|o| o > s));
-                assert!(hidden, "A: {path:?} reported while events showed it being written");
+                assert!(
+                    hidden,
+                    "A: {path:?} reported while events showed it being written"
+                );
                 let idle = now.duration_since(f.changed_at);
                 assert!(
                     idle >= settle,
@@ -509,6 +535,7 @@ impl Harness {
             );
         }
         log.last_report = Some(now);
+        log.last_report_gen = Some(generation);
         log.changed_since_report = false;
     }
 
@@ -528,13 +555,29 @@ impl Harness {
         }
     }
 
-    /// Longest a complete file may wait to be reported.
+    /// Longest a complete file may wait to be reported: its content is first listed within a
+    /// scan period, then settles.
     fn bound(&self) -> Duration {
         let o = &self.opts;
         match o.mode {
             WatchMode::Notify => o.settle + o.rescan_interval + MIN_SCAN_GAP,
-            WatchMode::Poll => o.settle + o.rescan_interval + 2 * o.poll_interval.max(MIN_SCAN_GAP),
+            WatchMode::Poll => o.settle + o.rescan_interval + 2 * self.poll_period(),
         }
+    }
+
+    /// Longest a content already sent may wait to be sent again: `rescan_interval`, then the
+    /// next scan; in notify mode any scan (a rescan after lost events, say) restarts the rescan
+    /// period, so that next scan may come up to a whole period later.
+    fn resend_bound(&self) -> Duration {
+        let o = &self.opts;
+        match o.mode {
+            WatchMode::Notify => 2 * o.rescan_interval + MIN_SCAN_GAP,
+            WatchMode::Poll => o.rescan_interval + 2 * self.poll_period(),
+        }
+    }
+
+    fn poll_period(&self) -> Duration {
+        self.opts.poll_interval.max(MIN_SCAN_GAP)
     }
 
     /// Invariants B and D's deadline at `now`.
@@ -545,17 +588,27 @@ impl Harness {
             "D: no first_scan_done by {:?} after the start",
             self.now - self.t0
         );
-        let bound = self.bound();
-        for (i, f) in self.files.iter().enumerate() {
+        for (f, name) in self.files.iter().zip(NAMES.iter().zip(&self.names)) {
             let Some(f) = f else { continue };
-            if let (Some(since), false) = (f.complete_since, f.reported) {
-                assert!(
-                    self.now <= since + bound,
-                    "B: {} complete for {:?} and not reported (bound {bound:?})",
-                    NAMES[i],
-                    self.now - since
-                );
+            let (Some(since), false) = (f.complete_since, f.reported) else {
+                continue;
+            };
+            let (name, log) = name;
+            let mut by = since + self.bound();
+            if let (Some(sent), Some(sent_gen)) = (log.last_report, log.last_report_gen)
+                && sent_gen == f.generation
+            {
+                by = by.max(sent + self.resend_bound());
             }
+            assert!(
+                self.now <= by,
+                "B: {name} complete for {:?} and not reported",
+                self.now - since
+            );
+            assert!(
+                f.rescue_by.is_none_or(|by| self.now <= by),
+                "B: {name} not reported by the rescan after events were lost"
+            );
         }
     }
 }
