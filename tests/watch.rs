@@ -331,9 +331,10 @@ async fn file_created_and_idle_before_its_first_write_is_reported_only_at_close(
 
 /// A file closed amid an event flood is reported, by its close or by the rescan after the flood.
 ///
-/// What this does not prove: that the close was lost. Whether notify's thread drops the close
-/// (our queue full) or delivers it depends on scheduling this test cannot control, and the file is
-/// reported either way. The lost-close path (the overflow forgets which files are being written,
+/// What this does not prove for certain: that the close was lost. Whether notify's thread drops
+/// the close (our queue full) or delivers it depends on scheduling this test cannot control, and
+/// the file is reported either way. It usually is lost (with the overflow's forgetting of files
+/// being written broken, this test fails), but a pass does not show it. The lost-close path (the overflow forgets which files are being written,
 /// the rescan it asks for reports the file once settled) is proven deterministically by the unit
 /// test `pipeline::watch::state::tests::file_whose_close_was_lost_in_an_overflow_is_reported_by_the_rescan`
 /// and by the property test in `tests/watch_model.rs`, which loses events at random.
