@@ -35,6 +35,10 @@
 //!   written. And a `CloseWrite` cannot say which writer closed: a second writer's close reports
 //!   a file that the first still holds open.
 //!   Poll mode sees no events at all: there, the settle rule is the only rule.
+//!
+//! Layout: [`state`] makes every decision above as a pure state machine (plain inputs, the time
+//! passed in, no I/O); `os` lists the inbox, runs inotify and translates its events; this file
+//! holds the public API and `watch()`, the driver that feeds one to the other and sends.
 
 use std::ffi::OsStr;
 use std::io;

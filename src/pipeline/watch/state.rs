@@ -381,7 +381,7 @@ impl WatchState {
 }
 
 /// `t + d`, or far in the future if that overflows.
-pub fn later(t: Instant, d: Duration) -> Instant {
+fn later(t: Instant, d: Duration) -> Instant {
     t.checked_add(d).unwrap_or_else(|| t + FAR_FUTURE)
 }
 
