@@ -27,6 +27,8 @@ const NEVER: Duration = Duration::from_secs(3600);
 const CAPACITY: usize = 64;
 /// Name of the file written last to show that earlier events were handled.
 const SENTINEL: &str = "sentinel.txt";
+/// A second sentinel, for a test that needs one after the first was reported.
+const SENTINEL_2: &str = "sentinel-2.txt";
 
 /// An inbox and a folder beside it (same filesystem, so renames and hard links work).
 struct Dirs {
@@ -217,7 +219,13 @@ async fn slowly_written_file_is_reported_only_after_close() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     file.write_all(&BARS.as_bytes()[20..]).expect("write rest");
-    assert!(w.drain().is_empty(), "open file reported");
+    // Once a sentinel written after the second write arrives, the watcher has handled that write.
+    write(&dirs.inbox, SENTINEL_2, BARS);
+    assert_eq!(
+        w.until(SENTINEL_2).await,
+        Vec::<OsString>::new(),
+        "open file reported"
+    );
     drop(file);
 
     assert_eq!(w.next().await, "MSFT_full_1min_adjsplit.txt");
@@ -299,13 +307,13 @@ async fn file_held_open_and_idle_is_reported_only_at_close(first: &str) {
     let rest = &BARS[first.len()..];
     file.write_all(rest.as_bytes()).expect("write rest");
     file.flush().expect("flush");
-    assert!(
-        !w.drain().iter().any(|n| n == name),
-        "file still open reported"
-    );
+    // Once a sentinel written after the last write arrives, the watcher has handled that write:
+    // the file still open was not reported (only rescans' re-sends of the probe and sentinel).
+    write(&dirs.inbox, SENTINEL_2, BARS);
+    until_only(&mut w, SENTINEL_2, &["probe.txt", SENTINEL]).await;
     drop(file);
 
-    until_only(&mut w, name, &["probe.txt", SENTINEL]).await;
+    until_only(&mut w, name, &["probe.txt", SENTINEL, SENTINEL_2]).await;
     assert_eq!(fs::read_to_string(&path).expect("read"), BARS);
     w.stop().await;
 }
@@ -321,10 +329,17 @@ async fn file_created_and_idle_before_its_first_write_is_reported_only_at_close(
     file_held_open_and_idle_is_reported_only_at_close("").await;
 }
 
-/// When events may have been lost, which files are being written is forgotten and the settle
-/// rule applies again: a file whose CloseWrite was lost in an overflow is still reported.
+/// A file closed amid an event flood is reported, by its close or by the rescan after the flood.
+///
+/// What this does not prove for certain: that the close was lost. Whether notify's thread drops
+/// the close (our queue full) or delivers it depends on scheduling this test cannot control, and
+/// the file is reported either way. It usually is lost (with the overflow's forgetting of files
+/// being written broken, this test fails), but a pass does not show it. The lost-close path (the overflow forgets which files are being written,
+/// the rescan it asks for reports the file once settled) is proven deterministically by the unit
+/// test `pipeline::watch::state::tests::file_whose_close_was_lost_in_an_overflow_is_reported_by_the_rescan`
+/// and by the property test in `tests/watch_model.rs`, which loses events at random.
 #[tokio::test]
-async fn file_whose_close_event_was_lost_in_an_overflow_is_reported_by_a_rescan() {
+async fn file_closed_amid_an_event_flood_is_reported_by_its_close_or_the_rescan() {
     let dirs = Dirs::new();
     let mut opts = dirs.options(WatchMode::Notify);
     opts.settle = Duration::from_millis(200);
@@ -344,9 +359,8 @@ async fn file_whose_close_event_was_lost_in_an_overflow_is_reported_by_a_rescan(
     // The test runs on one thread: until it awaits, the watch task cannot take events. A flood
     // (writes alternating between two files, which inotify cannot merge) fills the watcher's
     // event queue, the close comes amid it, and the test thread then blocks for a while so that
-    // notify's thread reads past the close while the queue is still full: the close is lost. Were
-    // notify's thread slower still, the close would arrive and this test would prove less, but
-    // it could not fail wrongly.
+    // notify's thread reads on while the queue is full: the close is likely, not certain, to be
+    // lost.
     let mut a = fs::File::create(dirs.inbox.join("a.part")).expect("create a");
     let mut b = fs::File::create(dirs.inbox.join("b.part")).expect("create b");
     let mut flood = |pairs: usize| {
