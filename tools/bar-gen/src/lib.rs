@@ -4,8 +4,8 @@
 //! and the integration tests call [`write_symbol`] directly.
 //!
 //! Same [`GenSpec`] → byte-identical files. Bars fall on trading days only
-//! ([`bar_ingest::calendar::is_trading_day`]), 04:00–19:59 local, with minutes missing (rarely in the
-//! regular session, often before and after it). Prices are a random walk in whole ten-thousandths
+//! ([`bar_ingest::calendar::is_trading_day`]), 04:00–19:59 local, with minutes missing (rarely in
+//! the regular session, often before and after it). Prices are a random walk in whole ten-thousandths
 //! (so the printed text is exactly the value meant) with a split-like 2:1 or 3:1 step now and
 //! then; volumes are whole shares. Only `+`, `*` and comparisons are used on floats, so the
 //! output does not depend on a platform's math library.
