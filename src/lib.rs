@@ -5,7 +5,8 @@
 //! - [`config`] - the TOML file, validated into [`config::Settings`].
 //! - [`exchange_time`] - exchange-local days and wall times as UTC instants.
 //! - [`model`] - [`model::Bar`], [`model::Symbol`], [`model::Bucket`], shared by every stage.
-//! - [`pipeline`] - the stages: watch, claim, parse, validate, batch, write.
+//! - [`source`] - a delivery's layout into records (symbol, time, OHLCV) or rejections.
+//! - [`pipeline`] - the stages: watch, claim, validate, batch, write.
 //! - [`account`] - the load history and the dead-letter log.
 //! - [`store`] - the session, the schema and the prepared statements.
 //! - [`ingest`] - one file through every stage (used by `run` and `load`).
@@ -28,5 +29,6 @@ pub mod ingest;
 pub mod load;
 pub mod model;
 pub mod pipeline;
+pub mod source;
 pub mod store;
 pub mod telemetry;
