@@ -42,6 +42,7 @@ impl<R: BufRead> Source for FirstRate<R> {
 }
 
 /// One line into a record, or the rejection of the line.
+#[inline]
 fn parse_line<'a>(timestamps: &mut LocalTimestamps, line: Line<'a>) -> Parsed<'a> {
     let raw = RawLine {
         kept: line.bytes,
@@ -86,6 +87,7 @@ struct Fields {
     volume: super::Volume,
 }
 
+#[inline]
 fn parse_fields(timestamps: &mut LocalTimestamps, bytes: &[u8]) -> Result<Fields, Defect> {
     let [time, open, high, low, close, volume] = split_fields(bytes)?;
     Ok(Fields {
@@ -102,6 +104,7 @@ fn parse_fields(timestamps: &mut LocalTimestamps, bytes: &[u8]) -> Result<Fields
 /// comma-separated fields, each trimmed of surrounding ASCII whitespace. One pass over the
 /// bytes for a plain ASCII line (the common case); the UTF-8 and control-byte checks only run
 /// when that pass saw something else.
+#[inline]
 fn split_fields(bytes: &[u8]) -> Result<[&[u8]; FIELD_COUNT], Defect> {
     let mut commas = [0usize; FIELD_COUNT - 1];
     let mut count = 0;

@@ -135,11 +135,13 @@ impl<R: BufRead> LineReader<R> {
 }
 
 /// Position of the first `\n` in `buf` (memchr: vectorised where the CPU allows).
+#[inline]
 fn find_newline(buf: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', buf)
 }
 
 /// Appends as much of `bytes` to `spill` as fits in [`KEEP_BYTES`].
+#[inline]
 fn keep_prefix(spill: &mut Vec<u8>, bytes: &[u8]) {
     let room = KEEP_BYTES.saturating_sub(spill.len());
     spill.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -148,6 +150,7 @@ fn keep_prefix(spill: &mut Vec<u8>, bytes: &[u8]) {
 /// Builds a [`Line`] from the kept bytes (the whole line or a prefix) and the line's full length
 /// `len`, both still including a trailing `\r` when `ends_with_cr`: strips it, and the BOM on
 /// line 1.
+#[inline]
 fn finish_line(number: u64, kept: &[u8], len: u64, ends_with_cr: bool) -> Line<'_> {
     let mut bytes = kept;
     let mut len = len;

@@ -9,6 +9,7 @@ use super::Volume;
 use crate::model::reject::{Defect, RejectReason};
 
 /// Whether a line is empty or whitespace only.
+#[inline]
 pub fn is_blank(bytes: &[u8]) -> bool {
     bytes.iter().all(u8::is_ascii_whitespace)
 }
@@ -51,6 +52,7 @@ pub struct LocalTimestamps {
 
 impl LocalTimestamps {
     /// The naive local time of `b`, or a [`RejectReason::BadTimestamp`].
+    #[inline]
     pub fn parse(&mut self, b: &[u8]) -> Result<NaiveDateTime, Defect> {
         let bad = || {
             Defect::new(
@@ -89,6 +91,7 @@ impl LocalTimestamps {
 
     /// The date of a timestamp whose separators were checked: None when the date part is not
     /// digits, `Some(Err)` when it is but names no day.
+    #[inline]
     fn date(&mut self, b: &[u8]) -> Option<Result<NaiveDate, Defect>> {
         let key: [u8; 10] = b.get(..10)?.try_into().ok()?;
         if let Some((cached, date)) = self.date_cache
@@ -114,6 +117,7 @@ impl LocalTimestamps {
 }
 
 /// ASCII decimal digits into a number (at most 4 digits here, so no overflow).
+#[inline]
 fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |n, &c| {
         c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
@@ -133,6 +137,7 @@ const POW10: [f64; FAST_FLOAT_MAX_DIGITS + 1] = [
 /// [`FAST_FLOAT_MAX_DIGITS`] digits): the exact integer of the digits divided by an exact power
 /// of ten is correctly rounded (Clinger's fast path), so the result equals `str::parse`'s.
 /// None for anything else (signs, exponents, long numbers, junk): those take the std parser.
+#[inline]
 fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
     if b.is_empty() || b.len() > FAST_FLOAT_MAX_DIGITS + 1 {
         return None;
@@ -159,6 +164,7 @@ fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
 
 /// A price field as a float, or [`RejectReason::BadNumber`]. NaN and infinities parse (the
 /// rules reject them), so every layout's numbers meet the same checks.
+#[inline]
 pub fn parse_price(name: &str, b: &[u8]) -> Result<f64, Defect> {
     if let Some(value) = parse_plain_decimal(b) {
         return Ok(value);
@@ -176,6 +182,7 @@ pub fn parse_price(name: &str, b: &[u8]) -> Result<f64, Defect> {
 
 /// A volume field: an integer exactly, anything else a float would read as a
 /// [`Volume::Decimal`], or [`RejectReason::BadNumber`].
+#[inline]
 pub fn parse_volume(b: &[u8]) -> Result<Volume, Defect> {
     // Fast path: plain digits (at most 18, so no overflow).
     if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {

@@ -72,6 +72,7 @@ impl Validator {
 
     /// Checks one record: an accepted bar (which then becomes its symbol's last one) or a
     /// rejection. Checks run in the order time, values, ordering.
+    #[inline]
     pub fn validate(&mut self, record: Record<'_>) -> Row {
         match self.check(&record) {
             Ok((ts_millis, local_date, volume)) => Row::Bar(ValidBar {
@@ -93,6 +94,7 @@ impl Validator {
     }
 
     /// The instant, local date and volume of an acceptable record.
+    #[inline]
     fn check(&mut self, r: &Record<'_>) -> Result<(i64, NaiveDate, i64), Defect> {
         let symbol = r.symbol.as_ref();
         let placed = self.clock.place(r.time, self.last.last(symbol))?;

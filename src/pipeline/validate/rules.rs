@@ -15,6 +15,7 @@ const I64_LIMIT_AS_F64: f64 = 9_223_372_036_854_775_808.0;
 /// checks decides which reason a line with several faults gets: finiteness (and a volume too
 /// large for 64 bits), then positive prices, high/low, open, close, then the volume's sign and
 /// fractional part.
+#[inline]
 pub fn check_values(r: &Record<'_>) -> Result<i64, Defect> {
     let prices = [
         ("open", r.open),
@@ -63,6 +64,7 @@ pub fn check_values(r: &Record<'_>) -> Result<i64, Defect> {
 
 /// A volume as a number the next checks can judge: a non-finite or too large decimal is
 /// rejected here (before the price rules, as the text parser always did).
+#[inline]
 fn check_volume_range(volume: Volume) -> Result<Volume, Defect> {
     if let Volume::Decimal(v) = volume {
         if !v.is_finite() {
@@ -82,6 +84,7 @@ fn check_volume_range(volume: Volume) -> Result<Volume, Defect> {
 }
 
 /// The volume's sign and whole-number rules; the shares when they pass.
+#[inline]
 fn check_volume(volume: Volume) -> Result<i64, Defect> {
     let negative = |shown: String| {
         Defect::new(
@@ -113,6 +116,7 @@ pub struct LastBars {
 
 impl LastBars {
     /// The last accepted instant (UTC millis) of `symbol` (None = the file's symbol).
+    #[inline]
     pub fn last(&self, symbol: Option<&Symbol>) -> Option<i64> {
         match symbol {
             None => self.file,
@@ -123,6 +127,7 @@ impl LastBars {
     /// Accepts `millis` as the newest bar of `symbol` if it comes after the last accepted one;
     /// else a duplicate or out-of-order rejection. `shown` renders the record's time for the
     /// message (only called on a rejection).
+    #[inline]
     pub fn advance(
         &mut self,
         symbol: Option<&Symbol>,

@@ -27,14 +27,28 @@ pub struct Placed {
     pub local_date: NaiveDate,
 }
 
+/// One local hour of the zone.
+#[derive(Debug, Clone, Copy)]
+struct LocalHour {
+    date: NaiveDate,
+    hour: u32,
+    /// The UTC instant (millis) of the hour's first second when the whole hour has one offset;
+    /// None for an hour with a transition in it (each row then resolved on its own).
+    utc_millis: Option<i64>,
+}
+
+/// Seconds from the Unix epoch to the start of `date`, as if the date were in UTC.
+fn local_epoch_seconds(date: NaiveDate) -> i64 {
+    (i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE) * SECONDS_PER_DAY
+}
+
 /// Resolves times in one exchange zone, remembering recent offsets.
 #[derive(Debug, Clone)]
 pub struct ExchangeClock {
     /// The exchange's zone.
     tz: Tz,
-    /// The UTC offset (seconds) of one local hour, when it is the same for the whole hour;
-    /// `None` for an hour with a transition in it.
-    local_hour: Option<(NaiveDate, u32, Option<i32>)>,
+    /// The last local hour seen and where it starts in UTC.
+    local_hour: Option<LocalHour>,
     /// The UTC offset (seconds) of one UTC hour (hours since the epoch), when it is the same
     /// for the whole hour; `None` for an hour with a transition in it.
     utc_hour: Option<(i64, Option<i32>)>,
@@ -52,6 +66,7 @@ impl ExchangeClock {
     /// The instant and local date of `time`. `last` is the last accepted instant of the same
     /// symbol: an ambiguous local time (fall-back) is the earlier instant unless that would not
     /// come after `last`, then the later one. A local time in a gap is rejected.
+    #[inline]
     pub fn place(&mut self, time: BarTime, last: Option<i64>) -> Result<Placed, Defect> {
         match time {
             BarTime::Local(local) => Ok(Placed {
@@ -65,24 +80,33 @@ impl ExchangeClock {
         }
     }
 
+    #[inline]
     fn local_to_utc(&mut self, local: NaiveDateTime, last: Option<i64>) -> Result<i64, Defect> {
         let date = local.date();
-        let hour = local.hour();
-        let local_seconds = (i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE)
-            * SECONDS_PER_DAY
-            + i64::from(local.num_seconds_from_midnight());
-        let at = |offset: i32| (local_seconds - i64::from(offset)) * MILLIS_PER_SECOND;
-        let offset = match self.local_hour {
-            Some((d, h, offset)) if d == date && h == hour => offset,
+        let seconds_of_day = i64::from(local.num_seconds_from_midnight());
+        let hour = (seconds_of_day / SECONDS_PER_HOUR) as u32;
+        let seconds_of_hour = seconds_of_day % SECONDS_PER_HOUR;
+        let hour_start = match self.local_hour {
+            Some(cached) if cached.date == date && cached.hour == hour => cached.utc_millis,
             _ => {
-                let offset = uniform_local_hour_offset(self.tz, date, hour);
-                self.local_hour = Some((date, hour, offset));
-                offset
+                let utc_millis = uniform_local_hour_offset(self.tz, date, hour).map(|offset| {
+                    (local_epoch_seconds(date) + i64::from(hour) * SECONDS_PER_HOUR
+                        - i64::from(offset))
+                        * MILLIS_PER_SECOND
+                });
+                self.local_hour = Some(LocalHour {
+                    date,
+                    hour,
+                    utc_millis,
+                });
+                utc_millis
             }
         };
-        if let Some(offset) = offset {
-            return Ok(at(offset));
+        if let Some(start) = hour_start {
+            return Ok(start + seconds_of_hour * MILLIS_PER_SECOND);
         }
+        let local_seconds = local_epoch_seconds(date) + seconds_of_day;
+        let at = |offset: i32| (local_seconds - i64::from(offset)) * MILLIS_PER_SECOND;
         // An hour with a transition in it: resolve this row on its own.
         match self.tz.offset_from_local_datetime(&local) {
             chrono::LocalResult::Single(o) => Ok(at(o.fix().local_minus_utc())),
