@@ -62,41 +62,18 @@ fn parse_line<'a>(timestamps: &mut LocalTimestamps, line: Line<'a>) -> Parsed<'a
     if text::is_blank(line.bytes) {
         return Err(Rejection::blank_line(line.number));
     }
-    parse_fields(timestamps, line.bytes)
-        .map(|fields| Record {
-            line: line.number,
-            raw,
-            symbol: None,
-            time: BarTime::Local(fields.time),
-            open: fields.open,
-            high: fields.high,
-            low: fields.low,
-            close: fields.close,
-            volume: fields.volume,
-        })
-        .map_err(|defect| defect.at(line.number, raw.text()))
-}
-
-/// The values of one line.
-struct Fields {
-    time: chrono::NaiveDateTime,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: super::Volume,
-}
-
-#[inline]
-fn parse_fields(timestamps: &mut LocalTimestamps, bytes: &[u8]) -> Result<Fields, Defect> {
-    let [time, open, high, low, close, volume] = split_fields(bytes)?;
-    Ok(Fields {
-        time: timestamps.parse(time)?,
-        open: text::parse_price("open", open)?,
-        high: text::parse_price("high", high)?,
-        low: text::parse_price("low", low)?,
-        close: text::parse_price("close", close)?,
-        volume: text::parse_volume(volume)?,
+    let reject = |defect: Defect| defect.at(line.number, raw.text());
+    let [time, open, high, low, close, volume] = split_fields(line.bytes).map_err(reject)?;
+    Ok(Record {
+        line: line.number,
+        raw,
+        symbol: None,
+        time: BarTime::Local(timestamps.parse(time).map_err(reject)?),
+        open: text::parse_price("open", open).map_err(reject)?,
+        high: text::parse_price("high", high).map_err(reject)?,
+        low: text::parse_price("low", low).map_err(reject)?,
+        close: text::parse_price("close", close).map_err(reject)?,
+        volume: text::parse_volume(volume).map_err(reject)?,
     })
 }
 
