@@ -126,8 +126,11 @@ mod tests {
     use crate::source::Volume;
     use chrono::NaiveDateTime;
 
-    /// Every item of `input` as (line, local time or rejection reason and raw text).
-    fn items(input: &[u8]) -> Vec<Result<(u64, BarTime, Volume), (u64, RejectReason, String)>> {
+    /// A record as (line, time, volume); a rejection as (line, reason, raw text).
+    type Item = Result<(u64, BarTime, Volume), (u64, RejectReason, String)>;
+
+    /// Every item of `input`.
+    fn items(input: &[u8]) -> Vec<Item> {
         let mut source = FirstRate::new(input);
         let mut out = Vec::new();
         while let Some(item) = source.next_record().expect("reading memory cannot fail") {
