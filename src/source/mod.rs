@@ -28,6 +28,7 @@ use crate::model::reject::{Rejection, dead_letter_text};
 pub enum BarTime {
     /// A naive exchange-local wall time: validation resolves it in the exchange's zone
     /// (rejecting times in a spring-forward gap, keeping a file increasing across a fall-back).
+    /// Whole seconds: a fraction of a second is dropped.
     Local(NaiveDateTime),
     /// An instant: milliseconds since the Unix epoch, UTC.
     Utc(i64),
