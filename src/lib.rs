@@ -4,7 +4,8 @@
 //! - [`config`] - the TOML file, validated into [`config::Settings`].
 //! - [`exchange_time`] - exchange-local days and wall times as UTC instants.
 //! - [`model`] - [`model::Bar`], [`model::Symbol`], [`model::Bucket`], shared by every stage.
-//! - [`pipeline`] - the stages: watch, claim, parse, validate, batch, write.
+//! - [`source`] - a delivery's layout into records (symbol, time, OHLCV) or rejections.
+//! - [`pipeline`] - the stages: watch, claim, validate, batch, write.
 //! - [`account`] - the load history and the dead-letter log.
 //! - [`store`] - the session, the schema and the prepared statements.
 //! - [`ingest`] - one file through every stage (used by the daemon and the `load` command).
@@ -25,5 +26,6 @@ pub mod fetch;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod source;
 pub mod store;
 pub mod telemetry;

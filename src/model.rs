@@ -1,8 +1,12 @@
-//! The types every stage shares: a bar, a symbol, a month bucket.
+//! The types every stage shares: a bar, a symbol, a month bucket, a rejected row.
+
+pub mod reject;
 
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
+
+pub use reject::{RejectReason, Rejection};
 
 /// One one-minute OHLCV bar, as stored: the bar's open instant in UTC milliseconds and its values.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,8 +4,8 @@
 //! exchange-local month of its instant.
 
 use bar_ingest::model::Bucket;
-use bar_ingest::pipeline::parse::MAX_LINE_BYTES;
 use bar_ingest::pipeline::validate::{BarReader, RejectReason, Row};
+use bar_ingest::source::lines::MAX_LINE_BYTES;
 use chrono::{LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use proptest::prelude::*;

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use bar_ingest::pipeline::parse::MAX_LINE_BYTES;
+use bar_ingest::source::lines::MAX_LINE_BYTES;
 use bar_ingest::pipeline::validate::BarReader;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,5 @@
-//! The ingest stages, in flow order: watch, claim, parse, validate, batch, write.
+//! The ingest stages, in flow order: watch, claim, (the [`crate::source`] reads), validate,
+//! batch, write. `parse` only re-exports what moved to the source.
 
 pub mod batch;
 pub mod claim;

@@ -1,0 +1,219 @@
+//! Time: a record's [`BarTime`] into its UTC instant and exchange-local date, by the exchange
+//! zone's rules (spring-forward gaps rejected, fall-back hours resolved to keep time increasing).
+//!
+//! The hot path allocates nothing: the zone offset is cached per local hour (and per UTC hour
+//! for UTC records). Rows are sorted, so one entry serves about sixty rows. Hours in which the
+//! offset changes (DST transitions) are never cached: each of their rows is resolved on its own.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+use chrono_tz::Tz;
+
+use crate::model::reject::{Defect, RejectReason};
+use crate::source::BarTime;
+
+/// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+
+const SECONDS_PER_DAY: i64 = 86_400;
+const SECONDS_PER_HOUR: i64 = 3_600;
+const MILLIS_PER_SECOND: i64 = 1_000;
+
+/// Where a bar falls: its UTC instant and the exchange-local date of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub millis: i64,
+    /// The exchange-local date (what buckets and sessions go by).
+    pub local_date: NaiveDate,
+}
+
+/// One local hour of the zone.
+#[derive(Debug, Clone, Copy)]
+struct LocalHour {
+    date: NaiveDate,
+    hour: u32,
+    /// The UTC instant (millis) of the hour's first second when the whole hour has one offset;
+    /// None for an hour with a transition in it (each row then resolved on its own).
+    utc_millis: Option<i64>,
+}
+
+/// Seconds from the Unix epoch to the start of `date`, as if the date were in UTC.
+fn local_epoch_seconds(date: NaiveDate) -> i64 {
+    (i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE) * SECONDS_PER_DAY
+}
+
+/// Resolves times in one exchange zone, remembering recent offsets.
+#[derive(Debug, Clone)]
+pub struct ExchangeClock {
+    /// The exchange's zone.
+    tz: Tz,
+    /// The last local hour seen and where it starts in UTC.
+    local_hour: Option<LocalHour>,
+    /// The UTC offset (seconds) of one UTC hour (hours since the epoch), when it is the same
+    /// for the whole hour; `None` for an hour with a transition in it.
+    utc_hour: Option<(i64, Option<i32>)>,
+}
+
+impl ExchangeClock {
+    pub fn new(tz: Tz) -> Self {
+        Self {
+            tz,
+            local_hour: None,
+            utc_hour: None,
+        }
+    }
+
+    /// The instant and local date of `time`. `last` is the last accepted instant of the same
+    /// symbol: an ambiguous local time (fall-back) is the earlier instant unless that would not
+    /// come after `last`, then the later one. A local time in a gap is rejected.
+    #[inline]
+    pub fn place(&mut self, time: BarTime, last: Option<i64>) -> Result<Placed, Defect> {
+        match time {
+            BarTime::Local(local) => Ok(Placed {
+                millis: self.local_to_utc(local, last)?,
+                local_date: local.date(),
+            }),
+            BarTime::Utc(millis) => Ok(Placed {
+                millis,
+                local_date: self.local_date_of(millis)?,
+            }),
+        }
+    }
+
+    #[inline]
+    fn local_to_utc(&mut self, local: NaiveDateTime, last: Option<i64>) -> Result<i64, Defect> {
+        let date = local.date();
+        let seconds_of_day = i64::from(local.num_seconds_from_midnight());
+        let hour = (seconds_of_day / SECONDS_PER_HOUR) as u32;
+        let seconds_of_hour = seconds_of_day % SECONDS_PER_HOUR;
+        let hour_start = match self.local_hour {
+            Some(cached) if cached.date == date && cached.hour == hour => cached.utc_millis,
+            _ => {
+                let utc_millis = uniform_local_hour_offset(self.tz, date, hour).map(|offset| {
+                    (local_epoch_seconds(date) + i64::from(hour) * SECONDS_PER_HOUR
+                        - i64::from(offset))
+                        * MILLIS_PER_SECOND
+                });
+                self.local_hour = Some(LocalHour {
+                    date,
+                    hour,
+                    utc_millis,
+                });
+                utc_millis
+            }
+        };
+        if let Some(start) = hour_start {
+            return Ok(start + seconds_of_hour * MILLIS_PER_SECOND);
+        }
+        let local_seconds = local_epoch_seconds(date) + seconds_of_day;
+        let at = |offset: i32| (local_seconds - i64::from(offset)) * MILLIS_PER_SECOND;
+        // An hour with a transition in it: resolve this row on its own.
+        match self.tz.offset_from_local_datetime(&local) {
+            chrono::LocalResult::Single(o) => Ok(at(o.fix().local_minus_utc())),
+            chrono::LocalResult::Ambiguous(a, b) => {
+                let (x, y) = (at(a.fix().local_minus_utc()), at(b.fix().local_minus_utc()));
+                let (earlier, later) = (x.min(y), x.max(y));
+                Ok(match last {
+                    Some(last) if earlier <= last => later,
+                    _ => earlier,
+                })
+            }
+            chrono::LocalResult::None => Err(Defect::new(
+                RejectReason::NonexistentLocalTime,
+                format!(
+                    "{} does not exist in {} (clocks jump forward over it)",
+                    local.format("%Y-%m-%d %H:%M:%S"),
+                    self.tz.name()
+                ),
+            )),
+        }
+    }
+
+    fn local_date_of(&mut self, millis: i64) -> Result<NaiveDate, Defect> {
+        let seconds = millis.div_euclid(MILLIS_PER_SECOND);
+        let hour = seconds.div_euclid(SECONDS_PER_HOUR);
+        let offset = match self.utc_hour {
+            Some((h, offset)) if h == hour => offset,
+            _ => {
+                let offset = uniform_utc_hour_offset(self.tz, hour);
+                self.utc_hour = Some((hour, offset));
+                offset
+            }
+        };
+        let offset = match offset {
+            Some(offset) => Some(offset),
+            None => utc_offset_at(self.tz, seconds),
+        };
+        offset
+            .and_then(|offset| {
+                let local_days = (seconds + i64::from(offset)).div_euclid(SECONDS_PER_DAY);
+                i32::try_from(local_days + UNIX_EPOCH_DAYS_FROM_CE)
+                    .ok()
+                    .and_then(NaiveDate::from_num_days_from_ce_opt)
+            })
+            .ok_or_else(|| {
+                Defect::new(
+                    RejectReason::BadTimestamp,
+                    format!("instant {millis} ms after the Unix epoch is out of range"),
+                )
+            })
+    }
+}
+
+/// The UTC offset (seconds east) of a whole local hour, or None when the hour has a
+/// transition in it (or is skipped or repeated).
+fn uniform_local_hour_offset(tz: Tz, date: NaiveDate, hour: u32) -> Option<i32> {
+    let offset_at = |minute, second| match tz
+        .offset_from_local_datetime(&date.and_hms_opt(hour, minute, second)?)
+    {
+        chrono::LocalResult::Single(o) => Some(o.fix().local_minus_utc()),
+        _ => None,
+    };
+    let start = offset_at(0, 0)?;
+    (offset_at(59, 59)? == start).then_some(start)
+}
+
+/// The UTC offset (seconds east) of the zone at a UTC instant (seconds), None out of range.
+fn utc_offset_at(tz: Tz, seconds: i64) -> Option<i32> {
+    let utc = DateTime::from_timestamp(seconds, 0)?.naive_utc();
+    Some(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
+}
+
+/// The UTC offset of a whole UTC hour (hours since the epoch), or None when it changes inside.
+fn uniform_utc_hour_offset(tz: Tz, hour: i64) -> Option<i32> {
+    let start = hour.checked_mul(SECONDS_PER_HOUR)?;
+    let first = utc_offset_at(tz, start)?;
+    (utc_offset_at(tz, start + SECONDS_PER_HOUR - 1)? == first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    const NY: Tz = chrono_tz::America::New_York;
+
+    #[test]
+    fn utc_instants_get_the_local_date_of_the_zone_across_transitions() {
+        let mut clock = ExchangeClock::new(NY);
+        // Every 7 minutes across the 2024 fall-back and a local midnight.
+        let start = Utc.with_ymd_and_hms(2024, 11, 2, 20, 0, 0).unwrap();
+        for step in 0..400 {
+            let t = start + chrono::Duration::minutes(7 * step);
+            let want = t.with_timezone(&NY).date_naive();
+            let got = clock
+                .place(BarTime::Utc(t.timestamp_millis()), None)
+                .unwrap();
+            assert_eq!(got.millis, t.timestamp_millis());
+            assert_eq!(got.local_date, want, "{t}");
+        }
+    }
+
+    #[test]
+    fn an_instant_out_of_range_is_a_bad_timestamp() {
+        let err = ExchangeClock::new(NY)
+            .place(BarTime::Utc(i64::MAX), None)
+            .unwrap_err();
+        assert_eq!(err.reason, RejectReason::BadTimestamp);
+    }
+}

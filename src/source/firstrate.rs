@@ -1,0 +1,222 @@
+//! FirstRate layout: `YYYY-MM-DD HH:MM[:SS],open,high,low,close,volume` lines, no header,
+//! naive exchange-local times, one symbol per file (named by the file).
+
+use std::io::{self, BufRead};
+
+use super::lines::{Line, LineReader, MAX_LINE_BYTES};
+use super::text::{self, LocalTimestamps};
+use super::{BarTime, Parsed, RawLine, Record, Source};
+use crate::model::reject::{Defect, RejectReason, Rejection};
+
+/// Number of fields in a bar line: timestamp, open, high, low, close, volume.
+const FIELD_COUNT: usize = 6;
+
+/// A FirstRate file's records, one per physical line.
+#[derive(Debug)]
+pub struct FirstRate<R> {
+    lines: LineReader<R>,
+    /// Timestamp parser state (the last date seen).
+    timestamps: LocalTimestamps,
+}
+
+impl<R: BufRead> FirstRate<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            lines: LineReader::new(inner),
+            timestamps: LocalTimestamps::default(),
+        }
+    }
+}
+
+impl<R: BufRead> Source for FirstRate<R> {
+    fn next_record(&mut self) -> io::Result<Option<Parsed<'_>>> {
+        let Some(line) = self.lines.next_line()? else {
+            return Ok(None);
+        };
+        Ok(Some(parse_line(&mut self.timestamps, line)))
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.lines.bytes_read()
+    }
+}
+
+/// One line into a record, or the rejection of the line.
+#[inline]
+fn parse_line<'a>(timestamps: &mut LocalTimestamps, line: Line<'a>) -> Parsed<'a> {
+    let raw = RawLine {
+        kept: line.bytes,
+        len: line.len,
+    };
+    if line.too_long {
+        return Err(Rejection {
+            line: line.number,
+            raw: raw.text(),
+            reason: RejectReason::LineTooLong,
+            message: format!(
+                "line is {} bytes, longer than the limit of {MAX_LINE_BYTES}",
+                line.len
+            ),
+        });
+    }
+    if text::is_blank(line.bytes) {
+        return Err(Rejection::blank_line(line.number));
+    }
+    let reject = |defect: Defect| defect.at(line.number, raw.text());
+    let [time, open, high, low, close, volume] = split_fields(line.bytes).map_err(reject)?;
+    Ok(Record {
+        line: line.number,
+        raw,
+        symbol: None,
+        time: BarTime::Local(timestamps.parse(time).map_err(reject)?),
+        open: text::parse_price("open", open).map_err(reject)?,
+        high: text::parse_price("high", high).map_err(reject)?,
+        low: text::parse_price("low", low).map_err(reject)?,
+        close: text::parse_price("close", close).map_err(reject)?,
+        volume: text::parse_volume(volume).map_err(reject)?,
+    })
+}
+
+/// Checks the line is UTF-8 text without control bytes and cuts it into the six
+/// comma-separated fields, each trimmed of surrounding ASCII whitespace. One pass over the
+/// bytes for a plain ASCII line (the common case); the UTF-8 and control-byte checks only run
+/// when that pass saw something else.
+#[inline]
+fn split_fields(bytes: &[u8]) -> Result<[&[u8]; FIELD_COUNT], Defect> {
+    let mut commas = [0usize; FIELD_COUNT - 1];
+    let mut count = 0;
+    let mut plain = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b',' {
+            if let Some(slot) = commas.get_mut(count) {
+                *slot = i;
+            }
+            count += 1;
+        } else if !(0x20..0x7F).contains(&b) {
+            plain = false;
+        }
+    }
+    if !plain {
+        text::check_text(bytes)?;
+    }
+    if count != FIELD_COUNT - 1 {
+        return Err(Defect::new(
+            RejectReason::FieldCount,
+            format!(
+                "{} fields, expected {FIELD_COUNT} (timestamp,open,high,low,close,volume)",
+                count + 1
+            ),
+        ));
+    }
+    let [c0, c1, c2, c3, c4] = commas;
+    Ok([
+        &bytes[..c0],
+        &bytes[c0 + 1..c1],
+        &bytes[c1 + 1..c2],
+        &bytes[c2 + 1..c3],
+        &bytes[c3 + 1..c4],
+        &bytes[c4 + 1..],
+    ]
+    .map(<[u8]>::trim_ascii))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Volume;
+    use chrono::NaiveDateTime;
+
+    /// A record as (line, time, volume); a rejection as (line, reason, raw text).
+    type Item = Result<(u64, BarTime, Volume), (u64, RejectReason, String)>;
+
+    /// Every item of `input`.
+    fn items(input: &[u8]) -> Vec<Item> {
+        let mut source = FirstRate::new(input);
+        let mut out = Vec::new();
+        while let Some(item) = source.next_record().expect("reading memory cannot fail") {
+            out.push(
+                item.map(|r| (r.line, r.time, r.volume))
+                    .map_err(|r| (r.line, r.reason, r.raw)),
+            );
+        }
+        assert_eq!(source.bytes_read(), input.len() as u64);
+        out
+    }
+
+    fn local(s: &str) -> BarTime {
+        BarTime::Local(NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("test time"))
+    }
+
+    #[test]
+    fn yields_local_records_with_line_numbers() {
+        let mut source = FirstRate::new(
+            &b"2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.9839,19209\r\n2005-01-03 08:01,1,2,0.5,1.5,7.0\n"[..],
+        );
+        let first = source.next_record().unwrap().unwrap().unwrap();
+        assert_eq!(first.line, 1);
+        assert_eq!(first.symbol, None);
+        assert_eq!(first.time, local("2005-01-03 08:00:00"));
+        assert_eq!(
+            (first.open, first.high, first.low, first.close),
+            (0.9911, 0.9911, 0.9839, 0.9839)
+        );
+        assert_eq!(first.volume, Volume::Shares(19209));
+        assert_eq!(
+            first.raw.text(),
+            "2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.9839,19209"
+        );
+        let second = source.next_record().unwrap().unwrap().unwrap();
+        assert_eq!(
+            (second.line, second.time, second.volume),
+            (2, local("2005-01-03 08:01:00"), Volume::Decimal(7.0))
+        );
+        assert!(source.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read_with_the_raw_text() {
+        let got = items(
+            b"2024-01-02 10:00:00,1,2,0.5,1.5,7\n\
+              \n\
+              2024-01-02 10:01:00,1,2\n\
+              2024-13-02 10:02:00,1,2,0.5,1.5,7\n\
+              2024-01-02 10:03:00,1,x,0.5,1.5,7\n\
+              \xFF\n\
+              2024-01-02 10:04:00,1,0.5,2,1.5,-7\n",
+        );
+        let want = vec![
+            Ok((1, local("2024-01-02 10:00:00"), Volume::Shares(7))),
+            Err((2, RejectReason::BlankLine, String::new())),
+            Err((
+                3,
+                RejectReason::FieldCount,
+                "2024-01-02 10:01:00,1,2".into(),
+            )),
+            Err((
+                4,
+                RejectReason::BadTimestamp,
+                "2024-13-02 10:02:00,1,2,0.5,1.5,7".into(),
+            )),
+            Err((
+                5,
+                RejectReason::BadNumber,
+                "2024-01-02 10:03:00,1,x,0.5,1.5,7".into(),
+            )),
+            Err((6, RejectReason::InvalidUtf8, "\u{FFFD}".into())),
+            // Rules (high below low, negative volume) are validation's: the source reads it.
+            Ok((7, local("2024-01-02 10:04:00"), Volume::Shares(-7))),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_over_long_line_is_rejected_with_a_cut_raw_text() {
+        let mut input = vec![b'9'; 10_000];
+        input.push(b'\n');
+        let got = items(&input);
+        let Err((1, RejectReason::LineTooLong, raw)) = &got[0] else {
+            panic!("{got:?}");
+        };
+        assert!(raw.ends_with("…[truncated, 10000 bytes]"), "{raw}");
+    }
+}
