@@ -74,7 +74,10 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
     // The retries show in the metrics while the node is away, not only in the log.
     let endpoint = endpoint_from_log(&site.log("o")).expect("the endpoint in the log");
     let retries = write_retries(endpoint);
-    assert!(retries > 0.0, "bar_ingest_write_retries_total is {retries} during the outage");
+    assert!(
+        retries > 0.0,
+        "bar_ingest_write_retries_total is {retries} during the outage"
+    );
     dev_db("start");
 
     common::wait_until(WAIT, "the file in done/", || {

@@ -16,6 +16,7 @@ use super::outcome::LoadError;
 use crate::account::dead_letter::DeadLetterLog;
 use crate::model::Bucket;
 use crate::pipeline::validate::{BarReader, Row};
+use crate::source::firstrate::FirstRate;
 
 /// Read buffer of both passes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -78,7 +79,7 @@ impl<R: Read> Read for Hashing<R> {
 /// A file opened for one pass: validated rows, and the hash of what was read.
 pub(crate) struct Pass {
     path: PathBuf,
-    rows: BarReader<BufReader<Hashing<File>>>,
+    rows: BarReader<FirstRate<BufReader<Hashing<File>>>>,
     hasher: SharedHasher,
 }
 
