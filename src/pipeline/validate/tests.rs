@@ -101,117 +101,120 @@ fn trailing_blank_lines_are_tolerated_but_inner_ones_rejected() {
     assert!(matches!(rows[3], Row::Bar(_)));
 }
 
+/// One line (or a few) per reason that must be rejected with it.
+const REASON_CASES: &[(RejectReason, &[u8])] = &[
+    (
+        RejectReason::BlankLine,
+        b"\n\t \n2024-01-02 10:00:00,1,2,0.5,1.5,7\n",
+    ),
+    (
+        RejectReason::InvalidUtf8,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,7\xFF",
+    ),
+    (
+        RejectReason::Binary,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,\x007",
+    ),
+    (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5,1.5"),
+    (
+        RejectReason::FieldCount,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,7,",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024/01/02 10:00:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024-02-30 10:00:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024-01-02 24:00:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024-01-02 10:00:60,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024-01-02T10:00:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadTimestamp,
+        b"2024-01-0x 10:00:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::NonexistentLocalTime,
+        b"2024-03-10 02:30:00,1,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::BadNumber,
+        b"2024-01-02 10:00:00,1,2,0.5,abc,7",
+    ),
+    (RejectReason::BadNumber, b"2024-01-02 10:00:00,,2,0.5,1.5,7"),
+    (
+        RejectReason::BadNumber,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,seven",
+    ),
+    (
+        RejectReason::BadNumber,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,99999999999999999999",
+    ),
+    (
+        RejectReason::NonFinite,
+        b"2024-01-02 10:00:00,nan,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::NonFinite,
+        b"2024-01-02 10:00:00,1,inf,0.5,1.5,7",
+    ),
+    (
+        RejectReason::NonFinite,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,NaN",
+    ),
+    (
+        RejectReason::NonFinite,
+        b"2024-01-02 10:00:00,1,1e400,0.5,1.5,7",
+    ),
+    (
+        RejectReason::NonPositivePrice,
+        b"2024-01-02 10:00:00,0,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::NonPositivePrice,
+        b"2024-01-02 10:00:00,1,2,-0.5,1.5,7",
+    ),
+    (
+        RejectReason::HighBelowLow,
+        b"2024-01-02 10:00:00,1,1.2,1.5,1.5,7",
+    ),
+    (
+        RejectReason::OpenOutOfRange,
+        b"2024-01-02 10:00:00,3,2,0.5,1.5,7",
+    ),
+    (
+        RejectReason::CloseOutOfRange,
+        b"2024-01-02 10:00:00,1,2,0.5,0.4,7",
+    ),
+    (
+        RejectReason::NegativeVolume,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,-7",
+    ),
+    (
+        RejectReason::NegativeVolume,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,-7.5",
+    ),
+    (
+        RejectReason::FractionalVolume,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,1.5",
+    ),
+];
+
 #[test]
 fn every_reason_has_a_line_that_triggers_it() {
     let ok = "2024-01-02 10:00:00,1,2,0.5,1.5,7";
-    let cases: &[(RejectReason, &[u8])] = &[
-        (
-            RejectReason::BlankLine,
-            b"\n\t \n2024-01-02 10:00:00,1,2,0.5,1.5,7\n",
-        ),
-        (
-            RejectReason::InvalidUtf8,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,7\xFF",
-        ),
-        (
-            RejectReason::Binary,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,\x007",
-        ),
-        (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5,1.5"),
-        (
-            RejectReason::FieldCount,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,7,",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024/01/02 10:00:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024-02-30 10:00:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024-01-02 24:00:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024-01-02 10:00:60,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024-01-02T10:00:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadTimestamp,
-            b"2024-01-0x 10:00:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::NonexistentLocalTime,
-            b"2024-03-10 02:30:00,1,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::BadNumber,
-            b"2024-01-02 10:00:00,1,2,0.5,abc,7",
-        ),
-        (RejectReason::BadNumber, b"2024-01-02 10:00:00,,2,0.5,1.5,7"),
-        (
-            RejectReason::BadNumber,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,seven",
-        ),
-        (
-            RejectReason::BadNumber,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,99999999999999999999",
-        ),
-        (
-            RejectReason::NonFinite,
-            b"2024-01-02 10:00:00,nan,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::NonFinite,
-            b"2024-01-02 10:00:00,1,inf,0.5,1.5,7",
-        ),
-        (
-            RejectReason::NonFinite,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,NaN",
-        ),
-        (
-            RejectReason::NonFinite,
-            b"2024-01-02 10:00:00,1,1e400,0.5,1.5,7",
-        ),
-        (
-            RejectReason::NonPositivePrice,
-            b"2024-01-02 10:00:00,0,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::NonPositivePrice,
-            b"2024-01-02 10:00:00,1,2,-0.5,1.5,7",
-        ),
-        (
-            RejectReason::HighBelowLow,
-            b"2024-01-02 10:00:00,1,1.2,1.5,1.5,7",
-        ),
-        (
-            RejectReason::OpenOutOfRange,
-            b"2024-01-02 10:00:00,3,2,0.5,1.5,7",
-        ),
-        (
-            RejectReason::CloseOutOfRange,
-            b"2024-01-02 10:00:00,1,2,0.5,0.4,7",
-        ),
-        (
-            RejectReason::NegativeVolume,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,-7",
-        ),
-        (
-            RejectReason::NegativeVolume,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,-7.5",
-        ),
-        (
-            RejectReason::FractionalVolume,
-            b"2024-01-02 10:00:00,1,2,0.5,1.5,1.5",
-        ),
-    ];
+    let cases = REASON_CASES;
     for (want, input) in cases {
         assert_eq!(
             first_reason(input),
