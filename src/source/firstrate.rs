@@ -29,6 +29,7 @@ impl<R: BufRead> FirstRate<R> {
 }
 
 impl<R: BufRead> Source for FirstRate<R> {
+    #[inline]
     fn next_record(&mut self) -> io::Result<Option<Parsed<'_>>> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);

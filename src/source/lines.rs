@@ -70,6 +70,7 @@ impl<R: BufRead> LineReader<R> {
 
     /// The next physical line, or Ok(None) at end of input. A last line without `\n` counts;
     /// the `\n` that ends the input does not start another one.
+    #[inline]
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         if self.pending_consume > 0 {
             self.inner.consume(self.pending_consume);
