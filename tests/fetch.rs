@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use bar_ingest::fetch::{self, FetchRequest, Interval, SessionFilter};
-use bar_ingest::model::{Bar, Bucket, Symbol};
+use bar_ingest::model::{Bar, Symbol};
 use bar_ingest::store::{BarStatements, Schema};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::America::New_York;
@@ -65,7 +65,8 @@ fn minutes(date: (i32, u32, u32), from: (u32, u32), to: (u32, u32), first_i: u32
 async fn insert(session: &Session, schema: &Schema, symbol: &Symbol, bars: &[Bar]) {
     let statements = BarStatements::prepare(session, schema).await.unwrap();
     for bar in bars {
-        let bucket = Bucket::of_local_date(local(bar.ts_millis).date()).to_string();
+        // The bucket is the exchange-local month, written out here rather than by the product.
+        let bucket = local(bar.ts_millis).format("%Y-%m").to_string();
         session
             .execute_unpaged(
                 &statements.insert,
@@ -107,10 +108,9 @@ async fn every_bar_comes_back_identical_and_in_order_across_months() {
             }
         }
         // The month's last minute (local).
-        let last_day = Bucket::parse(&format!("{y:04}-{m:02}"))
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let last_day = chrono::NaiveDate::from_ymd_opt(ny, nm, 1)
             .unwrap()
-            .next()
-            .first_day()
             .pred_opt()
             .unwrap();
         let t = New_York

@@ -254,11 +254,11 @@ mod tests {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(2),
         };
-        for attempt in 0..30 {
+        // 100 ms doubling per attempt, capped at 2 s: written out, not recomputed.
+        let caps_ms = [100, 200, 400, 800, 1600, 2000, 2000, 2000];
+        for attempt in 0..40 {
             let d = b.delay(attempt);
-            let cap = Duration::from_millis(100)
-                .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-                .min(Duration::from_secs(2));
+            let cap = Duration::from_millis(caps_ms[(attempt as usize).min(caps_ms.len() - 1)]);
             assert!(
                 d >= cap / 2 && d <= cap,
                 "attempt {attempt}: {d:?} vs {cap:?}"
