@@ -197,10 +197,10 @@ impl History {
             .map_err(|e| HistoryError::Db(Box::new(e)))?;
         let rows = result
             .into_rows_result()
-            .map_err(|e| bad_result(e.to_string()))?;
+            .map_err(bad_result)?;
         let row = rows
             .maybe_first_row::<(Option<String>, Option<i64>)>()
-            .map_err(|e| bad_result(e.to_string()))?;
+            .map_err(bad_result)?;
         Ok(row.and_then(|(outcome, ts)| {
             Some(Known {
                 outcome: Outcome::parse(outcome.as_deref()?)?,
@@ -244,8 +244,8 @@ pub(crate) enum HistoryError {
     #[error(transparent)]
     Db(#[from] Box<ExecutionError>),
     /// The result does not have the shape the statement promises (schema changed under us).
-    #[error("unexpected load-history result: {0}")]
-    Shape(String),
+    #[error("unexpected load-history result (was the table changed?)")]
+    Shape(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Classify for HistoryError {
@@ -257,8 +257,8 @@ impl Classify for HistoryError {
     }
 }
 
-fn bad_result(message: String) -> HistoryError {
-    HistoryError::Shape(message)
+fn bad_result(e: impl std::error::Error + Send + Sync + 'static) -> HistoryError {
+    HistoryError::Shape(Box::new(e))
 }
 
 #[cfg(test)]
