@@ -61,6 +61,8 @@ pub(crate) async fn write_rows(
     let file_cancel = cancel.child_token();
     let mut tally = Tally::new(job.progress.clone(), file_cancel.clone());
     let mut writes: JoinSet<Result<u64, RequestError>> = JoinSet::new();
+    let full_rows = job.limits.rows_per_batch(job.symbol.as_str().len());
+    let shapes = Arc::new(job.writer.shapes(job.write_timestamp, full_rows));
     while let Some(batch) = rx.recv().await {
         if file_cancel.is_cancelled() {
             break;
@@ -74,12 +76,12 @@ pub(crate) async fn write_rows(
             tally.absorb(r);
         }
         let (writer, symbol) = (job.writer.clone(), Arc::clone(&job.symbol));
-        let (token, timestamp) = (file_cancel.clone(), job.write_timestamp);
+        let (token, shapes) = (file_cancel.clone(), Arc::clone(&shapes));
         writes.spawn(async move {
             let _permit = permit;
             let n = batch.bars.len() as u64;
             writer
-                .write_batch(&symbol, &batch, timestamp, &token)
+                .write_batch(&symbol, &batch, &shapes, &token)
                 .await
                 .map(|()| n)
         });

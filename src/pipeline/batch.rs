@@ -32,13 +32,20 @@ pub(crate) struct Batcher {
     current: Option<PartitionBatch>,
 }
 
+impl BatchLimits {
+    /// Rows one batch holds at most for a symbol of `symbol_len` bytes: the row limit and the
+    /// byte limit together.
+    pub fn rows_per_batch(&self, symbol_len: usize) -> usize {
+        let row_bytes = ROW_OVERHEAD_BYTES + symbol_len + 4;
+        self.max_rows.min(self.max_bytes / row_bytes).max(1)
+    }
+}
+
 impl Batcher {
     /// A batcher for rows of a symbol of `symbol_len` bytes.
     pub fn new(limits: BatchLimits, symbol_len: usize) -> Self {
-        let row_bytes = ROW_OVERHEAD_BYTES + symbol_len + 4;
-        let rows_per_batch = limits.max_rows.min(limits.max_bytes / row_bytes).max(1);
         Self {
-            rows_per_batch,
+            rows_per_batch: limits.rows_per_batch(symbol_len),
             current: None,
         }
     }

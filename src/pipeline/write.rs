@@ -16,6 +16,13 @@ use crate::store::BarStatements;
 use crate::store::retry::{RequestError, Retrier};
 use crate::telemetry::metrics;
 
+/// The batch statement shapes of one file (see [`Writer::shapes`]).
+pub(crate) struct BatchShapes {
+    /// A batch of as many inserts as a full partition batch holds.
+    full: Batch,
+    timestamp_micros: i64,
+}
+
 /// Sends statements with retries under a shared in-flight bound.
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -59,23 +66,42 @@ impl Writer {
             .expect("the in-flight semaphore is never closed")
     }
 
-    /// Writes one partition batch as an unlogged batch with client timestamp `timestamp_micros`
-    /// (see DESIGN "replace, not merge"), retrying until it is acknowledged, refused for good,
-    /// or cancelled.
-    pub(crate) async fn write_batch(
-        &self,
-        symbol: &Symbol,
-        batch: &PartitionBatch,
-        timestamp_micros: i64,
-        cancel: &CancellationToken,
-    ) -> Result<(), RequestError> {
-        let bucket = batch.bucket.to_string();
+    /// The batch statements of one file's writes: unlogged, idempotent, at the file's write
+    /// timestamp, built once for full batches (most of them) rather than once per batch.
+    pub fn shapes(&self, timestamp_micros: i64, full_rows: usize) -> BatchShapes {
+        BatchShapes {
+            full: self.batch_of(full_rows, timestamp_micros),
+            timestamp_micros,
+        }
+    }
+
+    fn batch_of(&self, rows: usize, timestamp_micros: i64) -> Batch {
         let mut statement = Batch::new(BatchType::Unlogged);
-        for _ in &batch.bars {
+        for _ in 0..rows {
             statement.append_statement(self.insert.clone());
         }
         statement.set_is_idempotent(true);
         statement.set_timestamp(Some(timestamp_micros));
+        statement
+    }
+
+    /// Writes one partition batch as an unlogged batch at `shapes`' client timestamp (see DESIGN
+    /// "replace, not merge"), retrying until it is acknowledged, refused for good, or cancelled.
+    pub async fn write_batch(
+        &self,
+        symbol: &Symbol,
+        batch: &PartitionBatch,
+        shapes: &BatchShapes,
+        cancel: &CancellationToken,
+    ) -> Result<(), RequestError> {
+        let bucket = batch.bucket.to_string();
+        let partial;
+        let statement = if batch.bars.len() == shapes.full.statements.len() {
+            &shapes.full
+        } else {
+            partial = self.batch_of(batch.bars.len(), shapes.timestamp_micros);
+            &partial
+        };
         let values: Vec<_> = batch
             .bars
             .iter()
@@ -86,7 +112,7 @@ impl Writer {
             .retrier
             .retrying(cancel, || async {
                 let started = Instant::now();
-                let r = self.session.batch(&statement, &values).await.map(|_| ());
+                let r = self.session.batch(statement, &values).await.map(|_| ());
                 if r.is_ok() {
                     metrics::write_latency(started.elapsed());
                 }
