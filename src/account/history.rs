@@ -195,9 +195,7 @@ impl History {
             .execute_unpaged(&self.lookup, (fingerprint,))
             .await
             .map_err(|e| HistoryError::Db(Box::new(e)))?;
-        let rows = result
-            .into_rows_result()
-            .map_err(bad_result)?;
+        let rows = result.into_rows_result().map_err(bad_result)?;
         let row = rows
             .maybe_first_row::<(Option<String>, Option<i64>)>()
             .map_err(bad_result)?;
