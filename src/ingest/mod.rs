@@ -156,6 +156,7 @@ impl Loader {
                     .unwrap_or_default(),
                 ..FileSummary::default()
             },
+            file: None,
         };
         let result = match job.phases().await {
             Ok(r) | Err(r) => r,
@@ -206,6 +207,8 @@ struct FileJob<'a> {
     /// the history holds an interrupted load of the same content.
     claimed_at: i64,
     summary: FileSummary,
+    /// The file, opened once by the scan; pass 2 reads the same descriptor.
+    file: Option<Arc<std::fs::File>>,
 }
 
 /// An early end of a file's phases: its result.
@@ -265,10 +268,12 @@ impl FileJob<'_> {
         );
         let (path, tz, progress) = (self.path.to_owned(), loader.tz, self.progress.clone());
         let scanned = tokio::task::spawn_blocking(move || {
-            scan::scan(&path, tz, &mut dead_letter, progress).map(|s| (s, dead_letter))
+            let file = scan::open_regular(&path)?;
+            let scan = scan::scan(&file, &path, tz, &mut dead_letter, progress)?;
+            Ok((scan, dead_letter, file))
         })
         .await;
-        let (scan, dead_letter) = match scanned {
+        let (scan, dead_letter, file) = match scanned {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(self.fail(e)),
             Err(source) => {
@@ -277,6 +282,7 @@ impl FileJob<'_> {
             }
         };
         crate::telemetry::metrics::bytes_read(scan.size);
+        self.file = Some(Arc::new(file));
         let s = &mut self.summary;
         s.fingerprint = scan.fingerprint.clone();
         s.size_bytes = scan.size;
@@ -409,7 +415,15 @@ impl FileJob<'_> {
     /// Pass 2: writes the good rows; returns the fingerprint of what it read.
     async fn write_rows(&mut self, symbol: &Symbol, write_timestamp: i64) -> Result<String, Early> {
         let loader = self.loader;
+        let Some(file) = self.file.clone() else {
+            let source = std::io::Error::other("pass 2 before pass 1 opened the file");
+            return Err(self.fail(LoadError::Read {
+                path: self.path.to_owned(),
+                source,
+            }));
+        };
         let job = RowsJob {
+            file,
             writer: &loader.writer,
             tz: loader.tz,
             limits: loader.limits,

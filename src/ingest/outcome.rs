@@ -102,6 +102,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// Only regular files are loaded: not a symbolic link, FIFO, socket, device or directory.
+    #[error("{path} is {kind}, not a regular file: not read")]
+    NotRegular { path: PathBuf, kind: &'static str },
     /// The dead-letter log could not be written (its folder is full or not writable).
     #[error("cannot write the dead-letter log")]
     DeadLetter(#[source] std::io::Error),

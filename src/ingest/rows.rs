@@ -42,6 +42,8 @@ pub(crate) enum Stop {
 
 /// What pass 2 needs of the loader.
 pub(crate) struct RowsJob<'a> {
+    /// The descriptor pass 1 read.
+    pub(crate) file: Arc<std::fs::File>,
     pub(crate) writer: &'a Writer,
     pub(crate) tz: Tz,
     pub(crate) limits: BatchLimits,
@@ -102,9 +104,9 @@ fn spawn_reader(
 ) -> JoinHandle<Result<Option<String>, LoadError>> {
     let (path, tz, limits) = (path.to_owned(), job.tz, job.limits);
     let symbol_len = job.symbol.as_str().len();
-    let progress = job.progress.clone();
+    let (progress, file) = (job.progress.clone(), Arc::clone(&job.file));
     tokio::task::spawn_blocking(move || {
-        let mut pass = Pass::open(&path, tz, progress)?;
+        let mut pass = Pass::new(&file, &path, tz, progress)?;
         let mut batcher = Batcher::new(limits, symbol_len);
         while let Some(row) = pass.next_row()? {
             let Row::Bar(v) = row else { continue };

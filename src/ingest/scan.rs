@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,15 +85,19 @@ pub(crate) struct Pass {
 }
 
 impl Pass {
-    pub(crate) fn open(
+    /// A pass over `file` from its start (`path` names it in errors).
+    pub(crate) fn new(
+        file: &File,
         path: &Path,
         tz: Tz,
         progress: Option<Arc<Progress>>,
     ) -> Result<Self, LoadError> {
-        let file = File::open(path).map_err(|source| LoadError::Read {
+        let read_error = |source| LoadError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = file.try_clone().map_err(read_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(read_error)?;
         let hasher = SharedHasher::default();
         let reader = BufReader::with_capacity(
             READ_BUFFER_BYTES,
@@ -128,15 +133,66 @@ impl Pass {
     }
 }
 
+/// Opens a claimed file once, for both passes: without following a symbolic link and without
+/// blocking on a FIFO, and only if the descriptor is a regular file. Whatever is at the path
+/// now is what is read, even if it was swapped in after the watcher saw a regular file there.
+pub(crate) fn open_regular(path: &Path) -> Result<File, LoadError> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symbolic link.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(LoadError::NotRegular {
+                path: path.to_owned(),
+                kind: "a symbolic link",
+            });
+        }
+        Err(source) => {
+            return Err(LoadError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let kind = file
+        .metadata()
+        .map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .file_type();
+    let what = if kind.is_file() {
+        return Ok(file);
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(LoadError::NotRegular {
+        path: path.to_owned(),
+        kind: what,
+    })
+}
+
 /// Pass 1: fingerprint, validate every line, write the dead-letter log, learn the covered range.
 /// Blocking (file I/O and CPU): run it off the async runtime.
 pub(crate) fn scan(
+    file: &File,
     path: &Path,
     tz: Tz,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
-    let mut pass = Pass::open(path, tz, progress)?;
+    let mut pass = Pass::new(file, path, tz, progress)?;
     let mut s = Scan::default();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
@@ -152,7 +208,8 @@ pub(crate) fn scan(
         }
     }
     s.fingerprint = pass.fingerprint();
-    s.size = std::fs::metadata(path)
+    s.size = file
+        .metadata()
         .map_err(|source| LoadError::Read {
             path: path.to_owned(),
             source,

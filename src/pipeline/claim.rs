@@ -102,13 +102,12 @@ pub fn claim(file: &Path, processing: &Path) -> std::io::Result<Option<PathBuf>>
 }
 
 /// Files this instance claimed and did not finish (a crash or a stop): resumed first at start.
+/// Every entry counts, whatever its type: the loader sends a symbolic link, a FIFO or anything
+/// else that is not a regular file to failed/ with its reason instead of leaving it here.
 pub(crate) fn pending(processing: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(processing)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            files.push(entry.path());
-        }
+        files.push(entry?.path());
     }
     files.sort();
     Ok(files)
