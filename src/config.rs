@@ -377,7 +377,7 @@ impl Settings {
         })?;
         let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             file: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: parse_error_message(&text, &e),
         })?;
         Self::validate(config, Some(path), contact_points_override)
     }
@@ -429,6 +429,29 @@ impl Settings {
             timezone,
             metrics_listen,
         })
+    }
+}
+
+/// A TOML error as `TOML parse error at line L, column C: message`, without the text of the line
+/// (it may hold a password) and without the value an "invalid type/value" message would quote.
+fn parse_error_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().trim_end().to_owned();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((kind, after)) = rest.split_once(" `")
+            && let Some((_value, tail)) = after.split_once('`')
+        {
+            message = format!("{prefix}{kind}{tail}");
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("TOML parse error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML parse error: {message}"),
     }
 }
 

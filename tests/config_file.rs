@@ -116,3 +116,41 @@ fn check_config_without_a_file_exits_with_2() {
     );
     assert!(stderr.contains("check-config needs a file"), "{stderr}");
 }
+
+/// A TOML error names the file, line, column and key, never the text of a line that may hold a
+/// secret (issue 11): an unterminated password, a misspelled key, an unquoted number.
+#[test]
+fn toml_errors_never_show_a_secret() {
+    const SECRET: &str = "hunter2xyz";
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unterminated.toml",
+            format!("[database]\nusername = \"u\"\npassword = \"{SECRET}\n"),
+        ),
+        (
+            "misspelled.toml",
+            format!("[database]\nusername = \"u\"\npasword = \"{SECRET}\"\n"),
+        ),
+        (
+            "number.toml",
+            "[database]\nusername = \"u\"\npassword = 123456789\n".to_owned(),
+        ),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let (code, stdout, stderr) = check_config(&path);
+        assert_eq!(code, Some(EXIT_INVALID), "{name}: {stderr}");
+        for secret in [SECRET, "123456789"] {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{name} shows the secret: {stderr}"
+            );
+        }
+        assert!(
+            stderr.contains("line 3"),
+            "{name}: no line number: {stderr}"
+        );
+    }
+}
