@@ -202,6 +202,10 @@ async fn sigterm_stops_claiming_exits_0_and_a_restart_finishes_the_rest() {
     );
     let log = site.log("t");
     assert!(log.contains("stop signal received"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log written to a file: {log:?}"
+    );
     assert!(log.contains("deadline passed"), "{log}");
     // One file at a time: the claimed one is handed back in processing/, the other never left
     // the inbox, nothing is done.

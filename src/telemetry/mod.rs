@@ -32,7 +32,12 @@ pub fn init_logging(format: LogFormat) {
     let result = match (format, under_journald) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (LogFormat::Text, false) => builder.try_init(),
+        // Colour only for a person at a terminal, and not when NO_COLOR is set.
+        (LogFormat::Text, false) => {
+            use std::io::IsTerminal;
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).try_init()
+        }
     };
     // A second init (tests) keeps the first subscriber; nothing to report.
     let _ = result;
