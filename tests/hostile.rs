@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bar_ingest::config::Settings;
 use bar_ingest::daemon;
-use bar_ingest::ingest::{FileResult, LoadError, LoadOptions, Loader, WaitForDatabase};
-use bar_ingest::telemetry::health::Health;
+use bar_ingest::ingest::{FileResult, LoadError, LoadOptions};
 use common::{Site, unique_keyspace, wait_until_async};
 use tokio_util::sync::CancellationToken;
 
@@ -31,16 +29,7 @@ async fn load_once(name: &str, path: &std::path::Path) -> (FileResult, tempfile:
     let (session, schema, settings) = common::fresh_schema(name).await;
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let loader = Loader::connect(
-        &settings,
-        Arc::new(Health::default()),
-        dir.path().join("dead-letter"),
-        WaitForDatabase::No,
-        &cancel,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
     let result = tokio::time::timeout(
         PROMPTLY,
         loader.load(path, LoadOptions::default(), &cancel, None),

@@ -9,11 +9,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Instant;
 
-use bar_ingest::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
-use bar_ingest::telemetry::health::Health;
+use bar_ingest::ingest::{FileResult, LoadOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio_util::sync::CancellationToken;
@@ -204,16 +202,7 @@ fn random_delivery_sequences_end_as_the_model_says() {
     let (session, schema, settings) = rt.block_on(common::fresh_schema("replace_model"));
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let loader = rt
-        .block_on(Loader::connect(
-            &settings,
-            Arc::new(Health::default()),
-            dir.path().join("dead-letter"),
-            WaitForDatabase::No,
-            &cancel,
-        ))
-        .expect("connect to the dev node (./scripts/dev-db start)")
-        .expect("not cancelled");
+    let loader = rt.block_on(common::loader(&settings, &dir.path().join("dead-letter")));
     let threshold = settings.ingest.reject_threshold;
 
     let cases = 64;

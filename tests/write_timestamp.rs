@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bar_ingest::account::history::Outcome;
 use bar_ingest::config::Settings;
-use bar_ingest::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
+use bar_ingest::ingest::{FileResult, LoadOptions};
 use bar_ingest::store::Schema;
-use bar_ingest::telemetry::health::Health;
 use common::{Site, expected_bars, history, run_load, unique_keyspace};
 use scylla::client::session::Session;
 use tokio_util::sync::CancellationToken;
@@ -153,16 +151,7 @@ async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
     let (session, schema, settings) = common::fresh_schema("wts_race").await;
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let loader = Loader::connect(
-        &settings,
-        Arc::new(Health::default()),
-        dir.path().join("dead-letter"),
-        WaitForDatabase::No,
-        &cancel,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
     // The earlier-claimed delivery is the big one: it is still writing when the later one ends.
     let (early, late) = (bars(10, 900, 3), bars(10, 60, 4));
     let write = |name: &str, body: &str| {

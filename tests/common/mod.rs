@@ -322,3 +322,31 @@ pub fn http_get(
         .map_err(std::io::Error::other)?;
     Ok((status, body))
 }
+
+/// A loader on the test node with `settings`, its dead letters in `dead_letter_dir`; fails the
+/// test with how to start the node if it cannot connect.
+pub async fn loader(
+    settings: &Settings,
+    dead_letter_dir: &Path,
+) -> std::sync::Arc<bar_ingest::ingest::Loader> {
+    use bar_ingest::ingest::{Loader, WaitForDatabase};
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let health = std::sync::Arc::new(bar_ingest::telemetry::health::Health::default());
+    match Loader::connect(
+        settings,
+        health,
+        dead_letter_dir.to_owned(),
+        WaitForDatabase::No,
+        &cancel,
+    )
+    .await
+    {
+        Ok(Some(loader)) => loader,
+        Ok(None) => unreachable!("the token is never cancelled"),
+        Err(e) => panic!(
+            "this test needs the Cassandra dev node on {}: {e}\n\
+             start it with `./scripts/dev-db start` (or run everything with `./scripts/test`)",
+            contact_points()
+        ),
+    }
+}
