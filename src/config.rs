@@ -568,6 +568,7 @@ impl DatabaseConfig {
                 ));
             }
             (Some(pf), true) => {
+                private_file("database.password_file", pf)?;
                 let text = std::fs::read_to_string(pf).map_err(|e| {
                     KeyError::new(
                         "database.password_file",
@@ -587,6 +588,27 @@ impl DatabaseConfig {
         }
         Ok(password)
     }
+}
+
+/// Refuses a secret file that its group or others may read or write: whoever can read it has the
+/// password or the key.
+fn private_file(key: &str, path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| KeyError::new(key, format!("cannot read {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::new(
+            key,
+            format!(
+                "{} is open to its group or others (mode {:04o}); `chmod 600` it",
+                path.display(),
+                mode & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl ReplicationConfig {
@@ -652,6 +674,9 @@ impl TlsConfig {
                     return Err(KeyError::new(key, format!("no such file: {}", f.display())));
                 }
             }
+        }
+        if let Some(key) = &self.key_file {
+            private_file("database.tls.key_file", key)?;
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err(KeyError::new(
@@ -990,12 +1015,71 @@ mod tests {
         assert!(raw.contains("password: \"<redacted>\""), "{raw}");
     }
 
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A password file or TLS key that its group or others can open is refused, naming the key
+    /// and the mode; 0600 and 0400 are accepted.
+    #[test]
+    fn secret_files_open_to_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "pw\n").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o644, false),
+            (0o666, false),
+        ] {
+            set_mode(&password, mode);
+            let mut config = Config::default();
+            config.database.username = "u".into();
+            config.database.password_file = Some(password.clone());
+            match Settings::validate(config, None, None) {
+                Ok(_) => assert!(ok, "mode {mode:o} accepted"),
+                Err(e) => {
+                    assert!(!ok, "mode {mode:o} refused: {e}");
+                    let shown = e.to_string();
+                    assert!(shown.contains("database.password_file"), "{shown}");
+                    assert!(shown.contains(&format!("{mode:04o}")), "{shown}");
+                }
+            }
+        }
+        let (ca, cert, key) = (
+            dir.path().join("ca"),
+            dir.path().join("cert"),
+            dir.path().join("key"),
+        );
+        for f in [&ca, &cert, &key] {
+            std::fs::write(f, "x").unwrap();
+        }
+        set_mode(&key, 0o644);
+        let mut config = Config::default();
+        config.database.tls = TlsConfig {
+            enabled: true,
+            ca_file: Some(ca),
+            cert_file: Some(cert),
+            key_file: Some(key),
+        };
+        let err = Settings::validate(config, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.tls.key_file") && err.contains("0644"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn debug_output_never_shows_a_password_read_from_a_file() {
         const SECRET: &str = "from-a-file-not-for-logs";
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("password");
         std::fs::write(&file, format!("{SECRET}\nsecond line ignored\n")).unwrap();
+        set_mode(&file, 0o600);
         let mut config = Config::default();
         config.database.username = "u".into();
         config.database.password_file = Some(file);

@@ -31,6 +31,12 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
         .connection_timeout(db.connect_timeout)
         .default_execution_profile_handle(profile.into_handle());
     if let Some((user, password)) = &db.credentials {
+        if !db.tls.enabled {
+            tracing::warn!(
+                "a password is sent to the cluster without TLS (set database.tls.enabled); \
+                 anyone on the network path can read it"
+            );
+        }
         builder = builder.user(user.clone(), password.expose());
     }
     if db.tls.enabled {
