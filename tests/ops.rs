@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,13 +61,6 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 }
 
 /// A free loopback port (bound, then released for the process that needs it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -188,7 +181,9 @@ impl Prometheus {
             .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         std::fs::copy(deploy.join("alerts.yml"), dir.path().join("alerts.yml")).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(bin)
             .arg(format!(
@@ -917,7 +912,7 @@ async fn notify_socket_gets_ready_after_the_first_scan_then_watchdog_and_stoppin
 fn database_unreachable_means_alive_but_not_ready() {
     let site = Site::new("t_ops_unreachable");
     let config = site.config("u", "");
-    let closed = free_port();
+    let closed = common::free_port();
     set_key(
         &config,
         "contact_points",
@@ -1031,7 +1026,7 @@ fn healthcheck_command_follows_healthz() {
     set_key(
         &config,
         "contact_points",
-        &format!("contact_points = [\"127.0.0.1:{}\"]", free_port()),
+        &format!("contact_points = [\"127.0.0.1:{}\"]", common::free_port()),
     );
     let mut daemon = spawn_daemon(&config, &[]);
     let endpoint = wait_for_endpoint(&site, "h", &mut daemon);

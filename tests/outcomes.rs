@@ -55,18 +55,10 @@ fn expect(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_outcome_moves_exactly_its_counters() {
     let site = Site::new(&unique_keyspace("outcomes"));
-    let port = free_port();
+    let port = common::free_port();
     let config = site.config("a", "");
     let text = std::fs::read_to_string(&config)
         .unwrap()

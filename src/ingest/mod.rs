@@ -156,7 +156,6 @@ impl Loader {
                     .unwrap_or_default(),
                 ..FileSummary::default()
             },
-            file: None,
         };
         let result = match job.phases().await {
             Ok(r) | Err(r) => r,
@@ -207,8 +206,6 @@ struct FileJob<'a> {
     /// the history holds an interrupted load of the same content.
     claimed_at: i64,
     summary: FileSummary,
-    /// The file, opened once by the scan; pass 2 reads the same descriptor.
-    file: Option<Arc<std::fs::File>>,
 }
 
 /// An early end of a file's phases: its result.
@@ -221,7 +218,7 @@ impl FileJob<'_> {
     /// The data flow of one file. Each phase returns what the next needs, or the file's result.
     async fn phases(&mut self) -> Result<FileResult, Early> {
         let symbol = self.identify()?;
-        let (scan, dead_letter) = self.scan().await?;
+        let (scan, dead_letter, file) = self.scan().await?;
         let mut record = self.history_record(&scan);
         if let Some((outcome, why)) = self.early_outcome(&scan) {
             return Ok(self.finish_early(record, outcome, why, dead_letter).await);
@@ -229,7 +226,9 @@ impl FileJob<'_> {
         record.write_timestamp = self.write_timestamp(&scan, dead_letter).await?;
         self.record(&record, "cannot record the load history")
             .await?;
-        let written = self.write_rows(&symbol, record.write_timestamp).await?;
+        let written = self
+            .write_rows(file, &symbol, record.write_timestamp)
+            .await?;
         if written != scan.fingerprint {
             warn!(file = %self.path.display(), "the file changed while it was being loaded; handing it back");
             return Err(FileResult::Changed(self.take_summary()));
@@ -258,8 +257,9 @@ impl FileJob<'_> {
         Ok(symbol)
     }
 
-    /// Pass 1 on a blocking thread: hashing and validation are CPU and file I/O.
-    async fn scan(&mut self) -> Result<(Scan, DeadLetterLog), Early> {
+    /// Pass 1 on a blocking thread: hashing and validation are CPU and file I/O. Returns the
+    /// opened file too: pass 2 reads the same descriptor.
+    async fn scan(&mut self) -> Result<(Scan, DeadLetterLog, Arc<std::fs::File>), Early> {
         let loader = self.loader;
         let mut dead_letter = DeadLetterLog::new(
             &loader.dead_letter_dir,
@@ -282,7 +282,6 @@ impl FileJob<'_> {
             }
         };
         crate::telemetry::metrics::bytes_read(scan.size);
-        self.file = Some(Arc::new(file));
         let s = &mut self.summary;
         s.fingerprint = scan.fingerprint.clone();
         s.size_bytes = scan.size;
@@ -290,7 +289,7 @@ impl FileJob<'_> {
         s.rows_rejected = scan.rows_rejected;
         s.rejected_by_reason = scan.rejected_by_reason.clone();
         s.months = scan.months.iter().map(ToString::to_string).collect();
-        Ok((scan, dead_letter))
+        Ok((scan, dead_letter, Arc::new(file)))
     }
 
     /// The history row this load starts from (outcome `loading`, nothing written yet).
@@ -413,15 +412,13 @@ impl FileJob<'_> {
     }
 
     /// Pass 2: writes the good rows; returns the fingerprint of what it read.
-    async fn write_rows(&mut self, symbol: &Symbol, write_timestamp: i64) -> Result<String, Early> {
+    async fn write_rows(
+        &mut self,
+        file: Arc<std::fs::File>,
+        symbol: &Symbol,
+        write_timestamp: i64,
+    ) -> Result<String, Early> {
         let loader = self.loader;
-        let Some(file) = self.file.clone() else {
-            let source = std::io::Error::other("pass 2 before pass 1 opened the file");
-            return Err(self.fail(LoadError::Read {
-                path: self.path.to_owned(),
-                source,
-            }));
-        };
         let job = RowsJob {
             file,
             writer: &loader.writer,

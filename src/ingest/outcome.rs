@@ -65,22 +65,21 @@ impl FileResult {
     /// Records the file's metrics: the outcome counter and duration, and rejected rows by reason
     /// for the outcomes that account for them. Called once per file, by the loader.
     pub(crate) fn record_metrics(&self, duration: Duration) {
-        let (label, count_rejects) = match self {
+        // The rejects of a loaded or quarantined file; an already-done file's were counted by
+        // the run that loaded it.
+        let (label, rejects) = match self {
+            Self::Loaded(s) => (FileOutcomeLabel::Loaded, Some(s)),
             // A resumed file counts once in the process that finishes it.
-            Self::Loaded(_) | Self::AlreadyDone(_) => (FileOutcomeLabel::Loaded, true),
-            Self::Quarantined(..) => (FileOutcomeLabel::Quarantined, true),
-            Self::Duplicate(_) => (FileOutcomeLabel::Duplicate, false),
-            Self::Empty(_) => (FileOutcomeLabel::Empty, false),
-            Self::Failed(..) => (FileOutcomeLabel::Failed, false),
+            Self::AlreadyDone(_) => (FileOutcomeLabel::Loaded, None),
+            Self::Quarantined(s, _) => (FileOutcomeLabel::Quarantined, Some(s)),
+            Self::Duplicate(_) => (FileOutcomeLabel::Duplicate, None),
+            Self::Empty(_) => (FileOutcomeLabel::Empty, None),
+            Self::Failed(..) => (FileOutcomeLabel::Failed, None),
             // Handed back or resumed later: counted when it finishes.
             Self::Changed(_) | Self::Interrupted => return,
         };
-        if let (true, Some(s)) = (count_rejects, self.summary())
-            && !matches!(self, Self::AlreadyDone(_))
-        {
-            for (code, n) in &s.rejected_by_reason {
-                metrics::rows_rejected(code, *n);
-            }
+        for (code, n) in rejects.iter().flat_map(|s| &s.rejected_by_reason) {
+            metrics::rows_rejected(code, *n);
         }
         metrics::file_finished(label, duration);
     }

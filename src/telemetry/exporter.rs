@@ -52,16 +52,15 @@ pub(crate) fn recorder_builder() -> Result<PrometheusBuilder, BuildError> {
 /// The process's recorder, installed by the first call (the recorder is global: a second
 /// daemon in the same process, as in the in-process tests, shares it).
 fn installed_recorder() -> Result<PrometheusHandle, ExporterError> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = INSTALL
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut handle = HANDLE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(h) = HANDLE.get() {
+    if let Some(h) = handle.as_ref() {
         return Ok(h.clone());
     }
-    let handle = recorder_builder()?.install_recorder()?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    let installed = recorder_builder()?.install_recorder()?;
+    Ok(handle.insert(installed).clone())
 }
 
 /// What the handlers share.

@@ -350,3 +350,11 @@ pub async fn loader(
         ),
     }
 }
+
+/// A loopback port free a moment ago (for a listener the code under test binds itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
