@@ -13,6 +13,7 @@
 //! - [`fetch`] - the read side.
 //! - [`calendar`] - the NYSE calendar (trading days, early closes).
 //! - [`telemetry`] - logs, metrics, health endpoints, systemd notifications.
+//! - [`names`] - derived file names that fit the filesystem, and names escaped for logs.
 //!
 //! The command line (clap, the progress bar, exit codes, signals) is the binary's, in
 //! `src/bin/bar-ingest/`; this library has no command-line code.
@@ -25,6 +26,7 @@ pub mod exchange_time;
 pub mod fetch;
 pub mod ingest;
 pub mod model;
+pub mod names;
 pub mod pipeline;
 pub mod source;
 pub mod store;
