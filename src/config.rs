@@ -156,6 +156,13 @@ pub struct WatchConfig {
     /// A file found by a scan counts as complete once its size and mtime are unchanged this long.
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
+    /// A file that changed while it was loaded is handed back and claimed again after this
+    /// delay, doubled each time it happens again in a row.
+    #[serde(with = "humantime_serde")]
+    pub changed_backoff: Duration,
+    /// Longest delay before a file that keeps changing is claimed again.
+    #[serde(with = "humantime_serde")]
+    pub changed_backoff_max: Duration,
 }
 
 impl Default for WatchConfig {
@@ -165,6 +172,8 @@ impl Default for WatchConfig {
             rescan_interval: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             settle: Duration::from_secs(5),
+            changed_backoff: Duration::from_secs(10),
+            changed_backoff_max: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -772,10 +781,17 @@ impl WatchConfig {
         for (key, interval) in [
             ("watch.rescan_interval", self.rescan_interval),
             ("watch.poll_interval", self.poll_interval),
+            ("watch.changed_backoff", self.changed_backoff),
         ] {
             if interval.is_zero() {
                 return Err(KeyError::new(key, "must be above zero"));
             }
+        }
+        if self.changed_backoff_max < self.changed_backoff {
+            return Err(KeyError::new(
+                "watch.changed_backoff_max",
+                "must be at least watch.changed_backoff",
+            ));
         }
         Ok(())
     }

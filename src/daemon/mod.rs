@@ -6,20 +6,23 @@
 
 mod backlog;
 mod blocking;
+mod changing;
 mod files;
 
+use std::ffi::{OsStr, OsString};
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use self::changing::Changing;
 use crate::config::Settings;
-use crate::ingest::{LoadOptions, Loader, WaitForDatabase};
+use crate::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
 use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::validate::RejectReason;
 use crate::pipeline::watch::{self, WatchOptions};
@@ -100,6 +103,10 @@ struct Daemon {
     hard: CancellationToken,
     /// How long files in flight may take to finish after a stop.
     deadline: Duration,
+    /// Files handed back because they changed under the loader, and when to claim them again.
+    changing: Arc<Mutex<Changing>>,
+    /// Delayed claims of such files come back through here.
+    requeue: (mpsc::Sender<PathBuf>, mpsc::Receiver<PathBuf>),
 }
 
 impl Daemon {
@@ -167,6 +174,11 @@ impl Daemon {
             stop,
             hard,
             deadline: settings.ingest.shutdown_deadline,
+            changing: Arc::new(Mutex::new(Changing::new(
+                settings.watch.changed_backoff,
+                settings.watch.changed_backoff_max,
+            ))),
+            requeue: mpsc::channel(WATCH_QUEUE),
         }))
     }
 
@@ -235,19 +247,27 @@ impl Daemon {
         (watcher, rx)
     }
 
-    /// Claims what the watcher reports, one file slot at a time, until the stop signal or until
-    /// the watcher ends. Pings systemd's watchdog as it turns.
+    /// Claims what the watcher reports (and files whose backoff ended), one file slot at a
+    /// time, until the stop signal or until the watcher ends. Pings systemd's watchdog as it
+    /// turns.
     async fn claim_loop(&mut self, mut rx: mpsc::Receiver<PathBuf>) {
         let mut watchdog = tokio::time::interval(systemd::watchdog_interval().unwrap_or(IDLE_TICK));
         loop {
             let path = tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => return },
+                Some(p) = self.requeue.1.recv() => {
+                    self.with_changing(|c| c.requeue_fired(&file_name(&p)));
+                    p
+                }
                 _ = watchdog.tick() => {
                     systemd::watchdog_ping();
                     continue;
                 }
                 _ = self.stop.cancelled() => return,
             };
+            if self.backing_off(&path) {
+                continue;
+            }
             // Wait for a file slot before claiming, so that idle instances get their share.
             let Some(permit) = self.file_slot(&mut watchdog).await else {
                 return;
@@ -269,6 +289,29 @@ impl Daemon {
                 task.await;
             });
         }
+    }
+
+    /// True if `path` changed under the loader lately and its delay is not over; the first
+    /// such report schedules the delayed claim.
+    fn backing_off(&self, path: &Path) -> bool {
+        let name = file_name(path);
+        let Some((left, schedule)) = self.with_changing(|c| c.wait(&name, Instant::now())) else {
+            return false;
+        };
+        if schedule {
+            let (tx, stop, path) = (self.requeue.0.clone(), self.stop.clone(), path.to_owned());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(left) => { let _ = tx.send(path).await; }
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
+        true
+    }
+
+    fn with_changing<T>(&self, f: impl FnOnce(&mut Changing) -> T) -> T {
+        f(&mut self.changing.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// A free file slot, or None on stop.
@@ -293,8 +336,11 @@ impl Daemon {
     ) -> impl Future<Output = ()> + Send + 'static {
         let (loader, folders, hard) =
             (self.loader.clone(), self.folders.clone(), self.hard.clone());
+        let changing = self.changing.clone();
         async move {
             let result = loader.load(&path, options, &hard, None).await;
+            // Before the file is back in the inbox, where the watcher reports it again.
+            note_change(&changing, &path, &result);
             files::put_away(&folders, &path, &result).await;
         }
     }
@@ -349,6 +395,25 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Starts or ends the backoff of a file that changed while it was loaded.
+fn note_change(changing: &Mutex<Changing>, path: &Path, result: &FileResult) {
+    let mut changing = changing.lock().unwrap_or_else(PoisonError::into_inner);
+    match result {
+        FileResult::Changed(_) => {
+            let delay = changing.changed(file_name(path), Instant::now());
+            warn!(file = %path.display(), delay = ?delay,
+                "the file keeps changing; it is claimed again after this delay");
+        }
+        FileResult::Interrupted => {}
+        _ => changing.settled(&file_name(path)),
+    }
+}
+
+/// The name a file has in the inbox.
+fn file_name(path: &Path) -> OsString {
+    path.file_name().map(OsStr::to_owned).unwrap_or_default()
 }
 
 /// Logs and counts a file task that panicked (its file stays claimed, resumed at next start).
