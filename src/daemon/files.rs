@@ -7,20 +7,24 @@ use tracing::{error, info, warn};
 
 use super::blocking;
 use crate::ingest::{FileResult, FileSummary};
+use crate::names::Shown;
 use crate::pipeline::claim::{self, Folders};
 
 /// A file that could not be put where its result says.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MoveError {
     /// The file is still in processing/ and is looked at again at the next start.
-    #[error("cannot move the file out of processing/ into {dir}")]
+    #[error("cannot move the file out of processing/ into {}", Shown(dir))]
     Move {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The file was moved to failed/, but its `*.error.json` could not be written.
-    #[error("the file is in failed/ as {archived}, but its sidecar could not be written")]
+    #[error(
+        "the file is in failed/ as {}, but its sidecar could not be written",
+        Shown(archived)
+    )]
     Sidecar {
         archived: PathBuf,
         #[source]
@@ -35,29 +39,31 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult
             archive(path, &folders.done).await.map(drop)
         }
         FileResult::Duplicate(s) => {
-            info!(file = %s.file_name, fingerprint = %s.fingerprint,
+            info!(file = %Shown(Path::new(&s.file_name)), fingerprint = %s.fingerprint,
                 "already loaded (same content); archived as a duplicate");
             archive(path, &folders.duplicates).await.map(drop)
         }
         FileResult::Quarantined(s, why) => {
-            error!(file = %path.display(), reason = %why, "file quarantined; moved to failed/");
+            error!(file = %Shown(path), reason = %why, "file quarantined; moved to failed/");
             fail(path, folders, s, "quarantined", why).await
         }
         FileResult::Failed(s, e) => {
             let why = e.chain();
-            error!(file = %path.display(), reason = %why, "file not loaded; moved to failed/");
+            error!(file = %Shown(path), reason = %why, "file not loaded; moved to failed/");
             fail(path, folders, s, "failed", &why).await
         }
         FileResult::Empty(s) => {
-            warn!(file = %path.display(), "empty file; moved to failed/");
+            warn!(file = %Shown(path), "empty file; moved to failed/");
             fail(path, folders, s, "empty", "the file has no data lines").await
         }
-        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(drop),
+        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(|back| {
+            info!(file = %Shown(&back), "handed back to the inbox");
+        }),
         FileResult::Interrupted => return,
     };
     if let Err(e) = moved {
         let detail = std::error::Error::source(&e).map(ToString::to_string);
-        error!(file = %path.display(), error = %e, cause = detail.unwrap_or_default(),
+        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
             "it will be looked at again at the next start");
     }
 }

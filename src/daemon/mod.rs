@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Settings;
 use crate::ingest::{LoadOptions, Loader, WaitForDatabase};
+use crate::names::Shown;
 use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::validate::RejectReason;
 use crate::pipeline::watch::{self, WatchOptions};
@@ -259,7 +260,7 @@ impl Daemon {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
-                    warn!(file = %path.display(), error = %e, "cannot claim; it stays in the inbox");
+                    warn!(file = %Shown(&path), error = %e, "cannot claim; it stays in the inbox");
                     continue;
                 }
             };
