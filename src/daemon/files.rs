@@ -105,3 +105,82 @@ async fn fail(
         .map(drop)
         .map_err(|source| MoveError::Sidecar { archived, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+    use crate::names::NAME_MAX;
+
+    fn folders() -> (tempfile::TempDir, Folders) {
+        let root = tempfile::tempdir().unwrap();
+        let folders = Folders::new(&root.path().join("inbox"), root.path(), "a");
+        folders.create_all().unwrap();
+        (root, folders)
+    }
+
+    fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A 255-byte name quarantined: `<name>.error.json` would be 266 bytes (ENAMETOOLONG).
+    #[tokio::test]
+    async fn a_quarantined_longest_name_lands_in_failed_with_its_sidecar() {
+        let (_root, folders) = folders();
+        let name = format!("Q_{}.txt", "q".repeat(NAME_MAX - 6));
+        let path = folders.processing.join(&name);
+        std::fs::write(&path, "bad\n").unwrap();
+        let summary = FileSummary {
+            file_name: name.clone(),
+            ..FileSummary::default()
+        };
+        let result = FileResult::Quarantined(summary, "too many rejects".into());
+        put_away(&folders, &path, &result).await;
+
+        assert!(names_in(&folders.processing).is_empty(), "nothing stuck");
+        let failed = names_in(&folders.failed);
+        assert_eq!(failed.len(), 2, "the file and its sidecar: {failed:?}");
+        assert!(failed.iter().any(|n| n.as_bytes() == name.as_bytes()));
+        let sidecar = failed
+            .iter()
+            .find(|n| n.as_bytes().ends_with(b".error.json"))
+            .expect("a sidecar");
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folders.failed.join(sidecar)).unwrap()).unwrap();
+        assert_eq!(body["outcome"], "quarantined");
+        assert_eq!(body["file"], name.as_str());
+    }
+
+    /// A file that changed while loading goes back to the inbox; a new delivery of its name
+    /// that arrived meanwhile stays as it is, and the handed-back file is kept beside it.
+    #[tokio::test]
+    async fn a_hand_back_keeps_a_new_delivery_of_the_same_name() {
+        let (_root, folders) = folders();
+        let name = "H_full_1min_adjsplit.txt";
+        let path = folders.processing.join(name);
+        std::fs::write(&path, "handed back").unwrap();
+        std::fs::write(folders.inbox.join(name), "new delivery").unwrap();
+        put_away(
+            &folders,
+            &path,
+            &FileResult::Changed(FileSummary::default()),
+        )
+        .await;
+
+        assert!(names_in(&folders.processing).is_empty());
+        let mut contents: Vec<String> = names_in(&folders.inbox)
+            .iter()
+            .map(|n| std::fs::read_to_string(folders.inbox.join(n)).unwrap())
+            .collect();
+        contents.sort();
+        assert_eq!(contents, ["handed back", "new delivery"]);
+        let new = std::fs::read_to_string(folders.inbox.join(name)).unwrap();
+        assert_eq!(new, "new delivery");
+    }
+}

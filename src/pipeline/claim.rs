@@ -279,23 +279,4 @@ mod tests {
         let other = std::fs::read_to_string(folders.failed.join("S_x.txt.error.json")).unwrap();
         assert_eq!(other, "another file");
     }
-
-    #[test]
-    fn names_differing_in_an_invalid_byte_have_their_own_sidecar_temp_files() {
-        let (_root, folders) = folders();
-        let a = folders
-            .failed
-            .join(OsString::from_vec(b"T_\xfe.txt".to_vec()));
-        let b = folders
-            .failed
-            .join(OsString::from_vec(b"T_\xff.txt".to_vec()));
-        for (p, body) in [(&a, "a"), (&b, "b")] {
-            std::fs::write(p, body).unwrap();
-            let sidecar = write_sidecar(p, &serde_json::json!({ "file": body })).unwrap();
-            let read: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
-            assert_eq!(read["file"], body);
-        }
-        assert_eq!(std::fs::read_dir(&folders.failed).unwrap().count(), 4);
-    }
 }
