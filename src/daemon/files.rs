@@ -7,20 +7,24 @@ use tracing::{error, info, warn};
 
 use super::blocking;
 use crate::ingest::{FileResult, FileSummary};
+use crate::names::Shown;
 use crate::pipeline::claim::{self, Folders};
 
 /// A file that could not be put where its result says.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MoveError {
     /// The file is still in processing/ and is looked at again at the next start.
-    #[error("cannot move the file out of processing/ into {dir}")]
+    #[error("cannot move the file out of processing/ into {}", Shown(dir))]
     Move {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The file was moved to failed/, but its `*.error.json` could not be written.
-    #[error("the file is in failed/ as {archived}, but its sidecar could not be written")]
+    #[error(
+        "the file is in failed/ as {}, but its sidecar could not be written",
+        Shown(archived)
+    )]
     Sidecar {
         archived: PathBuf,
         #[source]
@@ -35,29 +39,31 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult
             archive(path, &folders.done).await.map(drop)
         }
         FileResult::Duplicate(s) => {
-            info!(file = %s.file_name, fingerprint = %s.fingerprint,
+            info!(file = %Shown(Path::new(&s.file_name)), fingerprint = %s.fingerprint,
                 "already loaded (same content); archived as a duplicate");
             archive(path, &folders.duplicates).await.map(drop)
         }
         FileResult::Quarantined(s, why) => {
-            error!(file = %path.display(), reason = %why, "file quarantined; moved to failed/");
+            error!(file = %Shown(path), reason = %why, "file quarantined; moved to failed/");
             fail(path, folders, s, "quarantined", why).await
         }
         FileResult::Failed(s, e) => {
             let why = e.chain();
-            error!(file = %path.display(), reason = %why, "file not loaded; moved to failed/");
+            error!(file = %Shown(path), reason = %why, "file not loaded; moved to failed/");
             fail(path, folders, s, "failed", &why).await
         }
         FileResult::Empty(s) => {
-            warn!(file = %path.display(), "empty file; moved to failed/");
+            warn!(file = %Shown(path), "empty file; moved to failed/");
             fail(path, folders, s, "empty", "the file has no data lines").await
         }
-        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(drop),
+        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(|back| {
+            info!(file = %Shown(&back), "handed back to the inbox");
+        }),
         FileResult::Interrupted => return,
     };
     if let Err(e) = moved {
         let detail = std::error::Error::source(&e).map(ToString::to_string);
-        error!(file = %path.display(), error = %e, cause = detail.unwrap_or_default(),
+        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
             "it will be looked at again at the next start");
     }
 }
@@ -98,4 +104,83 @@ async fn fail(
         .await
         .map(drop)
         .map_err(|source| MoveError::Sidecar { archived, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+    use crate::names::NAME_MAX;
+
+    fn folders() -> (tempfile::TempDir, Folders) {
+        let root = tempfile::tempdir().unwrap();
+        let folders = Folders::new(&root.path().join("inbox"), root.path(), "a");
+        folders.create_all().unwrap();
+        (root, folders)
+    }
+
+    fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A 255-byte name quarantined: `<name>.error.json` would be 266 bytes (ENAMETOOLONG).
+    #[tokio::test]
+    async fn a_quarantined_longest_name_lands_in_failed_with_its_sidecar() {
+        let (_root, folders) = folders();
+        let name = format!("Q_{}.txt", "q".repeat(NAME_MAX - 6));
+        let path = folders.processing.join(&name);
+        std::fs::write(&path, "bad\n").unwrap();
+        let summary = FileSummary {
+            file_name: name.clone(),
+            ..FileSummary::default()
+        };
+        let result = FileResult::Quarantined(summary, "too many rejects".into());
+        put_away(&folders, &path, &result).await;
+
+        assert!(names_in(&folders.processing).is_empty(), "nothing stuck");
+        let failed = names_in(&folders.failed);
+        assert_eq!(failed.len(), 2, "the file and its sidecar: {failed:?}");
+        assert!(failed.iter().any(|n| n.as_bytes() == name.as_bytes()));
+        let sidecar = failed
+            .iter()
+            .find(|n| n.as_bytes().ends_with(b".error.json"))
+            .expect("a sidecar");
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folders.failed.join(sidecar)).unwrap()).unwrap();
+        assert_eq!(body["outcome"], "quarantined");
+        assert_eq!(body["file"], name.as_str());
+    }
+
+    /// A file that changed while loading goes back to the inbox; a new delivery of its name
+    /// that arrived meanwhile stays as it is, and the handed-back file is kept beside it.
+    #[tokio::test]
+    async fn a_hand_back_keeps_a_new_delivery_of_the_same_name() {
+        let (_root, folders) = folders();
+        let name = "H_full_1min_adjsplit.txt";
+        let path = folders.processing.join(name);
+        std::fs::write(&path, "handed back").unwrap();
+        std::fs::write(folders.inbox.join(name), "new delivery").unwrap();
+        put_away(
+            &folders,
+            &path,
+            &FileResult::Changed(FileSummary::default()),
+        )
+        .await;
+
+        assert!(names_in(&folders.processing).is_empty());
+        let mut contents: Vec<String> = names_in(&folders.inbox)
+            .iter()
+            .map(|n| std::fs::read_to_string(folders.inbox.join(n)).unwrap())
+            .collect();
+        contents.sort();
+        assert_eq!(contents, ["handed back", "new delivery"]);
+        let new = std::fs::read_to_string(folders.inbox.join(name)).unwrap();
+        assert_eq!(new, "new delivery");
+    }
 }

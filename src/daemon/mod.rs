@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use self::changing::Changing;
 use crate::config::Settings;
 use crate::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
+use crate::names::Shown;
 use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::validate::RejectReason;
 use crate::pipeline::watch::{self, WatchOptions};
@@ -279,7 +280,7 @@ impl Daemon {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
-                    warn!(file = %path.display(), error = %e, "cannot claim; it stays in the inbox");
+                    warn!(file = %Shown(&path), error = %e, "cannot claim; it stays in the inbox");
                     continue;
                 }
             };
@@ -403,7 +404,7 @@ fn note_change(changing: &Mutex<Changing>, path: &Path, result: &FileResult) {
     match result {
         FileResult::Changed(_) => {
             let delay = changing.changed(file_name(path), Instant::now());
-            warn!(file = %path.display(), delay = ?delay,
+            warn!(file = %Shown(path), delay = ?delay,
                 "the file keeps changing; it is claimed again after this delay");
         }
         FileResult::Interrupted => {}

@@ -27,6 +27,7 @@ use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
 use crate::config::Settings;
 use crate::model::Symbol;
+use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
 use crate::pipeline::write::Writer;
 use crate::source::symbol_from_file_name;
@@ -230,7 +231,7 @@ impl FileJob<'_> {
             .write_rows(file, &symbol, record.write_timestamp)
             .await?;
         if written != scan.fingerprint {
-            warn!(file = %self.path.display(), "the file changed while it was being loaded; handing it back");
+            warn!(file = %Shown(self.path), "the file changed while it was being loaded; handing it back");
             return Err(FileResult::Changed(self.take_summary()));
         }
         self.replace_range(&symbol, &scan, record.write_timestamp)
@@ -239,7 +240,8 @@ impl FileJob<'_> {
         record.outcome = Outcome::Loaded;
         self.record_final(&mut record).await?;
         info!(
-            file = %self.summary.file_name, symbol = %symbol, rows_in = scan.rows_in,
+            file = %Shown(Path::new(self.path.file_name().unwrap_or_default())),
+            symbol = %symbol, rows_in = scan.rows_in,
             written = self.summary.rows_written, rejected = scan.rows_rejected,
             months = scan.months.len(), "file loaded"
         );

@@ -2,9 +2,10 @@
 //! place a file's metrics are recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::names::Shown;
 use crate::store::retry::RequestError;
 use crate::telemetry::metrics::{self, FileOutcomeLabel};
 
@@ -90,19 +91,20 @@ impl FileResult {
 pub enum LoadError {
     /// The symbol comes from the file name, and this one names none.
     #[error(
-        "cannot tell the symbol from the file name `{file_name}` \
-         (expected e.g. AAPL_full_1min_adjsplit.txt)"
+        "cannot tell the symbol from the file name `{}` \
+         (expected e.g. AAPL_full_1min_adjsplit.txt)",
+        Shown(Path::new(file_name))
     )]
     NoSymbol { file_name: String },
     /// The file could not be opened, read or stat'ed.
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", Shown(path))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Only regular files are loaded: not a symbolic link, FIFO, socket, device or directory.
-    #[error("{path} is {kind}, not a regular file: not read")]
+    #[error("{} is {kind}, not a regular file: not read", Shown(path))]
     NotRegular { path: PathBuf, kind: &'static str },
     /// The dead-letter log could not be written (its folder is full or not writable).
     #[error("cannot write the dead-letter log")]

@@ -1,11 +1,13 @@
 //! Claim: takes a file from the inbox into this instance's `processing/` folder by an atomic
 //! rename, and moves finished files on (done/, failed/ with a sidecar, duplicates/, or back).
 
+use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::account::dead_letter::sync_dir;
+use super::rename::{is_taken, rename_noreplace};
+use crate::names::derived;
 
 /// The folders of one instance, all under one parent on the inbox's filesystem.
 #[derive(Debug, Clone)]
@@ -83,20 +85,17 @@ impl Folders {
     }
 }
 
-/// Claims `file` by renaming it into `processing`. None if another worker or instance took it
-/// first (or it vanished): that is not an error.
+/// Claims `file` by renaming it into `processing` (never replacing, both folders fsynced). None
+/// if another worker or instance took it first, it vanished, or a file of the same name is still
+/// being processed here (the new one waits in the inbox): none of that is an error.
 pub fn claim(file: &Path, processing: &Path) -> std::io::Result<Option<PathBuf>> {
     let Some(name) = file.file_name() else {
         return Ok(None);
     };
     let target = processing.join(name);
-    if target.exists() {
-        // Same name still being processed here: leave the new one in the inbox for later.
-        return Ok(None);
-    }
-    match std::fs::rename(file, &target) {
+    match rename_noreplace(file, &target) {
         Ok(()) => Ok(Some(target)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if is_taken(&e) || e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -113,47 +112,76 @@ pub(crate) fn pending(processing: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Moves `file` into `dir` under its own name, or `name.1`, `name.2`, ... if taken: archives
-/// never overwrite. Returns the new path.
-pub(crate) fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+/// Moves `file` into `dir` (done/, duplicates/, failed/, or the inbox for a hand-back) under its
+/// own name, or `name.1`, `name.2`, ... if taken, each kept within the filesystem's name limit by
+/// [`derived`]. Each name is tried by a rename that never replaces, so two instances archiving
+/// the same name at once, or a new delivery of the name, never lose a file. Returns the new path.
+pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     let name = file
         .file_name()
         .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
-    let mut target = dir.join(name);
-    let mut n = 0u32;
-    while target.exists() {
-        n += 1;
-        target = dir.join(format!("{}.{n}", name.to_string_lossy()));
-    }
-    std::fs::rename(file, &target)?;
-    sync_dir(dir)?;
-    Ok(target)
+    move_to_free_name(file, dir, |n| match n {
+        0 => derived(name, ""),
+        n => derived(name, &format!(".{n}")),
+    })
 }
 
-/// Writes `<archived>.error.json` beside a file moved to failed/ (tmp + fsync + rename).
+/// Writes the sidecar of a file moved to failed/ as `archived`: `<name>.error.json` (shortened
+/// by [`derived`] if it would not fit), written to a temp name of its own, fsynced, renamed
+/// without replacing (`<name>.error.1.json`, ... if taken), and its folder fsynced.
 pub(crate) fn write_sidecar(archived: &Path, body: &serde_json::Value) -> std::io::Result<PathBuf> {
-    let mut name = archived.as_os_str().to_owned();
-    name.push(".error.json");
-    let path = PathBuf::from(name);
-    let tmp = path.with_extension("json.tmp");
+    let (dir, name) = match (archived.parent(), archived.file_name()) {
+        (Some(d), Some(n)) => (d, n),
+        _ => return Err(std::io::Error::new(ErrorKind::InvalidInput, "no file name")),
+    };
+    // The archived name is unique in failed/, so is this temp name (byte for byte).
+    let tmp = dir.join(derived(name, ".error.json.tmp"));
     {
         let file = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&file, body)?;
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    move_to_free_name(&tmp, dir, |n| match n {
+        0 => derived(name, ".error.json"),
+        n => derived(name, &format!(".error.{n}.json")),
+    })
+}
+
+/// Renames `file` into `dir` under the first of `names(0)`, `names(1)`, ... that is free, each
+/// tried by a rename that never replaces (no check-then-rename race).
+fn move_to_free_name(
+    file: &Path,
+    dir: &Path,
+    names: impl Fn(u64) -> OsString,
+) -> std::io::Result<PathBuf> {
+    for n in 0u64.. {
+        let target = dir.join(names(n));
+        match rename_noreplace(file, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) if is_taken(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("a folder cannot hold 2^64 files")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-    #[test]
-    fn claim_is_exclusive_and_archive_never_overwrites() {
+    use super::*;
+    use crate::names::NAME_MAX;
+
+    fn folders() -> (tempfile::TempDir, Folders) {
         let root = tempfile::tempdir().unwrap();
         let folders = Folders::new(&root.path().join("inbox"), root.path(), "a");
         folders.create_all().unwrap();
+        (root, folders)
+    }
+
+    #[test]
+    fn claim_is_exclusive_and_archive_never_overwrites() {
+        let (_root, folders) = folders();
         let f = folders.inbox.join("X_full_1min_adjsplit.txt");
         std::fs::write(&f, "x").unwrap();
         let claimed = claim(&f, &folders.processing).unwrap().unwrap();
@@ -172,5 +200,83 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(std::fs::read_to_string(first).unwrap(), "x");
         assert_eq!(std::fs::read_to_string(second).unwrap(), "y");
+    }
+
+    #[test]
+    fn a_name_still_being_processed_is_not_claimed_over() {
+        let (_root, folders) = folders();
+        let name = "Y_full_1min_adjsplit.txt";
+        std::fs::write(folders.processing.join(name), "old").unwrap();
+        std::fs::write(folders.inbox.join(name), "new").unwrap();
+        assert_eq!(
+            claim(&folders.inbox.join(name), &folders.processing).unwrap(),
+            None
+        );
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(folders.processing.join(name)), "old");
+        assert_eq!(read(folders.inbox.join(name)), "new");
+    }
+
+    /// A 255-byte name already archived: `name.1` would be 257 bytes (ENAMETOOLONG).
+    #[test]
+    fn a_longest_name_already_archived_is_archived_again_shortened() {
+        let (_root, folders) = folders();
+        let name = format!("L_{}.txt", "x".repeat(NAME_MAX - 6));
+        assert_eq!(name.len(), NAME_MAX);
+        std::fs::write(folders.done.join(&name), "first").unwrap();
+        let claimed = folders.processing.join(&name);
+        std::fs::write(&claimed, "second").unwrap();
+        let archived = archive(&claimed, &folders.done).unwrap();
+        let archived_name = archived.file_name().unwrap();
+        assert!(archived_name.len() <= NAME_MAX);
+        assert!(archived_name.as_bytes().ends_with(b".1"));
+        assert_eq!(std::fs::read_to_string(&archived).unwrap(), "second");
+        assert_eq!(
+            std::fs::read_to_string(folders.done.join(&name)).unwrap(),
+            "first"
+        );
+        assert!(!claimed.exists());
+    }
+
+    #[test]
+    fn an_archived_name_keeps_its_invalid_bytes() {
+        let (_root, folders) = folders();
+        let name = OsString::from_vec(b"Z_bad\xff.txt".to_vec());
+        std::fs::write(folders.done.join(&name), "first").unwrap();
+        let claimed = folders.processing.join(&name);
+        std::fs::write(&claimed, "second").unwrap();
+        let archived = archive(&claimed, &folders.done).unwrap();
+        assert_eq!(archived.file_name().unwrap().as_bytes(), b"Z_bad\xff.txt.1");
+    }
+
+    #[test]
+    fn a_sidecar_of_a_longest_name_fits_and_is_durable_under_its_own_name() {
+        let (_root, folders) = folders();
+        let name = format!("Q_{}.txt", "q".repeat(NAME_MAX - 6));
+        let archived = folders.failed.join(&name);
+        std::fs::write(&archived, "data").unwrap();
+        let body = serde_json::json!({"outcome": "quarantined"});
+        let sidecar = write_sidecar(&archived, &body).unwrap();
+        let sidecar_name = sidecar.file_name().unwrap();
+        assert!(sidecar_name.len() <= NAME_MAX);
+        assert!(sidecar_name.as_bytes().ends_with(b".error.json"));
+        let read: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+        assert_eq!(read, body);
+        let left: Vec<_> = std::fs::read_dir(&folders.failed).unwrap().collect();
+        assert_eq!(left.len(), 2, "the file and its sidecar, no temp file");
+    }
+
+    /// A data file that happens to be named like another file's sidecar is never replaced.
+    #[test]
+    fn a_sidecar_never_replaces_a_file_of_its_name() {
+        let (_root, folders) = folders();
+        let archived = folders.failed.join("S_x.txt");
+        std::fs::write(&archived, "data").unwrap();
+        std::fs::write(folders.failed.join("S_x.txt.error.json"), "another file").unwrap();
+        let sidecar = write_sidecar(&archived, &serde_json::json!({})).unwrap();
+        assert_eq!(sidecar, folders.failed.join("S_x.txt.error.1.json"));
+        let other = std::fs::read_to_string(folders.failed.join("S_x.txt.error.json")).unwrap();
+        assert_eq!(other, "another file");
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use bar_ingest::config::Settings;
 use bar_ingest::ingest::{FileResult, FileSummary, LoadOptions, Loader, Progress, WaitForDatabase};
+use bar_ingest::names::Shown;
 use bar_ingest::pipeline::watch::is_candidate_name;
 use bar_ingest::telemetry::health::Health;
 
@@ -28,7 +29,7 @@ const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", Shown(p)))?;
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
@@ -40,7 +41,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|e| format!("{}: {e}", Shown(dir)))?
         .filter_map(Result::ok)
         .collect();
     entries.sort_by_key(|e| e.file_name());
@@ -270,7 +271,7 @@ impl ProgressView {
 }
 
 fn describe(file: &Path, r: &FileResult) -> String {
-    let f = file.display();
+    let f = Shown(file);
     match r {
         FileResult::Loaded(s) | FileResult::AlreadyDone(s) => format!(
             "loaded      {f}: {} rows written, {} rejected{}",
@@ -278,7 +279,7 @@ fn describe(file: &Path, r: &FileResult) -> String {
             s.rows_rejected,
             s.dead_letter
                 .as_ref()
-                .map(|d| format!(" (dead letters: {})", d.display()))
+                .map(|d| format!(" (dead letters: {})", Shown(d)))
                 .unwrap_or_default()
         ),
         FileResult::Duplicate(_) => {

@@ -53,6 +53,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::names::Shown;
+
 mod os;
 #[doc(hidden)]
 pub mod state;
@@ -402,7 +404,7 @@ impl Watch {
 
     /// Sends one path, waiting while the channel is full. `Break` on shutdown or a closed channel.
     async fn send(&self, path: PathBuf) -> ControlFlow<()> {
-        debug!(path = %path.display(), "complete file in the inbox");
+        debug!(path = %Shown(&path), "complete file in the inbox");
         tokio::select! {
             biased;
             () = self.cancel.cancelled() => ControlFlow::Break(()),

@@ -12,6 +12,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::names::Shown;
+
 use super::state::{FileEvent, Listing, Observed, Signature};
 use super::{WatchError, is_candidate_name};
 
@@ -97,7 +99,7 @@ pub(super) fn list_inbox(inbox: &Path, started: Instant) -> io::Result<Listing> 
             Ok(meta) => meta,
             Err(e) => {
                 // Usually NotFound: claimed between the listing and the stat.
-                debug!(path = %entry.path().display(), error = %e, "cannot stat an inbox entry");
+                debug!(path = %Shown(&entry.path()), error = %e, "cannot stat an inbox entry");
                 continue;
             }
         };

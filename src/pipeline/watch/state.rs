@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::names::Shown;
+
 use super::{WatchMode, WatchOptions, is_candidate_name};
 
 /// Least time between the end of one scan and the start of the next, so that an overflow storm or
@@ -157,10 +159,10 @@ impl Writers {
     fn insert(&mut self, path: &Path, writing: Writing) {
         if self.files.len() >= MAX_FILES_BEING_WRITTEN {
             if self.full_warned {
-                debug!(path = %path.display(), limit = MAX_FILES_BEING_WRITTEN,
+                debug!(path = %Shown(path), limit = MAX_FILES_BEING_WRITTEN,
                     "too many files being written at once; the settle rule judges this one");
             } else {
-                warn!(path = %path.display(), limit = MAX_FILES_BEING_WRITTEN,
+                warn!(path = %Shown(path), limit = MAX_FILES_BEING_WRITTEN,
                     "too many files being written at once; scans judge further ones by the \
                      settle rule alone and may take one whose writer pauses");
                 self.full_warned = true;

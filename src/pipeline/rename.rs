@@ -1,0 +1,139 @@
+//! Moves a file between the inbox and the state folders by a rename that never replaces an
+//! existing file, made durable in both directories.
+//!
+//! A plain `rename(2)` silently replaces its target: two instances archiving the same name into a
+//! shared `done/`, or a file handed back into an inbox where a new delivery of the same name has
+//! just arrived, would lose a file. `renameat2(RENAME_NOREPLACE)` fails with `EEXIST` instead;
+//! where the filesystem does not support that flag (`EINVAL`, or `ENOSYS` on an old kernel), a
+//! hard link (which fails with `EEXIST` too) and an unlink of the source do the same.
+
+use std::fs::File;
+use std::io::{self, ErrorKind};
+use std::path::Path;
+
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use rustix::io::Errno;
+
+use crate::names::Shown;
+
+/// Renames `from` to `to` unless `to` exists, then fsyncs the directories of both, so that after
+/// a power loss the file is in exactly one of them, never both and never neither.
+///
+/// An error of kind [`ErrorKind::AlreadyExists`] means `to` is taken and nothing moved;
+/// [`ErrorKind::NotFound`] that `from` is gone. Both paths must be on one filesystem.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        Err(e) if e == Errno::INVAL || e == Errno::NOSYS => link_then_unlink(from, to)?,
+        Err(e) => return Err(e.into()),
+    }
+    sync_parents(from, to)
+}
+
+/// The fallback where the filesystem cannot rename without replacing: `link(2)` never replaces
+/// either. A crash between the link and the unlink leaves the file under both names (loaded
+/// again it is a duplicate by content), never under none.
+fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    if let Err(e) = std::fs::remove_file(from) {
+        // Undo the link so the file stays where the caller believes it is.
+        let _ = std::fs::remove_file(to);
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "linked {} to {} but cannot remove the old name: {e}",
+                Shown(from),
+                Shown(to)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fsyncs the directory of `to`, then that of `from` if it is another one.
+fn sync_parents(from: &Path, to: &Path) -> io::Result<()> {
+    let (from_dir, to_dir) = (parent(from), parent(to));
+    sync_dir(to_dir)?;
+    if from_dir != to_dir {
+        sync_dir(from_dir)?;
+    }
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a directory, so that entries added to or removed from it survive a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot fsync {}: {e}", Shown(dir))))
+}
+
+/// Whether an error from [`rename_noreplace`] means "the target name is taken".
+pub fn is_taken(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::AlreadyExists
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_name_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert!(is_taken(&e), "{e}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+    }
+
+    #[test]
+    fn a_free_name_is_taken_across_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let (a, b) = (dir.path().join("a"), sub.join("a"));
+        std::fs::write(&a, "x").unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "x");
+        let gone = rename_noreplace(&a, &dir.path().join("c")).unwrap_err();
+        assert_eq!(gone.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn the_link_fallback_never_replaces_either() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        let e = link_then_unlink(&a, &b).unwrap_err();
+        assert!(is_taken(&e), "{e}");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+        link_then_unlink(&a, &c).unwrap();
+        assert!(!a.exists());
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "new");
+    }
+
+    #[test]
+    fn the_link_fallback_moves_a_symlink_itself_not_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, moved) = (dir.path().join("l"), dir.path().join("m"));
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        link_then_unlink(&link, &moved).unwrap();
+        assert!(std::fs::symlink_metadata(&moved).unwrap().is_symlink());
+    }
+}
