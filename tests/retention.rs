@@ -84,7 +84,11 @@ fn files_past_max_age_leave_every_archive_folder_and_younger_ones_stay() {
     let sweeps = retention::sweep(&f, &config, SystemTime::now());
 
     for p in &old {
-        assert!(!p.exists(), "{} is 40 days old and still there", p.display());
+        assert!(
+            !p.exists(),
+            "{} is 40 days old and still there",
+            p.display()
+        );
     }
     for p in young.iter().chain(&untouched) {
         assert!(p.exists(), "{} was removed", p.display());
@@ -92,7 +96,11 @@ fn files_past_max_age_leave_every_archive_folder_and_younger_ones_stay() {
     let folders: Vec<&str> = sweeps.iter().map(|s| s.folder).collect();
     assert_eq!(folders, ["done", "duplicates", "failed", "dead_letter"]);
     for s in &sweeps {
-        assert_eq!((s.removed_files, s.removed_bytes, s.errors), (1, 100, 0), "{s:?}");
+        assert_eq!(
+            (s.removed_files, s.removed_bytes, s.errors),
+            (1, 100, 0),
+            "{s:?}"
+        );
     }
 }
 
@@ -152,7 +160,12 @@ fn a_failed_file_and_its_sidecar_go_together() {
         ..RetentionConfig::default()
     };
     let old = file(&f.failed, &long, 100, DAY * 3);
-    let old_sidecar = file(&f.failed, derived(OsStr::new(&long), ".error.json"), 10, DAY * 3);
+    let old_sidecar = file(
+        &f.failed,
+        derived(OsStr::new(&long), ".error.json"),
+        10,
+        DAY * 3,
+    );
     std::fs::remove_file(&kept).unwrap();
     std::fs::remove_file(&kept_sidecar).unwrap();
     let new = file(&f.failed, "NEW.txt", 100, DAY);
@@ -221,7 +234,9 @@ async fn below_the_free_space_floor_nothing_is_claimed_and_claiming_resumes_when
     let site = Site::new(&unique_keyspace("space_floor"));
     let mut settings =
         Settings::load(&site.config("a", ""), None).expect("the test config is valid");
-    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     settings.metrics_listen = addr;
     settings.retention.space_check_interval = Duration::from_millis(200);
 
@@ -287,7 +302,9 @@ async fn the_daemon_sweeps_at_start_and_counts_what_it_removed() {
     let site = Site::new(&unique_keyspace("retention_start"));
     let config = site.config("a", "\n[retention.dead_letter]\nmax_age = \"30days\"\n");
     let mut settings = Settings::load(&config, None).expect("the test config is valid");
-    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     settings.metrics_listen = addr;
     // The floor is not what this test is about.
     settings.retention.min_free_bytes = 0;

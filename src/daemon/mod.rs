@@ -144,16 +144,7 @@ impl Daemon {
         .await?;
         metrics::build_info();
         info!(address = %served, "serving /metrics, /healthz and /readyz");
-        // Neither needs the database: they run while it is awaited.
-        let space = Arc::new(SpaceFloor::new(
-            &settings.paths.state_root,
-            &settings.retention,
-            health.clone(),
-        ));
-        let interval = settings.retention.space_check_interval;
-        tokio::spawn(space::monitor(space.clone(), interval, hard.clone()));
-        let sweep = retention::run(folders.clone(), settings.retention.clone(), stop.clone());
-        tokio::spawn(sweep);
+        let space = start_housekeeping(settings, &folders, &health, &stop, &hard);
         systemd::status("connecting to the database");
         let wait = WaitForDatabase::UntilCancelled;
         let dead_letter = folders.dead_letter.clone();
@@ -373,6 +364,31 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Starts the free-space monitor and the retention sweeper. Neither needs the database: they
+/// run while it is awaited. Returns the floor that gates claims.
+fn start_housekeeping(
+    settings: &Settings,
+    folders: &Folders,
+    health: &Arc<Health>,
+    stop: &CancellationToken,
+    hard: &CancellationToken,
+) -> Arc<SpaceFloor> {
+    let retention = &settings.retention;
+    let space = Arc::new(SpaceFloor::new(
+        &settings.paths.state_root,
+        retention,
+        health.clone(),
+    ));
+    let interval = retention.space_check_interval;
+    tokio::spawn(space::monitor(space.clone(), interval, hard.clone()));
+    tokio::spawn(retention::run(
+        folders.clone(),
+        retention.clone(),
+        stop.clone(),
+    ));
+    space
 }
 
 /// Logs and counts a file task that panicked (its file stays claimed, resumed at next start).

@@ -35,7 +35,7 @@ pub(crate) const WRITE_LATENCY: &str = "bar_ingest_write_latency_seconds";
 pub(crate) const FILE_DURATION: &str = "bar_ingest_file_duration_seconds";
 /// 1 when the last database request succeeded, 0 while it is unreachable.
 pub(crate) const DATABASE_UP: &str = "bar_ingest_database_up";
-/// 1 when `/readyz` answers 200 (database reachable and watcher running), else 0.
+/// 1 when `/readyz` answers 200 (database reachable, watcher running, enough free space), else 0.
 pub const READY: &str = "bar_ingest_ready";
 /// Unix time of the last file loaded.
 pub(crate) const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
@@ -199,7 +199,7 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: Kind::Gauge,
         labels: "",
         unit: None,
-        help: "1 when /readyz answers 200 (database reachable and inbox watcher running), else 0.",
+        help: "1 when /readyz answers 200 (database reachable, inbox watcher running, free space above the floor), else 0.",
     },
     MetricDef {
         name: LAST_SUCCESS,
