@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+mod retention;
+pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
+
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -85,6 +88,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// How long the archive folders keep files; the free-space floor.
+    pub retention: RetentionConfig,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -374,6 +379,8 @@ pub struct Settings {
     pub timezone: Tz,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_listen: SocketAddr,
+    /// Retention of the archive folders and the free-space floor.
+    pub retention: RetentionConfig,
 }
 
 impl Settings {
@@ -418,6 +425,7 @@ impl Settings {
             ingest,
             watch,
             metrics,
+            retention,
         } = config;
 
         let database = database
@@ -428,6 +436,7 @@ impl Settings {
         watch.validate().map_err(in_file)?;
         let timezone = input.validate().map_err(in_file)?;
         let metrics_listen = metrics.validate().map_err(in_file)?;
+        retention.validate().map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -437,6 +446,7 @@ impl Settings {
             watch,
             timezone,
             metrics_listen,
+            retention,
         })
     }
 }

@@ -36,12 +36,14 @@ pub(crate) enum MoveError {
 pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult) {
     let moved = match result {
         FileResult::Loaded(_) | FileResult::AlreadyDone(_) => {
-            archive(path, &folders.done).await.map(drop)
+            archive(path, &folders.done, Stamp::Now).await.map(drop)
         }
         FileResult::Duplicate(s) => {
             info!(file = %Shown(Path::new(&s.file_name)), fingerprint = %s.fingerprint,
                 "already loaded (same content); archived as a duplicate");
-            archive(path, &folders.duplicates).await.map(drop)
+            archive(path, &folders.duplicates, Stamp::Now)
+                .await
+                .map(drop)
         }
         FileResult::Quarantined(s, why) => {
             error!(file = %Shown(path), reason = %why, "file quarantined; moved to failed/");
@@ -56,9 +58,11 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult
             warn!(file = %Shown(path), "empty file; moved to failed/");
             fail(path, folders, s, "empty", "the file has no data lines").await
         }
-        FileResult::Changed(_) => archive(path, &folders.inbox).await.map(|back| {
-            info!(file = %Shown(&back), "handed back to the inbox");
-        }),
+        FileResult::Changed(_) => archive(path, &folders.inbox, Stamp::Keep)
+            .await
+            .map(|back| {
+                info!(file = %Shown(&back), "handed back to the inbox");
+            }),
         FileResult::Interrupted => return,
     };
     if let Err(e) = moved {
@@ -68,14 +72,25 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult
     }
 }
 
-async fn archive(path: &Path, dir: &Path) -> Result<PathBuf, MoveError> {
+/// Whether a move sets the file's modification time to now (archive folders, whose retention
+/// ages count from the archiving) or keeps it (a hand-back to the inbox).
+#[derive(Clone, Copy)]
+enum Stamp {
+    Now,
+    Keep,
+}
+
+async fn archive(path: &Path, dir: &Path, stamp: Stamp) -> Result<PathBuf, MoveError> {
     let (from, to) = (path.to_owned(), dir.to_owned());
-    blocking::fs(move || claim::archive(&from, &to))
-        .await
-        .map_err(|source| MoveError::Move {
-            dir: dir.to_owned(),
-            source,
-        })
+    blocking::fs(move || match stamp {
+        Stamp::Now => claim::archive_stamped(&from, &to),
+        Stamp::Keep => claim::archive(&from, &to),
+    })
+    .await
+    .map_err(|source| MoveError::Move {
+        dir: dir.to_owned(),
+        source,
+    })
 }
 
 /// Moves the file to failed/ and writes its sidecar.
@@ -86,7 +101,7 @@ async fn fail(
     outcome: &str,
     why: &str,
 ) -> Result<(), MoveError> {
-    let archived = archive(path, &folders.failed).await?;
+    let archived = archive(path, &folders.failed, Stamp::Now).await?;
     let body = serde_json::json!({
         "file": summary.file_name,
         "outcome": outcome,

@@ -3,11 +3,15 @@
 //! decides where the file goes. [`run`] takes its stop signal as a future (the binary turns
 //! SIGTERM/SIGINT into it), so tests run the daemon in-process: when it resolves, no new file is
 //! claimed, files in flight get `ingest.shutdown_deadline` to finish, and `run` returns.
+//! Beside the flow: retention sweeps the archive folders, and below the free-space floor no new
+//! file is claimed.
 
 mod backlog;
 mod blocking;
 mod changing;
 mod files;
+pub mod retention;
+mod space;
 
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
@@ -30,6 +34,7 @@ use crate::pipeline::watch::{self, WatchOptions};
 use crate::store::{self, retry::RetryCause};
 use crate::telemetry::health::{self, Health};
 use crate::telemetry::{exporter, metrics, systemd};
+use space::SpaceFloor;
 
 /// Paths reported by the watcher and not yet claimed.
 const WATCH_QUEUE: usize = 1024;
@@ -94,6 +99,8 @@ struct Daemon {
     loader: Arc<Loader>,
     folders: Folders,
     health: Arc<Health>,
+    /// Below the free-space floor, nothing is claimed.
+    space: Arc<SpaceFloor>,
     /// One task per file being loaded.
     files: JoinSet<()>,
     /// Permits = files loaded at once (`ingest.files_in_parallel`).
@@ -145,6 +152,7 @@ impl Daemon {
         .await?;
         metrics::build_info();
         info!(address = %served, "serving /metrics, /healthz and /readyz");
+        let space = start_housekeeping(settings, &folders, &health, &stop, &hard);
         systemd::status("connecting to the database");
         let wait = WaitForDatabase::UntilCancelled;
         let dead_letter = folders.dead_letter.clone();
@@ -170,6 +178,7 @@ impl Daemon {
             loader,
             folders,
             health,
+            space,
             files: JoinSet::new(),
             slots: Arc::new(Semaphore::new(settings.ingest.files_in_parallel)),
             stop,
@@ -250,7 +259,8 @@ impl Daemon {
 
     /// Claims what the watcher reports (and files whose backoff ended), one file slot at a
     /// time, until the stop signal or until the watcher ends. Pings systemd's watchdog as it
-    /// turns.
+    /// turns. Below the free-space floor a reported file is left in the inbox; the watcher
+    /// reports it again (every `watch.rescan_interval`), so it is claimed once space is back.
     async fn claim_loop(&mut self, mut rx: mpsc::Receiver<PathBuf>) {
         let mut watchdog = tokio::time::interval(systemd::watchdog_interval().unwrap_or(IDLE_TICK));
         loop {
@@ -274,6 +284,10 @@ impl Daemon {
                 return;
             };
             self.reap_finished();
+            // Paused: only the monitor's next check resumes. Else a fresh check before each claim.
+            if self.space.paused() || !self.space.check().await {
+                continue;
+            }
             let processing = self.folders.processing.clone();
             let from = path.clone();
             let claimed = match blocking::fs(move || claim::claim(&from, &processing)).await {
@@ -415,6 +429,31 @@ fn note_change(changing: &Mutex<Changing>, path: &Path, result: &FileResult) {
 /// The name a file has in the inbox.
 fn file_name(path: &Path) -> OsString {
     path.file_name().map(OsStr::to_owned).unwrap_or_default()
+}
+
+/// Starts the free-space monitor and the retention sweeper. Neither needs the database: they
+/// run while it is awaited. Returns the floor that gates claims.
+fn start_housekeeping(
+    settings: &Settings,
+    folders: &Folders,
+    health: &Arc<Health>,
+    stop: &CancellationToken,
+    hard: &CancellationToken,
+) -> Arc<SpaceFloor> {
+    let retention = &settings.retention;
+    let space = Arc::new(SpaceFloor::new(
+        &settings.paths.state_root,
+        retention,
+        health.clone(),
+    ));
+    let interval = retention.space_check_interval;
+    tokio::spawn(space::monitor(space.clone(), interval, hard.clone()));
+    tokio::spawn(retention::run(
+        folders.clone(),
+        retention.clone(),
+        stop.clone(),
+    ));
+    space
 }
 
 /// Logs and counts a file task that panicked (its file stays claimed, resumed at next start).

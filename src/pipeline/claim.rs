@@ -6,8 +6,10 @@ use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
+
 use super::rename::{is_taken, rename_noreplace};
-use crate::names::derived;
+use crate::names::{Shown, derived};
 
 /// The folders of one instance, all under one parent on the inbox's filesystem.
 #[derive(Debug, Clone)]
@@ -126,6 +128,29 @@ pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     })
 }
 
+/// [`archive`] into an archive folder (done/, duplicates/, failed/), then sets the file's
+/// modification time to now: retention ages (`[retention.*] max_age`) count from the archiving,
+/// not from when the vendor wrote the file (a copy that kept its mtime would be old on arrival).
+/// A file whose time cannot be set stays archived; the failure is logged.
+pub(crate) fn archive_stamped(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    let target = archive(file, dir)?;
+    let now = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+    };
+    if let Err(e) = utimensat(CWD, &target, &now, AtFlags::SYMLINK_NOFOLLOW) {
+        tracing::warn!(file = %Shown(&target), error = %e,
+            "archived, but its modification time could not be set: retention ages it by its old one");
+    }
+    Ok(target)
+}
+
 /// Writes the sidecar of a file moved to failed/ as `archived`: `<name>.error.json` (shortened
 /// by [`derived`] if it would not fit), written to a temp name of its own, fsynced, renamed
 /// without replacing (`<name>.error.1.json`, ... if taken), and its folder fsynced.
@@ -170,6 +195,33 @@ mod tests {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
     use super::*;
+
+    #[test]
+    fn an_archived_file_is_stamped_now_and_a_plain_move_keeps_its_time() {
+        let root = tempfile::tempdir().unwrap();
+        let (done, inbox) = (root.path().join("done"), root.path().join("inbox"));
+        std::fs::create_dir_all(&done).unwrap();
+        std::fs::create_dir_all(&inbox).unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        let age = |p: &Path| {
+            std::fs::metadata(p)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .elapsed()
+                .unwrap()
+        };
+        let a = root.path().join("A.txt");
+        std::fs::write(&a, "x").unwrap();
+        filetime::set_file_mtime(&a, old).unwrap();
+        let archived = archive_stamped(&a, &done).unwrap();
+        assert!(age(&archived) < std::time::Duration::from_secs(60));
+        let b = root.path().join("B.txt");
+        std::fs::write(&b, "y").unwrap();
+        filetime::set_file_mtime(&b, old).unwrap();
+        let moved = archive(&b, &inbox).unwrap();
+        assert!(age(&moved) > std::time::Duration::from_secs(86_400 * 365));
+    }
     use crate::names::NAME_MAX;
 
     fn folders() -> (tempfile::TempDir, Folders) {

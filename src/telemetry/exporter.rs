@@ -167,6 +167,8 @@ mod tests {
                 retry_causes: &["overloaded"],
             });
             metrics::build_info();
+            metrics::free_space(5 << 30, 1 << 30);
+            metrics::retention_swept("done", 1, 10, 100);
             metrics::write_latency(Duration::from_millis(3));
             metrics::backlog(2, 2048);
             metrics::rows_rejected("bad_number", 1);

@@ -1,7 +1,7 @@
 //! Health: what `/healthz` and `/readyz` report, set by the stages that know.
 //!
-//! Every change of a flag is mirrored into the `bar_ingest_database_up` and `bar_ingest_ready`
-//! gauges, so that Prometheus sees what `/readyz` says.
+//! Every change of a flag is mirrored into the `bar_ingest_database_up`, `bar_ingest_ready` and
+//! `bar_ingest_claims_paused` gauges, so that Prometheus sees what `/readyz` says.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,7 +12,14 @@ pub struct Health {
     database_up: AtomicBool,
     /// The inbox watcher is running and has finished its first scan.
     watcher_ready: AtomicBool,
+    /// Free space on the state root is below the floor: no new file is claimed.
+    disk_space_low: AtomicBool,
 }
+
+/// The `/readyz` reason while free space is below the floor (its first word is the reason code
+/// that the claims-paused gauge carries too).
+pub(crate) const DISK_SPACE_LOW: &str = "disk_space_low: free space on the state root is below \
+     retention.min_free_bytes / min_free_percent; no new file is claimed";
 
 impl Health {
     pub(crate) fn set_database_up(&self, up: bool) {
@@ -32,9 +39,24 @@ impl Health {
         }
     }
 
-    /// Ready to take files: database reachable and watcher running.
+    /// Records whether free space is below the floor; true when that changed.
+    pub(crate) fn set_disk_space_low(&self, low: bool) -> bool {
+        let changed = self.disk_space_low.swap(low, Ordering::Relaxed) != low;
+        if changed {
+            super::metrics::claims_paused_for_space(low);
+            super::metrics::ready(self.ready());
+        }
+        changed
+    }
+
+    /// Free space is below the floor: claiming is paused.
+    pub(crate) fn disk_space_low(&self) -> bool {
+        self.disk_space_low.load(Ordering::Relaxed)
+    }
+
+    /// Ready to take files: database reachable, watcher running, enough free space.
     pub fn ready(&self) -> bool {
-        self.database_up() && self.watcher_ready.load(Ordering::Relaxed)
+        self.database_up() && self.watcher_ready.load(Ordering::Relaxed) && !self.disk_space_low()
     }
 
     /// Why the service is not ready, one short phrase per cause (empty when ready): the body of
@@ -46,6 +68,9 @@ impl Health {
         }
         if !self.watcher_ready.load(Ordering::Relaxed) {
             reasons.push("inbox watcher not running (starting, or stopping)");
+        }
+        if self.disk_space_low() {
+            reasons.push(DISK_SPACE_LOW);
         }
         reasons
     }

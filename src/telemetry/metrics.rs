@@ -35,7 +35,7 @@ pub(crate) const WRITE_LATENCY: &str = "bar_ingest_write_latency_seconds";
 pub(crate) const FILE_DURATION: &str = "bar_ingest_file_duration_seconds";
 /// 1 when the last database request succeeded, 0 while it is unreachable.
 pub(crate) const DATABASE_UP: &str = "bar_ingest_database_up";
-/// 1 when `/readyz` answers 200 (database reachable and watcher running), else 0.
+/// 1 when `/readyz` answers 200 (database reachable, watcher running, enough free space), else 0.
 pub const READY: &str = "bar_ingest_ready";
 /// Unix time of the last file loaded.
 pub(crate) const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds";
@@ -43,6 +43,24 @@ pub(crate) const LAST_SUCCESS: &str = "bar_ingest_last_success_timestamp_seconds
 pub(crate) const TASK_PANICS: &str = "bar_ingest_task_panics_total";
 /// Always 1; labels carry the version.
 pub(crate) const BUILD_INFO: &str = "bar_ingest_build_info";
+/// Counter: files removed by retention, by folder.
+pub(crate) const RETENTION_REMOVED_FILES: &str = "bar_ingest_retention_removed_files_total";
+/// Counter: bytes of the files removed by retention, by folder.
+pub(crate) const RETENTION_REMOVED_BYTES: &str = "bar_ingest_retention_removed_bytes_total";
+/// Bytes in each archive folder at the last retention sweep.
+pub(crate) const ARCHIVE_BYTES: &str = "bar_ingest_archive_bytes";
+/// Bytes free (for unprivileged users) on the state root's filesystem.
+pub(crate) const FREE_BYTES: &str = "bar_ingest_free_bytes";
+/// The free-space floor in bytes: below it no new file is claimed.
+pub(crate) const FREE_BYTES_FLOOR: &str = "bar_ingest_free_bytes_floor";
+/// 1 while claiming is paused, by reason (`disk_space_low`), else 0.
+pub(crate) const CLAIMS_PAUSED: &str = "bar_ingest_claims_paused";
+
+/// The `folder` label values of the retention metrics: the `[retention]` keys of the archive
+/// folders.
+pub(crate) const RETENTION_FOLDERS: [&str; 4] = ["done", "duplicates", "failed", "dead_letter"];
+/// The `reason` label value of [`CLAIMS_PAUSED`] while free space is below the floor.
+pub(crate) const PAUSED_DISK_SPACE_LOW: &str = "disk_space_low";
 
 /// Histogram buckets of [`WRITE_LATENCY`], seconds.
 pub(crate) const WRITE_LATENCY_BUCKETS: &[f64] = &[
@@ -181,7 +199,7 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: Kind::Gauge,
         labels: "",
         unit: None,
-        help: "1 when /readyz answers 200 (database reachable and inbox watcher running), else 0.",
+        help: "1 when /readyz answers 200 (database reachable, inbox watcher running, free space above the floor), else 0.",
     },
     MetricDef {
         name: LAST_SUCCESS,
@@ -189,6 +207,48 @@ pub const CATALOGUE: &[MetricDef] = &[
         labels: "",
         unit: Some(Unit::Seconds),
         help: "Unix time of the last file loaded (absent until the first one).",
+    },
+    MetricDef {
+        name: RETENTION_REMOVED_FILES,
+        kind: Kind::Counter,
+        labels: "folder",
+        unit: None,
+        help: "Files removed by the retention policy, by archive folder.",
+    },
+    MetricDef {
+        name: RETENTION_REMOVED_BYTES,
+        kind: Kind::Counter,
+        labels: "folder",
+        unit: Some(Unit::Bytes),
+        help: "Bytes of the files removed by the retention policy, by archive folder.",
+    },
+    MetricDef {
+        name: ARCHIVE_BYTES,
+        kind: Kind::Gauge,
+        labels: "folder",
+        unit: Some(Unit::Bytes),
+        help: "Bytes in each archive folder at the last retention sweep.",
+    },
+    MetricDef {
+        name: FREE_BYTES,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: Some(Unit::Bytes),
+        help: "Bytes free on the state root's filesystem (the inbox's too).",
+    },
+    MetricDef {
+        name: FREE_BYTES_FLOOR,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: Some(Unit::Bytes),
+        help: "The free-space floor: below it no new file is claimed.",
+    },
+    MetricDef {
+        name: CLAIMS_PAUSED,
+        kind: Kind::Gauge,
+        labels: "reason",
+        unit: None,
+        help: "1 while no new file is claimed, by reason (disk_space_low), else 0.",
     },
     MetricDef {
         name: BUILD_INFO,
@@ -265,6 +325,11 @@ pub fn describe(labels: &KnownLabels) {
     for cause in labels.retry_causes {
         metrics::counter!(WRITE_RETRIES, "cause" => *cause).absolute(0);
     }
+    for folder in RETENTION_FOLDERS {
+        metrics::counter!(RETENTION_REMOVED_FILES, "folder" => folder).absolute(0);
+        metrics::counter!(RETENTION_REMOVED_BYTES, "folder" => folder).absolute(0);
+    }
+    metrics::gauge!(CLAIMS_PAUSED, "reason" => PAUSED_DISK_SPACE_LOW).set(0.0);
     metrics::counter!(ROWS_WRITTEN).absolute(0);
     metrics::counter!(TASK_PANICS).absolute(0);
     metrics::counter!(BYTES_READ).absolute(0);
@@ -327,6 +392,33 @@ pub fn ready(ready: bool) {
 
 pub(crate) fn task_panicked() {
     metrics::counter!(TASK_PANICS).increment(1);
+}
+
+/// One folder's retention sweep: what it removed and what it holds now.
+pub(crate) fn retention_swept(
+    folder: &'static str,
+    removed_files: u64,
+    removed_bytes: u64,
+    kept_bytes: u64,
+) {
+    metrics::counter!(RETENTION_REMOVED_FILES, "folder" => folder).increment(removed_files);
+    metrics::counter!(RETENTION_REMOVED_BYTES, "folder" => folder).increment(removed_bytes);
+    metrics::gauge!(ARCHIVE_BYTES, "folder" => folder).set(kept_bytes as f64);
+}
+
+/// Free space on the state root and the floor under it.
+pub(crate) fn free_space(free_bytes: u64, floor_bytes: u64) {
+    metrics::gauge!(FREE_BYTES).set(free_bytes as f64);
+    metrics::gauge!(FREE_BYTES_FLOOR).set(floor_bytes as f64);
+}
+
+/// Claiming paused (or resumed) because free space is below (or back above) the floor.
+pub(crate) fn claims_paused_for_space(paused: bool) {
+    metrics::gauge!(CLAIMS_PAUSED, "reason" => PAUSED_DISK_SPACE_LOW).set(if paused {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 pub(crate) fn build_info() {
