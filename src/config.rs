@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+mod dead_letter;
+pub use dead_letter::DeadLetterConfig;
+
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -85,6 +88,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The budget of each file's dead-letter log.
+    pub dead_letter: DeadLetterConfig,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -365,6 +370,8 @@ pub struct Settings {
     pub timezone: Tz,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_listen: SocketAddr,
+    /// The budget of each file's dead-letter log.
+    pub dead_letter: DeadLetterConfig,
 }
 
 impl Settings {
@@ -409,6 +416,7 @@ impl Settings {
             ingest,
             watch,
             metrics,
+            dead_letter,
         } = config;
 
         let database = database
@@ -419,6 +427,7 @@ impl Settings {
         watch.validate().map_err(in_file)?;
         let timezone = input.validate().map_err(in_file)?;
         let metrics_listen = metrics.validate().map_err(in_file)?;
+        dead_letter.validate().map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -428,6 +437,7 @@ impl Settings {
             watch,
             timezone,
             metrics_listen,
+            dead_letter,
         })
     }
 }
