@@ -248,12 +248,37 @@ pub(crate) fn scan(
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
+    // The size the early-stop bound relies on, from the descriptor being read.
+    let size_at_start = file.metadata().map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size_at_start = size_at_start.len();
+    scan_sized(
+        file,
+        path,
+        size_at_start,
+        tz,
+        quarantine_above,
+        dead_letter,
+        progress,
+    )
+}
+
+/// [`scan`] of a file whose size was `size_at_start` when the scan began.
+fn scan_sized(
+    file: &File,
+    path: &Path,
+    size_at_start: u64,
+    tz: Tz,
+    quarantine_above: f64,
+    dead_letter: &mut DeadLetterLog,
+    progress: Option<Arc<Progress>>,
+) -> Result<Scan, LoadError> {
     let read_error = |source| LoadError::Read {
         path: path.to_owned(),
         source,
     };
-    // The size the early-stop bound relies on, from the descriptor being read.
-    let size_at_start = file.metadata().map_err(read_error)?.len();
     let mut pass = Pass::new(file, path, tz, progress)?;
     let mut s = Scan::default();
     while let Some(row) = pass.next_row()? {
@@ -321,6 +346,7 @@ pub(crate) fn certain_to_quarantine(
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
     use std::io::Write;
 
     use proptest::prelude::*;
@@ -408,6 +434,30 @@ mod tests {
         assert_eq!(s.fingerprint, blake3::hash(&content).to_hex().to_string());
         assert_eq!(s.size, content.len() as u64);
         assert!(!s.changed);
+    }
+
+    #[test]
+    fn an_early_stop_on_a_file_whose_size_changed_says_so() {
+        let content = b"x\n".repeat(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("G_full_1min_adjsplit.txt");
+        std::fs::write(&path, &content).unwrap();
+        let file = open_regular(&path).unwrap();
+        let scan_with_size = |size: u64| {
+            let mut log = DeadLetterLog::new(
+                dir.path(),
+                OsStr::new("G"),
+                "t",
+                DeadLetterConfig::default(),
+            );
+            scan_sized(&file, &path, size, NY, 0.5, &mut log, None).unwrap()
+        };
+        let same = scan_with_size(content.len() as u64);
+        assert!(same.stopped_after_line.is_some() && !same.changed);
+        // The file grew (or shrank) after the size was taken: the bound relied on a wrong size.
+        let grew = scan_with_size(content.len() as u64 - 100);
+        assert!(grew.stopped_after_line.is_some() && grew.changed);
+        assert_eq!(grew.fingerprint, same.fingerprint);
     }
 
     #[test]
