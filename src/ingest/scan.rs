@@ -29,7 +29,7 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// field is no number), five commas, surrounding whitespace only adds bytes, and a BOM or a
 /// `\r` only adds bytes. So `2021-03-01 09:30,1,1,1,1,0` (26 bytes) is the shortest good line,
 /// and 27 with its `\n`; only the file's last line may lack the `\n`.
-pub(crate) const MIN_GOOD_LINE_BYTES: u64 = 27;
+const MIN_GOOD_LINE_BYTES: u64 = 27;
 
 /// What pass 1 learned of a file.
 #[derive(Debug, Default)]
@@ -153,7 +153,8 @@ impl Pass {
         }
     }
 
-    /// Bytes of the rows read so far (the reader's read-ahead not included).
+    /// Bytes of the lines the reader consumed so far: the rows handed out, and a row it may
+    /// hold back behind a run of blank lines (not the read buffer's further bytes).
     fn bytes_in_rows(&self) -> u64 {
         self.rows.bytes_read()
     }
@@ -249,11 +250,11 @@ pub(crate) fn scan(
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
     // The size the early-stop bound relies on, from the descriptor being read.
-    let size_at_start = file.metadata().map_err(|source| LoadError::Read {
+    let metadata = file.metadata().map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let size_at_start = size_at_start.len();
+    let size_at_start = metadata.len();
     scan_sized(
         file,
         path,
@@ -333,12 +334,7 @@ pub(crate) fn over_threshold(rejected: u64, rows: u64, threshold: f64) -> bool {
 /// `rejected / (rows + G)`. If even that is above the threshold, the file is quarantined. In
 /// floating point the same holds: counts below 2^53 convert exactly, and a correctly rounded
 /// division is monotone, so the loader's final share is at least the one tested here.
-pub(crate) fn certain_to_quarantine(
-    rejected: u64,
-    rows: u64,
-    bytes_left: u64,
-    threshold: f64,
-) -> bool {
+fn certain_to_quarantine(rejected: u64, rows: u64, bytes_left: u64, threshold: f64) -> bool {
     let read_ahead = 1;
     let most_good_rows_left = (bytes_left + 1) / MIN_GOOD_LINE_BYTES + read_ahead;
     over_threshold(rejected, rows + most_good_rows_left, threshold)
