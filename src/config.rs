@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
+mod dead_letter;
+pub use dead_letter::DeadLetterConfig;
 
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -90,6 +92,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// How long the archive folders keep files; the free-space floor.
     pub retention: RetentionConfig,
+    /// The budget of each file's dead-letter log.
+    pub dead_letter: DeadLetterConfig,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -381,6 +385,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// Retention of the archive folders and the free-space floor.
     pub retention: RetentionConfig,
+    /// The budget of each file's dead-letter log.
+    pub dead_letter: DeadLetterConfig,
 }
 
 impl Settings {
@@ -426,6 +432,7 @@ impl Settings {
             watch,
             metrics,
             retention,
+            dead_letter,
         } = config;
 
         let database = database
@@ -437,6 +444,7 @@ impl Settings {
         let timezone = input.validate().map_err(in_file)?;
         let metrics_listen = metrics.validate().map_err(in_file)?;
         retention.validate().map_err(in_file)?;
+        dead_letter.validate().map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -447,6 +455,7 @@ impl Settings {
             timezone,
             metrics_listen,
             retention,
+            dead_letter,
         })
     }
 }

@@ -112,6 +112,8 @@ async fn fail(
         "rows_written": summary.rows_written,
         "rows_rejected": summary.rows_rejected,
         "dead_letter": summary.dead_letter,
+        "dead_letter_dropped": summary.dead_letter_dropped,
+        "scan_stopped_after_line": summary.scan_stopped_after_line,
         "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
     let at = archived.clone();

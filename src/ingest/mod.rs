@@ -25,7 +25,7 @@ pub use outcome::{FileResult, FileSummary, LoadError};
 
 use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
-use crate::config::Settings;
+use crate::config::{DeadLetterConfig, Settings};
 use crate::model::Symbol;
 use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
@@ -80,6 +80,8 @@ pub struct Loader {
     /// Rejected share above which a file is quarantined whole.
     reject_threshold: f64,
     dead_letter_dir: PathBuf,
+    /// How much of a file's rejects its dead-letter log keeps in full.
+    dead_letter_budget: DeadLetterConfig,
     /// Recorded in the load history and in dead-letter names.
     instance: String,
 }
@@ -122,6 +124,7 @@ impl Loader {
             },
             reject_threshold: settings.ingest.reject_threshold,
             dead_letter_dir,
+            dead_letter_budget: settings.dead_letter,
             instance: settings.ingest.instance.clone(),
         })))
     }
@@ -220,6 +223,12 @@ impl FileJob<'_> {
     async fn phases(&mut self) -> Result<FileResult, Early> {
         let symbol = self.identify()?;
         let (scan, dead_letter, file) = self.scan().await?;
+        if scan.changed {
+            // The early stop assumed the size the file had when it was opened.
+            dead_letter.discard();
+            warn!(file = %Shown(self.path), "the file changed while it was being validated; handing it back");
+            return Err(FileResult::Changed(self.take_summary()));
+        }
         let mut record = self.history_record(&scan);
         if let Some((outcome, why)) = self.early_outcome(&scan) {
             return Ok(self.finish_early(record, outcome, why, dead_letter).await);
@@ -265,13 +274,15 @@ impl FileJob<'_> {
         let loader = self.loader;
         let mut dead_letter = DeadLetterLog::new(
             &loader.dead_letter_dir,
-            &self.summary.file_name,
+            self.path.file_name().unwrap_or_default(),
             &loader.instance,
+            loader.dead_letter_budget,
         );
         let (path, tz, progress) = (self.path.to_owned(), loader.tz, self.progress.clone());
+        let threshold = loader.reject_threshold;
         let scanned = tokio::task::spawn_blocking(move || {
             let file = scan::open_regular(&path)?;
-            let scan = scan::scan(&file, &path, tz, &mut dead_letter, progress)?;
+            let scan = scan::scan(&file, &path, tz, threshold, &mut dead_letter, progress)?;
             Ok((scan, dead_letter, file))
         })
         .await;
@@ -291,6 +302,8 @@ impl FileJob<'_> {
         s.rows_rejected = scan.rows_rejected;
         s.rejected_by_reason = scan.rejected_by_reason.clone();
         s.months = scan.months.iter().map(ToString::to_string).collect();
+        s.dead_letter_dropped = dead_letter.dropped();
+        s.scan_stopped_after_line = scan.stopped_after_line;
         Ok((scan, dead_letter, Arc::new(file)))
     }
 
@@ -321,10 +334,10 @@ impl FileJob<'_> {
         if scan.rows_in == 0 {
             return Some((Outcome::Empty, "the file has no data lines".to_owned()));
         }
-        let share = scan.rows_rejected as f64 / scan.rows_in as f64;
         let threshold = self.loader.reject_threshold;
-        (share > threshold).then(|| {
-            let why = format!(
+        scan::over_threshold(scan.rows_rejected, scan.rows_in, threshold).then(|| {
+            let share = scan.rows_rejected as f64 / scan.rows_in as f64;
+            let mut why = format!(
                 "{} of {} rows rejected ({:.1}%), above the quarantine threshold of {:.1}%; \
                  nothing written (see the dead-letter log)",
                 scan.rows_rejected,
@@ -332,6 +345,12 @@ impl FileJob<'_> {
                 share * 100.0,
                 threshold * 100.0
             );
+            if let Some(line) = scan.stopped_after_line {
+                why.push_str(&format!(
+                    "; validation stopped early after line {line}, the file being certain to be \
+                     quarantined (the counts are those of lines 1 to {line})"
+                ));
+            }
             (Outcome::Quarantined, why)
         })
     }
@@ -345,7 +364,7 @@ impl FileJob<'_> {
         mut dead_letter: DeadLetterLog,
     ) -> FileResult {
         if outcome == Outcome::Empty
-            && let Err(e) = dead_letter.write(0, "", EMPTY_FILE, &why)
+            && let Err(e) = dead_letter.whole_file(EMPTY_FILE, &why)
         {
             return self.fail(LoadError::DeadLetter(e));
         }

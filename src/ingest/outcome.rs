@@ -25,6 +25,11 @@ pub struct FileSummary {
     pub months: BTreeSet<String>,
     /// The file's dead-letter log, if anything was rejected.
     pub dead_letter: Option<PathBuf>,
+    /// Rejected rows counted but not kept in full in the dead-letter log (over its budget).
+    pub dead_letter_dropped: u64,
+    /// Validation stopped after this line, the file being certain to be quarantined; the
+    /// counts are those of the lines up to it.
+    pub scan_stopped_after_line: Option<u64>,
 }
 
 /// What became of a file.
@@ -81,6 +86,9 @@ impl FileResult {
         };
         for (code, n) in rejects.iter().flat_map(|s| &s.rejected_by_reason) {
             metrics::rows_rejected(code, *n);
+        }
+        if let Some(s) = rejects {
+            metrics::dead_letter_lines_dropped(s.dead_letter_dropped);
         }
         metrics::file_finished(label, duration);
     }

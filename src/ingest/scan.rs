@@ -1,10 +1,11 @@
-//! Pass 1 over a file: fingerprint its content, validate every line, log the rejects, and learn
-//! the local days it covers.
+//! Pass 1 over a file: fingerprint its content, validate its lines, log the rejects, and learn
+//! the local days it covers. Validation stops early once the file is certain to be quarantined;
+//! the rest is still hashed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +23,14 @@ use crate::source::firstrate::FirstRate;
 /// Read buffer of both passes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Bytes of the shortest line that can be a good row, its `\n` included. A FirstRate bar line
+/// is six comma-separated fields (`source::firstrate`): the timestamp is exactly 16 bytes
+/// (`YYYY-MM-DD HH:MM`) or 19 (`:SS`), each of the five numbers at least one byte (an empty
+/// field is no number), five commas, surrounding whitespace only adds bytes, and a BOM or a
+/// `\r` only adds bytes. So `2021-03-01 09:30,1,1,1,1,0` (26 bytes) is the shortest good line,
+/// and 27 with its `\n`; only the file's last line may lack the `\n`.
+const MIN_GOOD_LINE_BYTES: u64 = 27;
+
 /// What pass 1 learned of a file.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
@@ -31,6 +40,12 @@ pub(crate) struct Scan {
     pub(crate) rows_in: u64,
     pub(crate) rows_rejected: u64,
     pub(crate) rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Validation stopped after this line, the file being certain to be quarantined: the counts
+    /// are those of the lines up to it (the fingerprint still covers the whole file).
+    pub(crate) stopped_after_line: Option<u64>,
+    /// Validation stopped early, and the file did not have the size the bound assumed: it
+    /// changed while it was read, and the early stop may be wrong.
+    pub(crate) changed: bool,
     /// Month buckets holding at least one good row.
     pub(crate) months: BTreeSet<Bucket>,
     /// Exchange-local days of the earliest and the latest good row.
@@ -52,9 +67,15 @@ impl Scan {
     }
 }
 
-/// The running BLAKE3 hash of everything read; shared so the caller can finish it after the
-/// reader was consumed.
-type SharedHasher = Arc<Mutex<blake3::Hasher>>;
+/// The running BLAKE3 hash of everything read, and how many bytes that is.
+#[derive(Default)]
+struct HashState {
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+/// Shared so the caller can finish the hash after the reader was consumed.
+type SharedHasher = Arc<Mutex<HashState>>;
 
 /// Reads everything through a BLAKE3 hasher (one lock per buffer refill, not per line).
 struct Hashing<R> {
@@ -66,14 +87,18 @@ struct Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&buf[..n]);
-        if let Some(p) = &self.progress {
-            p.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        }
+        hash(&self.hasher, &buf[..n], self.progress.as_deref());
         Ok(n)
+    }
+}
+
+/// Adds `bytes` to the hash and to the progress.
+fn hash(hasher: &SharedHasher, bytes: &[u8], progress: Option<&Progress>) {
+    let mut h = hasher.lock().unwrap_or_else(PoisonError::into_inner);
+    h.hasher.update(bytes);
+    h.bytes += bytes.len() as u64;
+    if let Some(p) = progress {
+        p.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -82,6 +107,7 @@ pub(crate) struct Pass {
     path: PathBuf,
     rows: BarReader<FirstRate<BufReader<Hashing<File>>>>,
     hasher: SharedHasher,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Pass {
@@ -104,13 +130,14 @@ impl Pass {
             Hashing {
                 inner: file,
                 hasher: Arc::clone(&hasher),
-                progress,
+                progress: progress.clone(),
             },
         );
         Ok(Self {
             path: path.to_owned(),
             rows: BarReader::new(reader, tz),
             hasher,
+            progress,
         })
     }
 
@@ -126,10 +153,37 @@ impl Pass {
         }
     }
 
-    /// The fingerprint of everything read (the whole file once `next_row` returned None).
+    /// Bytes of the lines the reader consumed so far: the rows handed out, and a row it may
+    /// hold back behind a run of blank lines (not the read buffer's further bytes).
+    fn bytes_in_rows(&self) -> u64 {
+        self.rows.bytes_read()
+    }
+
+    /// Hashes the rest of `file` (the one this pass reads), from where the reader's buffer
+    /// ends, without parsing it; returns the bytes hashed in all. No row is read after this.
+    fn hash_rest(&mut self, file: &File) -> std::io::Result<u64> {
+        let mut buf = vec![0; READ_BUFFER_BYTES];
+        loop {
+            let at = self
+                .hasher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .bytes;
+            let n = match file.read_at(&mut buf, at) {
+                Ok(0) => return Ok(at),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hash(&self.hasher, &buf[..n], self.progress.as_deref());
+        }
+    }
+
+    /// The fingerprint of everything read (the whole file once `next_row` returned None or
+    /// `hash_rest` returned).
     pub(crate) fn fingerprint(&self) -> String {
         let h = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
-        h.finalize().to_hex().to_string()
+        h.hasher.finalize().to_hex().to_string()
     }
 }
 
@@ -183,37 +237,295 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, LoadError> {
     })
 }
 
-/// Pass 1: fingerprint, validate every line, write the dead-letter log, learn the covered range.
-/// Blocking (file I/O and CPU): run it off the async runtime.
+/// Pass 1: fingerprint, validate the lines, write the dead-letter log, learn the covered range.
+/// Validation stops once the file is certain to be quarantined (share of rejected rows above
+/// `quarantine_above`); the rest of the file is then only hashed. Blocking (file I/O and CPU):
+/// run it off the async runtime.
 pub(crate) fn scan(
     file: &File,
     path: &Path,
     tz: Tz,
+    quarantine_above: f64,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
+    // The size the early-stop bound relies on, from the descriptor being read.
+    let metadata = file.metadata().map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size_at_start = metadata.len();
+    scan_sized(
+        file,
+        path,
+        size_at_start,
+        tz,
+        quarantine_above,
+        dead_letter,
+        progress,
+    )
+}
+
+/// [`scan`] of a file whose size was `size_at_start` when the scan began.
+fn scan_sized(
+    file: &File,
+    path: &Path,
+    size_at_start: u64,
+    tz: Tz,
+    quarantine_above: f64,
+    dead_letter: &mut DeadLetterLog,
+    progress: Option<Arc<Progress>>,
+) -> Result<Scan, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut pass = Pass::new(file, path, tz, progress)?;
     let mut s = Scan::default();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
-        match row {
-            Row::Bar(v) => s.add_bar(v.bar.ts_millis, v.bucket, v.local_date),
-            Row::Rejected(r) => {
-                s.rows_rejected += 1;
-                *s.rejected_by_reason.entry(r.reason.code()).or_default() += 1;
-                dead_letter
-                    .write(r.line, &r.raw, r.reason.code(), &r.message)
-                    .map_err(LoadError::DeadLetter)?;
+        let r = match row {
+            Row::Bar(v) => {
+                s.add_bar(v.bar.ts_millis, v.bucket, v.local_date);
+                continue;
+            }
+            Row::Rejected(r) => r,
+        };
+        dead_letter.reject(&r).map_err(LoadError::DeadLetter)?;
+        let bytes_left = size_at_start.saturating_sub(pass.bytes_in_rows());
+        if certain_to_quarantine(
+            dead_letter.rejected(),
+            s.rows_in,
+            bytes_left,
+            quarantine_above,
+        ) {
+            s.stopped_after_line = Some(r.line);
+            dead_letter.scan_stopped(r.line);
+            let hashed = pass.hash_rest(file).map_err(read_error)?;
+            s.changed = hashed != size_at_start;
+            break;
+        }
+    }
+    s.rows_rejected = dead_letter.rejected();
+    s.rejected_by_reason = dead_letter.by_reason().clone();
+    s.fingerprint = pass.fingerprint();
+    s.size = file.metadata().map_err(read_error)?.len();
+    Ok(s)
+}
+
+/// The loader's rule: a file is quarantined when its share of rejected rows is above the
+/// threshold (`ingest.reject_threshold`).
+pub(crate) fn over_threshold(rejected: u64, rows: u64, threshold: f64) -> bool {
+    rows > 0 && rejected as f64 / rows as f64 > threshold
+}
+
+/// Whether a file is certain to be quarantined, whatever its unread part holds: `rows` rows
+/// examined so far, `rejected` of them rejected, `bytes_left` bytes of the file (its size from
+/// fstat) after the last row read.
+///
+/// The argument. The file ends with `rejected + x` rejected rows out of `rows + x + g`, where
+/// `x` rejected and `g` good rows come from what is not examined yet. That is the bytes left,
+/// plus at most one row the reader already read ahead (it holds the row after a run of blank
+/// lines while it reports their rejections); blank lines at the end are no rows at all. A good
+/// row takes at least [`MIN_GOOD_LINE_BYTES`] bytes with its `\n`, and only the last line may
+/// lack the `\n`, so `g <= G = (bytes_left + 1) / MIN_GOOD_LINE_BYTES + 1`. Since
+/// `rejected <= rows`, adding rejected rows never lowers the share
+/// (`(r + x) / (n + x) >= r / n`), so the lowest share the file can end with is
+/// `rejected / (rows + G)`. If even that is above the threshold, the file is quarantined. In
+/// floating point the same holds: counts below 2^53 convert exactly, and a correctly rounded
+/// division is monotone, so the loader's final share is at least the one tested here.
+fn certain_to_quarantine(rejected: u64, rows: u64, bytes_left: u64, threshold: f64) -> bool {
+    let read_ahead = 1;
+    let most_good_rows_left = (bytes_left + 1) / MIN_GOOD_LINE_BYTES + read_ahead;
+    over_threshold(rejected, rows + most_good_rows_left, threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::DeadLetterConfig;
+
+    const NY: Tz = chrono_tz::America::New_York;
+
+    /// The `i`th shortest good line (26 bytes, no `\n`): times increase with `i`.
+    fn shortest_good(i: u32) -> String {
+        let (day, minute) = (1 + i / 1440, i % 1440);
+        format!(
+            "2021-03-{day:02} {:02}:{:02},1,1,1,1,0",
+            minute / 60,
+            minute % 60
+        )
+    }
+
+    /// Scans `content` with `threshold`; the scan and the dead-letter directory.
+    fn scan_bytes(content: &[u8], threshold: f64) -> (Scan, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("T_full_1min_adjsplit.txt");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(content)
+            .unwrap();
+        let file = open_regular(&path).unwrap();
+        let mut log = DeadLetterLog::new(
+            &dir.path().join("dead-letter"),
+            path.file_name().unwrap(),
+            "t",
+            DeadLetterConfig::default(),
+        );
+        let s = scan(&file, &path, NY, threshold, &mut log, None).unwrap();
+        log.discard();
+        (s, dir)
+    }
+
+    #[test]
+    fn the_shortest_good_line_is_good_and_one_byte_less_never_is() {
+        let line = shortest_good(0);
+        assert_eq!(line.len() as u64 + 1, MIN_GOOD_LINE_BYTES);
+        let row = |text: &str| BarReader::new(text.as_bytes(), NY).next().unwrap().unwrap();
+        assert!(matches!(row(&line), Row::Bar(_)), "{line}");
+        for cut in 0..line.len() {
+            let mut shorter = line.clone();
+            shorter.remove(cut);
+            assert!(
+                matches!(row(&shorter), Row::Rejected(_)),
+                "{shorter:?} must not be a good line"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bound_counts_the_last_line_without_newline_and_the_read_ahead() {
+        // 1 rejected of 1, nothing left: the read-ahead row may be good, 1 of 2 at best.
+        assert!(!certain_to_quarantine(1, 1, 0, 0.5));
+        assert!(certain_to_quarantine(1, 1, 0, 0.49));
+        // 26 bytes left hold one good line without its `\n`: 1 of 3 at best.
+        assert!(certain_to_quarantine(1, 1, 26, 0.33));
+        assert!(!certain_to_quarantine(1, 1, 26, 0.34));
+        // 25 bytes hold no good line: 1 of 2 at best.
+        assert!(certain_to_quarantine(1, 1, 25, 0.49));
+        assert!(!certain_to_quarantine(1, 1, 25, 0.5));
+        // Threshold 1: never quarantined, never certain. Threshold 0: one reject is enough.
+        assert!(!certain_to_quarantine(10, 10, 0, 1.0));
+        assert!(certain_to_quarantine(1, 1, 1 << 40, 0.0));
+        assert!(!certain_to_quarantine(0, 5, 0, 0.0));
+    }
+
+    #[test]
+    fn a_file_of_bad_lines_stops_early_and_is_still_hashed_whole() {
+        let content = b"x\n".repeat(10_000);
+        let (s, _dir) = scan_bytes(&content, 0.5);
+        // k rejected rows stop the scan once k / (k + (20000 - 2k + 1) / 27 + 1) > 0.5.
+        let k = (1..10_000u64)
+            .find(|&k| k > (20_000 - 2 * k + 1) / MIN_GOOD_LINE_BYTES + 1)
+            .unwrap();
+        assert_eq!(s.stopped_after_line, Some(k));
+        assert!(k < 1_000, "stopped at line {k} of 10000");
+        assert_eq!((s.rows_in, s.rows_rejected), (k, k));
+        assert_eq!(s.rejected_by_reason.get("field_count"), Some(&k));
+        assert_eq!(s.fingerprint, blake3::hash(&content).to_hex().to_string());
+        assert_eq!(s.size, content.len() as u64);
+        assert!(!s.changed);
+    }
+
+    #[test]
+    fn an_early_stop_on_a_file_whose_size_changed_says_so() {
+        let content = b"x\n".repeat(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("G_full_1min_adjsplit.txt");
+        std::fs::write(&path, &content).unwrap();
+        let file = open_regular(&path).unwrap();
+        let scan_with_size = |size: u64| {
+            let mut log = DeadLetterLog::new(
+                dir.path(),
+                OsStr::new("G"),
+                "t",
+                DeadLetterConfig::default(),
+            );
+            scan_sized(&file, &path, size, NY, 0.5, &mut log, None).unwrap()
+        };
+        let same = scan_with_size(content.len() as u64);
+        assert!(same.stopped_after_line.is_some() && !same.changed);
+        // The file grew (or shrank) after the size was taken: the bound relied on a wrong size.
+        let grew = scan_with_size(content.len() as u64 - 100);
+        assert!(grew.stopped_after_line.is_some() && grew.changed);
+        assert_eq!(grew.fingerprint, same.fingerprint);
+    }
+
+    #[test]
+    fn a_file_below_the_threshold_is_read_to_its_end() {
+        let mut content = String::new();
+        for i in 0..100 {
+            content.push_str(&shortest_good(i));
+            content.push('\n');
+            if i % 10 == 0 {
+                content.push_str("bad\n");
+            }
+        }
+        let (s, _dir) = scan_bytes(content.as_bytes(), 0.5);
+        assert_eq!(s.stopped_after_line, None);
+        assert_eq!((s.rows_in, s.rows_rejected), (110, 10));
+    }
+
+    /// One line of a generated file: bad, blank, or the next shortest good line.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Bad,
+        Blank,
+        Good,
+    }
+
+    fn file_of(kinds: &[Kind], last_newline: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut good = 0;
+        for kind in kinds {
+            match kind {
+                Kind::Bad => out.extend_from_slice(b"x"),
+                Kind::Blank => {}
+                Kind::Good => {
+                    out.extend_from_slice(shortest_good(good).as_bytes());
+                    good += 1;
+                }
+            }
+            out.push(b'\n');
+        }
+        if !last_newline && !kinds.is_empty() {
+            out.pop();
+        }
+        out
+    }
+
+    proptest! {
+        /// Sound: whenever the scan stops early, the whole file is quarantined too (scanned to
+        /// its end, its share of rejects is above the threshold). Good lines are the shortest
+        /// possible ones, which is the case the bound has to survive.
+        #[test]
+        fn an_early_stop_never_quarantines_a_file_that_would_pass(
+            kinds in proptest::collection::vec(
+                prop_oneof![Just(Kind::Bad), Just(Kind::Blank), Just(Kind::Good)], 0..120),
+            last_newline in any::<bool>(),
+            threshold in prop_oneof![Just(0.0), Just(0.5), Just(1.0), 0.0..1.0f64],
+        ) {
+            let content = file_of(&kinds, last_newline);
+            let (early, _d1) = scan_bytes(&content, threshold);
+            // Threshold 1 never stops: the whole file's counts.
+            let (whole, _d2) = scan_bytes(&content, 1.0);
+            prop_assert_eq!(whole.stopped_after_line, None);
+            prop_assert_eq!(&early.fingerprint, &whole.fingerprint);
+            if early.stopped_after_line.is_some() {
+                prop_assert!(
+                    over_threshold(whole.rows_rejected, whole.rows_in, threshold),
+                    "stopped early, but the whole file has {} of {} rejected",
+                    whole.rows_rejected, whole.rows_in
+                );
+                prop_assert!(over_threshold(early.rows_rejected, early.rows_in, threshold));
+            } else {
+                prop_assert_eq!(early.rows_in, whole.rows_in);
             }
         }
     }
-    s.fingerprint = pass.fingerprint();
-    s.size = file
-        .metadata()
-        .map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
-    Ok(s)
 }

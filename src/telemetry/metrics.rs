@@ -19,6 +19,8 @@ pub(crate) const FILES: &str = "bar_ingest_files_total";
 pub(crate) const ROWS_WRITTEN: &str = "bar_ingest_rows_written_total";
 /// Rows rejected, by reason code.
 pub(crate) const ROWS_REJECTED: &str = "bar_ingest_rows_rejected_total";
+/// Rejected rows counted but not kept in full in the dead-letter log (over its per-file budget).
+pub(crate) const DEAD_LETTER_DROPPED: &str = "bar_ingest_dead_letter_lines_dropped_total";
 /// Bytes of input read (first pass: fingerprint and validation).
 pub(crate) const BYTES_READ: &str = "bar_ingest_bytes_read_total";
 /// Files waiting: in the inbox plus being processed.
@@ -137,6 +139,13 @@ pub const CATALOGUE: &[MetricDef] = &[
         labels: "reason",
         unit: None,
         help: "Rows rejected into the dead-letter log, by reason code.",
+    },
+    MetricDef {
+        name: DEAD_LETTER_DROPPED,
+        kind: Kind::Counter,
+        labels: "",
+        unit: None,
+        help: "Rejected rows counted but not kept in full in the dead-letter log (over its per-file budget).",
     },
     MetricDef {
         name: BYTES_READ,
@@ -333,6 +342,7 @@ pub fn describe(labels: &KnownLabels) {
     metrics::counter!(ROWS_WRITTEN).absolute(0);
     metrics::counter!(TASK_PANICS).absolute(0);
     metrics::counter!(BYTES_READ).absolute(0);
+    metrics::counter!(DEAD_LETTER_DROPPED).absolute(0);
     metrics::gauge!(BATCHES_IN_FLIGHT).set(0.0);
     metrics::gauge!(DATABASE_UP).set(0.0);
     metrics::gauge!(READY).set(0.0);
@@ -359,6 +369,10 @@ pub fn rows_written(n: u64) {
 
 pub fn rows_rejected(reason_code: &'static str, n: u64) {
     metrics::counter!(ROWS_REJECTED, "reason" => reason_code).increment(n);
+}
+
+pub(crate) fn dead_letter_lines_dropped(n: u64) {
+    metrics::counter!(DEAD_LETTER_DROPPED).increment(n);
 }
 
 pub(crate) fn bytes_read(n: u64) {
