@@ -2,6 +2,7 @@
 //! channel; each batch is written under the shared bound on batches in flight. Stops at the
 //! first write the database refuses for good, or at shutdown.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -77,13 +78,13 @@ pub(crate) async fn write_rows(
         while let Some(r) = writes.try_join_next() {
             tally.absorb(r);
         }
-        let (writer, symbol) = (job.writer.clone(), Arc::clone(&job.symbol));
+        let writer = job.writer.clone();
         let (token, shapes) = (file_cancel.clone(), Arc::clone(&shapes));
         writes.spawn(async move {
             let _permit = permit;
             let n = batch.bars.len() as u64;
             writer
-                .write_batch(&symbol, &batch, &shapes, &token)
+                .write_batch(&batch, &shapes, &token)
                 .await
                 .map(|()| n)
         });
@@ -104,25 +105,62 @@ fn spawn_reader(
 ) -> JoinHandle<Result<Option<String>, LoadError>> {
     let (path, tz, limits) = (path.to_owned(), job.tz, job.limits);
     let symbol_len = job.symbol.as_str().len();
+    let delivery_symbol = Arc::clone(&job.symbol);
     let (progress, file) = (job.progress.clone(), Arc::clone(&job.file));
     tokio::task::spawn_blocking(move || {
         let mut pass = Pass::new(&file, &path, tz, progress)?;
         let mut batcher = Batcher::new(limits, symbol_len);
+        let mut symbols = Interned::new(delivery_symbol);
         while let Some(row) = pass.next_row()? {
             let Row::Bar(v) = row else { continue };
-            if let Some(b) = batcher.push(v.bucket, v.bar)
-                && tx.blocking_send(b).is_err()
-            {
+            let symbol = symbols.get(v.symbol);
+            for b in batcher.push(symbol, v.bucket, v.bar).into_iter().flatten() {
+                if tx.blocking_send(b).is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+        for b in batcher.finish() {
+            if tx.blocking_send(b).is_err() {
                 return Ok(None);
             }
         }
-        if let Some(b) = batcher.finish()
-            && tx.blocking_send(b).is_err()
-        {
-            return Ok(None);
-        }
         Ok(Some(pass.fingerprint()))
     })
+}
+
+/// One shared copy of each symbol a file's records name, so batches hold a pointer, not a
+/// string each. Records of a multi-symbol file come in runs of one symbol (sorted by symbol) or
+/// cycle through them (sorted by time): the last one is checked first, then the map.
+struct Interned {
+    delivery: Arc<Symbol>,
+    last: Arc<Symbol>,
+    seen: HashMap<Symbol, Arc<Symbol>>,
+}
+
+impl Interned {
+    fn new(delivery: Arc<Symbol>) -> Self {
+        Self {
+            last: Arc::clone(&delivery),
+            delivery,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The row's symbol: the one its record named, or the delivery's.
+    fn get(&mut self, named: Option<Symbol>) -> &Arc<Symbol> {
+        let Some(named) = named else {
+            return &self.delivery;
+        };
+        if *self.last != named {
+            let shared = self
+                .seen
+                .entry(named)
+                .or_insert_with_key(|k| Arc::new(k.clone()));
+            self.last = Arc::clone(shared);
+        }
+        &self.last
+    }
 }
 
 /// Rows acknowledged so far, and the first reason to stop.

@@ -1,7 +1,10 @@
 //! Batch: groups consecutive bars of one partition (symbol, month) into batches bounded by rows
 //! and estimated bytes.
 
-use crate::model::{Bar, Bucket};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Bar, Bucket, Symbol};
 
 /// Estimated bytes of one row in a batch besides the symbol: statement kind and id (~20), the
 /// bucket (7 + 4), the timestamp (8 + 4), four doubles and a bigint (5 × (8 + 4)).
@@ -19,17 +22,27 @@ pub(crate) struct BatchLimits {
 /// Rows of one partition, in file order, ready to be written as one unlogged batch.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PartitionBatch {
+    pub symbol: Arc<Symbol>,
     pub bucket: Bucket,
     pub bars: Vec<Bar>,
 }
 
-/// Accumulates bars; hands out a batch when the partition changes or a limit is reached.
+/// Most partly filled batches kept open at once. A file sorted by partition (one symbol's
+/// months in order, or a day file sorted by ticker) keeps few open; a file whose rows interleave
+/// symbols (sorted by time) keeps one per symbol, and past this bound the oldest open batch is
+/// sent as it is, so memory stays bounded whatever the order.
+const MAX_OPEN_BATCHES: usize = 1024;
+
+/// Accumulates bars; hands out a batch when it is full, when too many are open, or at the end.
 #[derive(Debug)]
 pub(crate) struct Batcher {
     /// Rows per batch, from the row limit and the byte limit together.
     rows_per_batch: usize,
-    /// The batch being filled.
+    /// The batch being filled (the partition of the last bar: the fast path).
     current: Option<PartitionBatch>,
+    /// Other partly filled batches, by partition, with the order they were opened in.
+    open: HashMap<(Arc<Symbol>, Bucket), (u64, PartitionBatch)>,
+    opened: u64,
 }
 
 impl BatchLimits {
@@ -42,33 +55,76 @@ impl BatchLimits {
 }
 
 impl Batcher {
-    /// A batcher for rows of a symbol of `symbol_len` bytes.
+    /// A batcher for rows of symbols of at most `symbol_len` bytes.
     pub fn new(limits: BatchLimits, symbol_len: usize) -> Self {
         Self {
             rows_per_batch: limits.rows_per_batch(symbol_len),
             current: None,
+            open: HashMap::new(),
+            opened: 0,
         }
     }
 
-    /// Adds a bar; returns the batch that is complete, if any.
-    pub fn push(&mut self, bucket: Bucket, bar: Bar) -> Option<PartitionBatch> {
-        let done = match &self.current {
-            Some(b) if b.bucket != bucket || b.bars.len() >= self.rows_per_batch => {
-                self.current.take()
+    /// Adds a bar; returns the batches that are ready: a full one, and one sent early because
+    /// too many were open (iterate with `.into_iter().flatten()`).
+    pub fn push(
+        &mut self,
+        symbol: &Arc<Symbol>,
+        bucket: Bucket,
+        bar: Bar,
+    ) -> [Option<PartitionBatch>; 2] {
+        let mut evicted = None;
+        let same = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.bucket == bucket && c.symbol == *symbol);
+        if !same {
+            if let Some(cur) = self.current.take() {
+                evicted = self.park(cur);
             }
-            _ => None,
-        };
-        let cur = self.current.get_or_insert_with(|| PartitionBatch {
-            bucket,
-            bars: Vec::with_capacity(self.rows_per_batch),
-        });
+            let reopened = self.open.remove(&(Arc::clone(symbol), bucket));
+            self.current = Some(reopened.map_or_else(
+                || PartitionBatch {
+                    symbol: Arc::clone(symbol),
+                    bucket,
+                    bars: Vec::with_capacity(self.rows_per_batch),
+                },
+                |(_, b)| b,
+            ));
+        }
+        let cur = self.current.as_mut().expect("set above");
         cur.bars.push(bar);
-        done
+        let full = if cur.bars.len() >= self.rows_per_batch {
+            self.current.take()
+        } else {
+            None
+        };
+        [full, evicted]
     }
 
-    /// The last, partly filled batch.
-    pub fn finish(&mut self) -> Option<PartitionBatch> {
-        self.current.take()
+    /// Keeps a partly filled batch open; sends the oldest open one when too many are.
+    fn park(&mut self, batch: PartitionBatch) -> Option<PartitionBatch> {
+        self.opened += 1;
+        let key = (Arc::clone(&batch.symbol), batch.bucket);
+        self.open.insert(key, (self.opened, batch));
+        if self.open.len() <= MAX_OPEN_BATCHES {
+            return None;
+        }
+        let oldest = self
+            .open
+            .iter()
+            .min_by_key(|(_, (n, _))| *n)
+            .map(|(k, _)| k.clone())?;
+        self.open.remove(&oldest).map(|(_, b)| b)
+    }
+
+    /// The remaining, partly filled batches, in the order they were opened.
+    pub fn finish(&mut self) -> Vec<PartitionBatch> {
+        let mut rest: Vec<(u64, PartitionBatch)> = self.open.drain().map(|(_, v)| v).collect();
+        rest.sort_by_key(|(n, _)| *n);
+        let mut out: Vec<PartitionBatch> = rest.into_iter().map(|(_, b)| b).collect();
+        out.extend(self.current.take());
+        out
     }
 }
 
@@ -96,9 +152,10 @@ mod tests {
             max_bytes: 1 << 20,
         };
         let mut b = Batcher::new(limits, 4);
+        let sym = Arc::new(Symbol::new("ABCD").unwrap());
         let mut out = Vec::new();
         for (i, bucket) in [jan, jan, jan, jan, feb, feb].into_iter().enumerate() {
-            out.extend(b.push(bucket, bar(i as i64)));
+            out.extend(b.push(&sym, bucket, bar(i as i64)).into_iter().flatten());
         }
         out.extend(b.finish());
         let shape: Vec<(String, Vec<i64>)> = out
@@ -118,6 +175,71 @@ mod tests {
                 ("2020-02".into(), vec![4, 5]),
             ]
         );
+    }
+
+    /// Rows of many symbols interleaved (a file sorted by time): every row lands in a batch of
+    /// its own partition, batches are full except the last of each partition, nothing is lost,
+    /// and no more than the bound are ever open.
+    #[test]
+    fn interleaved_symbols_fill_their_own_batches() {
+        let limits = BatchLimits {
+            max_rows: 4,
+            max_bytes: 1 << 20,
+        };
+        let jan = Bucket::parse("2020-01").unwrap();
+        let symbols: Vec<Arc<Symbol>> = (0..3)
+            .map(|i| Arc::new(Symbol::new(&format!("S{i}")).unwrap()))
+            .collect();
+        let mut b = Batcher::new(limits, 4);
+        let mut out = Vec::new();
+        for t in 0..10 {
+            for s in &symbols {
+                out.extend(b.push(s, jan, bar(t)).into_iter().flatten());
+            }
+        }
+        out.extend(b.finish());
+        for s in &symbols {
+            let sizes: Vec<usize> = out
+                .iter()
+                .filter(|p| p.symbol == *s)
+                .map(|p| p.bars.len())
+                .collect();
+            assert_eq!(sizes, vec![4, 4, 2], "{s}");
+            let times: Vec<i64> = out
+                .iter()
+                .filter(|p| p.symbol == *s)
+                .flat_map(|p| p.bars.iter().map(|x| x.ts_millis))
+                .collect();
+            assert_eq!(
+                times,
+                (0..10).collect::<Vec<_>>(),
+                "{s}: in order, none lost"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_open_batches_send_the_oldest_early() {
+        let limits = BatchLimits {
+            max_rows: 100,
+            max_bytes: 1 << 20,
+        };
+        let jan = Bucket::parse("2020-01").unwrap();
+        let mut b = Batcher::new(limits, 8);
+        let mut early = Vec::new();
+        let n = MAX_OPEN_BATCHES + 5;
+        let symbols: Vec<Arc<Symbol>> = (0..n)
+            .map(|i| Arc::new(Symbol::new(&format!("S{i}")).unwrap()))
+            .collect();
+        for s in &symbols {
+            early.extend(b.push(s, jan, bar(1)).into_iter().flatten());
+        }
+        assert!(b.open.len() <= MAX_OPEN_BATCHES);
+        // The oldest went first, each with its one row.
+        let first: Vec<&str> = early.iter().map(|p| p.symbol.as_str()).collect();
+        assert_eq!(first, ["S0", "S1", "S2", "S3"]);
+        let rest = b.finish();
+        assert_eq!(early.len() + rest.len(), n);
     }
 
     #[test]

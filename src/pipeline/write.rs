@@ -11,7 +11,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::PartitionBatch;
-use crate::model::Symbol;
 use crate::store::BarStatements;
 use crate::store::retry::{RequestError, Retrier};
 use crate::telemetry::metrics;
@@ -89,7 +88,6 @@ impl Writer {
     /// "replace, not merge"), retrying until it is acknowledged, refused for good, or cancelled.
     pub async fn write_batch(
         &self,
-        symbol: &Symbol,
         batch: &PartitionBatch,
         shapes: &BatchShapes,
         cancel: &CancellationToken,
@@ -105,7 +103,7 @@ impl Writer {
         let values: Vec<_> = batch
             .bars
             .iter()
-            .map(|bar| BarStatements::insert_values(symbol, &bucket, bar))
+            .map(|bar| BarStatements::insert_values(&batch.symbol, &bucket, bar))
             .collect();
         metrics::batches_in_flight(1.0);
         let result = self
