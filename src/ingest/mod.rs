@@ -84,8 +84,9 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Connects, creates the schema if missing, prepares the statements. None: cancelled while
-    /// waiting for the database.
+    /// Connects, checks the schema (creating what is missing only with
+    /// `database.manage_schema`), prepares the statements. None: cancelled while waiting for the
+    /// database. Refused credentials, TLS or permissions are errors at once, never waited for.
     pub async fn connect(
         settings: &Settings,
         health: Arc<Health>,
@@ -101,7 +102,10 @@ impl Loader {
             return Ok(None);
         };
         let schema = Schema::from_config(&settings.database);
-        store::init_schema(&session, &schema).await?;
+        let db = &settings.database;
+        let user = db.credentials.as_ref().map(|(u, _)| u.as_str());
+        store::ensure_schema(&session, &schema, db.manage_schema, user).await?;
+        store::check_access(&session, &schema, store::Access::Load, user).await?;
         let statements = BarStatements::prepare(&session, &schema).await?;
         let history = History::prepare(&session, &schema).await?;
         let writer = Writer::new(
@@ -166,6 +170,7 @@ impl Loader {
 }
 
 /// Opens a session; with [`WaitForDatabase::UntilCancelled`], retries until the database answers.
+/// Only an outage is waited for: refused credentials or a failed TLS handshake return at once.
 async fn open_session(
     settings: &Settings,
     health: &Health,
@@ -180,7 +185,7 @@ async fn open_session(
                 health.set_database_up(true);
                 return Ok(Some(s));
             }
-            Err(e) if wait == WaitForDatabase::No => return Err(e),
+            Err(e) if wait == WaitForDatabase::No || !e.is_outage() => return Err(e),
             Err(e) => {
                 health.set_database_up(false);
                 let delay = backoff.delay(attempt);

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+mod check;
 mod cli;
 mod exit;
 mod fetch;
@@ -41,19 +42,15 @@ fn load_settings(
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let points = cli.contact_points.as_deref();
     match cli.command {
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, connect } => {
             let Some(file) = file.or(cli.config) else {
                 anyhow::bail!("check-config needs a file: bar-ingest check-config FILE");
             };
-            let settings = Settings::load(&file, points)?;
-            println!(
-                "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {})",
-                file.display(),
-                settings.database.contact_points.join(","),
-                settings.database.keyspace,
-                settings.paths.inbox.display(),
-                settings.timezone
-            );
+            check::check_config(&file, points, connect)
+        }
+        Command::Schema { loader, reader } => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            check::print_schema(&settings, loader.as_deref(), reader.as_deref());
             Ok(ExitCode::SUCCESS)
         }
         Command::InitSchema => {
