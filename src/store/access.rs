@@ -100,7 +100,7 @@ pub async fn check_access(
             said: said.to_owned(),
             hint: format!(
                 "an administrator grants it: GRANT {} ON TABLE {} TO {role}; see the \
-                 README, Permissions",
+                 README, Security",
                 probe.permission, probe.table
             ),
         });

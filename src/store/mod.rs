@@ -2,6 +2,7 @@
 
 mod access;
 mod bars;
+mod columns;
 pub mod retry;
 mod schema;
 mod schema_check;
@@ -10,8 +11,8 @@ mod tls;
 
 pub use access::{Access, check_access, grants};
 pub use bars::{BarRow, BarStatements};
-pub use schema::{Schema, SchemaState, ensure_schema, init_schema};
-pub use schema_check::{SchemaProblem, check_schema};
+pub use schema::{Schema, SchemaState, check_schema, ensure_schema, init_schema};
+pub use schema_check::SchemaProblem;
 pub use session::connect;
 
 use scylla::client::session::Session;

@@ -4,66 +4,10 @@
 
 use scylla::client::session::Session;
 
-use super::schema_check::{SchemaProblem, check_schema};
+use super::columns::{BARS_COLUMNS, HISTORY_COLUMNS, KeyRole, TableSpec};
+use super::schema_check::{SchemaProblem, compare_schema};
 use super::{StoreError, unauthorized};
 use crate::config::{Database, ReplicationConfig};
-
-/// Where a column sits in the primary key (the number is its position there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyRole {
-    Partition(i32),
-    /// Clustering, ascending.
-    Clustering(i32),
-    Regular,
-}
-
-/// A column the code reads or writes, with its type as `system_schema.columns` spells it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Column {
-    pub name: &'static str,
-    pub cql_type: &'static str,
-    pub role: KeyRole,
-}
-
-const fn col(name: &'static str, cql_type: &'static str, role: KeyRole) -> Column {
-    Column {
-        name,
-        cql_type,
-        role,
-    }
-}
-
-/// The bars table: `PRIMARY KEY ((symbol, bucket), ts)`, `ts` ascending.
-pub(crate) const BARS_COLUMNS: &[Column] = &[
-    col("symbol", "text", KeyRole::Partition(0)),
-    col("bucket", "text", KeyRole::Partition(1)),
-    col("ts", "timestamp", KeyRole::Clustering(0)),
-    col("open", "double", KeyRole::Regular),
-    col("high", "double", KeyRole::Regular),
-    col("low", "double", KeyRole::Regular),
-    col("close", "double", KeyRole::Regular),
-    col("volume", "bigint", KeyRole::Regular),
-];
-
-/// The load history: one row per content fingerprint.
-pub(crate) const HISTORY_COLUMNS: &[Column] = &[
-    col("fingerprint", "text", KeyRole::Partition(0)),
-    col("file_name", "text", KeyRole::Regular),
-    col("symbol", "text", KeyRole::Regular),
-    col("size_bytes", "bigint", KeyRole::Regular),
-    col("rows_in", "bigint", KeyRole::Regular),
-    col("rows_written", "bigint", KeyRole::Regular),
-    col("rows_rejected", "bigint", KeyRole::Regular),
-    col("months", "set<text>", KeyRole::Regular),
-    col("first_bar", "timestamp", KeyRole::Regular),
-    col("last_bar", "timestamp", KeyRole::Regular),
-    col("outcome", "text", KeyRole::Regular),
-    col("error", "text", KeyRole::Regular),
-    col("instance", "text", KeyRole::Regular),
-    col("write_timestamp", "bigint", KeyRole::Regular),
-    col("started_at", "timestamp", KeyRole::Regular),
-    col("finished_at", "timestamp", KeyRole::Regular),
-];
 
 /// Names and options of everything the schema creates. Built from `[database]`; tests give each
 /// run its own keyspace.
@@ -79,13 +23,6 @@ pub struct Schema {
     pub replication: ReplicationConfig,
     /// Extra `WITH` options for the bars table.
     pub bars_table_options: String,
-}
-
-/// One table of the schema: its name in the keyspace, its columns, extra options.
-pub(crate) struct TableSpec<'a> {
-    pub name: &'a str,
-    pub columns: &'static [Column],
-    pub options: &'a str,
 }
 
 impl Schema {
@@ -224,6 +161,15 @@ impl Schema {
         }
         out
     }
+}
+
+/// Every difference between the cluster's schema and `schema` (reading `system_schema` only);
+/// empty when all is there.
+pub async fn check_schema(
+    session: &Session,
+    schema: &Schema,
+) -> Result<Vec<SchemaProblem>, StoreError> {
+    compare_schema(session, &schema.keyspace, &schema.tables()).await
 }
 
 /// What start-up found.

@@ -7,7 +7,7 @@ use std::fmt;
 use scylla::client::session::Session;
 
 use super::StoreError;
-use super::schema::{Column, KeyRole, Schema, TableSpec};
+use super::columns::{Column, KeyRole, TableSpec};
 
 /// One way the cluster's schema falls short of what the code reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,24 +115,25 @@ fn expected_role(role: KeyRole) -> String {
     }
 }
 
-/// Every difference between the cluster's schema and [`Schema`]'s; empty when all is there.
-pub async fn check_schema(
+/// Every difference between the cluster's `keyspace` and `tables`; empty when all is there.
+pub(super) async fn compare_schema(
     session: &Session,
-    schema: &Schema,
+    keyspace_name: &str,
+    tables: &[TableSpec<'_>],
 ) -> Result<Vec<SchemaProblem>, StoreError> {
     // Unquoted CQL names are stored in lower case.
-    let keyspace = schema.keyspace.to_ascii_lowercase();
+    let keyspace = keyspace_name.to_ascii_lowercase();
     let query = "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?";
     let found = read(session, query, (keyspace.as_str(),)).await?;
     if found.rows_num() == 0 {
         return Ok(vec![SchemaProblem::KeyspaceMissing {
-            keyspace: schema.keyspace.clone(),
+            keyspace: keyspace_name.to_owned(),
         }]);
     }
     let mut problems = Vec::new();
-    for table in schema.tables() {
+    for table in tables {
         let columns = table_columns(session, &keyspace, table.name).await?;
-        problems.extend(compare(&table, &columns));
+        problems.extend(compare(table, &columns));
     }
     Ok(problems)
 }
@@ -246,7 +247,7 @@ fn same_role(column: &Column, f: &FoundColumn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::BARS_COLUMNS;
+    use crate::store::columns::BARS_COLUMNS;
 
     fn found(name: &str, ty: &str, kind: &str, position: i32, order: &str) -> FoundColumn {
         FoundColumn {
