@@ -323,6 +323,16 @@ async fn missing_schema_without_manage_schema_is_a_clear_error_and_creates_nothi
         !keyspace_exists(&admin, &ks).await,
         "a keyspace was created"
     );
+    let (code, _, stderr) = run_bin(&config, &["run"]);
+    assert_eq!(code, 2, "run: {stderr}");
+    assert!(
+        stderr.contains(&format!("keyspace `{ks}` does not exist")),
+        "run: {stderr}"
+    );
+    assert!(
+        !keyspace_exists(&admin, &ks).await,
+        "run created a keyspace"
+    );
 
     // Keyspace there, tables missing: both named, neither created.
     admin

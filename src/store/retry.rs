@@ -372,6 +372,36 @@ mod tests {
         assert_eq!(labels.len(), RetryCause::ALL.len());
     }
 
+    /// A rustls error inside the handshake's I/O error is a TLS failure (with the certificate
+    /// check's verdict); a refused or timed-out connection is an outage.
+    #[test]
+    fn connect_failures_separate_tls_from_outages() {
+        use rustls::CertificateError;
+        use std::sync::Arc;
+        let io_err = |e: std::io::Error| ConnectionError::IoError(Arc::new(e));
+        let tls = |c: CertificateError| {
+            io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(c),
+            ))
+        };
+        match classify_connection(&tls(CertificateError::UnknownIssuer)) {
+            ConnectFailure::Tls(f) => assert!(f.unknown_issuer && !f.name_mismatch, "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        match classify_connection(&tls(CertificateError::NotValidForName)) {
+            ConnectFailure::Tls(f) => assert!(f.name_mismatch && !f.unknown_issuer, "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        for outage in [
+            ConnectionError::ConnectTimeout,
+            io_err(std::io::ErrorKind::ConnectionRefused.into()),
+            io_err(std::io::Error::other("not a TLS error")),
+        ] {
+            assert_eq!(classify_connection(&outage), ConnectFailure::Unreachable);
+        }
+    }
+
     #[test]
     fn classification_separates_outages_from_bad_requests() {
         let db = |e: DbError| {
