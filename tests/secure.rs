@@ -371,9 +371,40 @@ async fn missing_schema_without_manage_schema_is_a_clear_error_and_creates_nothi
     drop_keyspace(&admin, &ks).await;
 }
 
+/// A table that exists with a different column type is an error naming the column, before any
+/// file is read (it used to fail every file on the first insert), and is left as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_differs_is_named_and_left_alone() {
+    let ks = unique_keyspace("differs");
+    let (admin, schema) = admin_session(&ks).await;
+    store::init_schema(&admin, &schema)
+        .await
+        .expect("admin creates the schema");
+    for ddl in [
+        format!("DROP TABLE {ks}.bars_1min"),
+        format!(
+            "CREATE TABLE {ks}.bars_1min (symbol text, bucket text, ts timestamp, open double, \
+             high double, low double, close double, volume int, PRIMARY KEY ((symbol, bucket), ts))"
+        ),
+    ] {
+        admin.query_unpaged(ddl.as_str(), ()).await.expect(&ddl);
+    }
+    let site = Site::new(&ks);
+    let files = bar_folder(&site);
+    let config = secure_config(&site, "admin", "", "");
+    let (code, stderr) = run_load(&config, &["--no-progress", files.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("column `bars_1min.volume` is int, bar-ingest needs bigint"),
+        "{stderr}"
+    );
+    assert_eq!(stored_bars(&admin, &ks).await, 0);
+    drop_keyspace(&admin, &ks).await;
+}
+
 /// Regression: a wrong password was retried forever by `run` as "database not reachable", and
 /// `load` said "is the cluster up and reachable?". Both now exit 2 at once naming
-/// authentication and the user.
+/// authentication and the user; so does `fetch`.
 #[test]
 fn wrong_password_is_an_authentication_error_not_an_outage() {
     let site = Site::new(&unique_keyspace("badpw"));
@@ -391,6 +422,7 @@ fn wrong_password_is_an_authentication_error_not_an_outage() {
     for args in [
         vec!["load", "--no-progress", files.to_str().unwrap()],
         vec!["run"],
+        vec!["fetch", "SEC", "--from", "2024-03-01", "--to", "2024-03-01"],
     ] {
         let (code, _, stderr) = run_bin(&config, &args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
@@ -406,7 +438,7 @@ fn wrong_password_is_an_authentication_error_not_an_outage() {
 }
 
 /// Regression: a CA that did not sign the node's certificate was retried forever as an outage.
-/// `load` and `run` now exit 2 at once naming the TLS handshake and the CA file.
+/// `load`, `run` and `fetch` now exit 2 at once naming the TLS handshake and the CA file.
 #[test]
 fn wrong_ca_is_a_tls_error_not_an_outage() {
     let site = Site::new(&unique_keyspace("badca"));
@@ -435,6 +467,7 @@ fn wrong_ca_is_a_tls_error_not_an_outage() {
     for args in [
         vec!["load", "--no-progress", files.to_str().unwrap()],
         vec!["run"],
+        vec!["fetch", "SEC", "--from", "2024-03-01", "--to", "2024-03-01"],
     ] {
         let (code, _, stderr) = run_bin(&config, &args);
         assert_eq!(code, 2, "{args:?}: {stderr}");

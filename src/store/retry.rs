@@ -197,6 +197,7 @@ pub(crate) fn classify_connect(err: &NewSessionError) -> ConnectFailure {
         | NewSessionError::EmptyKnownNodesList
         | NewSessionError::UseKeyspaceError(_)
         | NewSessionError::IllegalConfig(_) => ConnectFailure::Unreachable,
+        // Variants a newer driver adds: an outage, so the daemon keeps trying.
         _ => ConnectFailure::Unreachable,
     }
 }
@@ -218,6 +219,20 @@ pub(crate) fn classify_connection(err: &ConnectionError) -> ConnectFailure {
             Setup::StartAuthSessionError(said)
             | Setup::AuthChallengeEvaluationError(said)
             | Setup::AuthFinishError(said) => ConnectFailure::Authentication(said.clone()),
+            // A node that answers oddly or drops the connection during set-up: as before, an
+            // outage (a node requiring TLS resets a plain connection here).
+            Setup::DbError(..)
+            | Setup::BrokenConnection(_)
+            | Setup::UnableToAllocStreamId
+            | Setup::UnexpectedResponse(_)
+            | Setup::CqlRequestSerialization(_)
+            | Setup::BodyExtensionsParseError(_)
+            | Setup::CqlSupportedParseError(_)
+            | Setup::CqlAuthenticateParseError(_)
+            | Setup::CqlAuthSuccessParseError(_)
+            | Setup::CqlAuthChallengeParseError(_)
+            | Setup::CqlErrorParseError(_) => ConnectFailure::Unreachable,
+            // Variants a newer driver adds: an outage, so the daemon keeps trying.
             _ => ConnectFailure::Unreachable,
         },
         ConnectionError::IoError(io) => match tls_failure(io) {
@@ -229,6 +244,7 @@ pub(crate) fn classify_connection(err: &ConnectionError) -> ConnectFailure {
         | ConnectionError::NoSourcePortForShard(_)
         | ConnectionError::TranslationError(_)
         | ConnectionError::UseKeyspaceError(_) => ConnectFailure::Unreachable,
+        // Variants a newer driver adds: an outage, so the daemon keeps trying.
         _ => ConnectFailure::Unreachable,
     }
 }

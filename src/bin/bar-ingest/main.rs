@@ -57,8 +57,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(async {
                 let session = store::connect(&settings).await?;
-                let schema = Schema::from_config(&settings.database);
-                store::init_schema(&session, &schema).await?;
+                let db = &settings.database;
+                let schema = Schema::from_config(db);
+                let user = db.credentials.as_ref().map(|(u, _)| u.as_str());
+                store::ensure_schema(&session, &schema, true, user).await?;
                 println!("schema ready: {} and {}", schema.bars(), schema.history());
                 Ok::<_, anyhow::Error>(())
             })??;
