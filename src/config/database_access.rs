@@ -1,9 +1,17 @@
 //! How the database is accessed beyond where it is: the name node certificates are verified
-//! against (`database.tls.server_name`). (`database.manage_schema` needs no check.)
+//! against (`database.tls.server_name`), and the user name a refusal concerns.
+//! (`database.manage_schema` needs no check.)
 
 use rustls_pki_types::ServerName;
 
-use super::{KeyError, TlsConfig};
+use super::{Database, KeyError, TlsConfig};
+
+impl Database {
+    /// The user name the cluster is logged in with, if any (for permission messages).
+    pub fn user(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|(user, _)| user.as_str())
+    }
+}
 
 impl TlsConfig {
     /// `server_name`, when set, is a DNS name or an IP address, and only used with TLS.

@@ -103,7 +103,7 @@ impl Loader {
         };
         let schema = Schema::from_config(&settings.database);
         let db = &settings.database;
-        let user = db.credentials.as_ref().map(|(u, _)| u.as_str());
+        let user = db.user();
         store::ensure_schema(&session, &schema, db.manage_schema, user).await?;
         store::check_access(&session, &schema, store::Access::Load, user).await?;
         let statements = BarStatements::prepare(&session, &schema).await?;

@@ -5,7 +5,7 @@
 
 use scylla::client::session::Session;
 
-use super::{Schema, StoreError, unauthorized};
+use super::{Schema, StoreError, unauthorized, who};
 
 /// Partition key of the probes: not a symbol or fingerprint any file can have.
 const PROBE_KEY: &str = "-bar-ingest-permission-probe-";
@@ -95,7 +95,7 @@ pub async fn check_access(
         };
         let role = user.unwrap_or("<role>");
         return Err(StoreError::Unauthorized {
-            who: user.map_or("this client".into(), |u| format!("user `{u}`")),
+            who: who(user),
             doing: format!("{} table {}", probe.permission, probe.table),
             said: said.to_owned(),
             hint: format!(

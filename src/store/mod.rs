@@ -123,6 +123,14 @@ impl StoreError {
     }
 }
 
+/// The role a refusal concerns, for messages.
+pub(crate) fn who(user: Option<&str>) -> String {
+    match user {
+        Some(user) => format!("user `{user}`"),
+        None => "a client without credentials (database.username is not set)".into(),
+    }
+}
+
 /// The server's message when `err` is a permission refusal (`Unauthorized`).
 pub(crate) fn unauthorized(err: &ExecutionError) -> Option<&str> {
     match err {

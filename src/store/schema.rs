@@ -6,7 +6,7 @@ use scylla::client::session::Session;
 
 use super::columns::{BARS_COLUMNS, HISTORY_COLUMNS, KeyRole, TableSpec};
 use super::schema_check::{SchemaProblem, compare_schema};
-use super::{StoreError, unauthorized};
+use super::{StoreError, unauthorized, who};
 use crate::config::{Database, ReplicationConfig};
 
 /// Names and options of everything the schema creates. Built from `[database]`; tests give each
@@ -239,7 +239,7 @@ async fn create(session: &Session, statement: &str, user: Option<&str>) -> Resul
     };
     if let Some(said) = unauthorized(&err) {
         return Err(StoreError::Unauthorized {
-            who: user.map_or("this client".into(), |u| format!("user `{u}`")),
+            who: who(user),
             doing: format!("create the missing schema (`{statement}`)"),
             said: said.to_owned(),
             hint: "have an administrator create it (`bar-ingest schema` prints the CQL) and \

@@ -8,9 +8,9 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::NewSessionError;
 use scylla::policies::load_balancing::DefaultPolicy;
 
-use super::StoreError;
 use super::retry::{ConnectFailure, TlsFailure, classify_connect};
 use super::tls::tls_context;
+use super::{StoreError, who};
 use crate::config::{Database, Settings};
 
 /// Connects to the cluster. Token-aware routing is the driver's default; `local_datacenter`
@@ -48,14 +48,6 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
         .map_err(|source| connect_error(db, source))
 }
 
-/// The user a refusal concerns, for messages.
-pub(super) fn who(db: &Database) -> String {
-    match &db.credentials {
-        Some((user, _)) => format!("user `{user}`"),
-        None => "a client without credentials (database.username is not set)".into(),
-    }
-}
-
 /// A failed session as an outage or as the configuration error it is.
 fn connect_error(db: &Database, source: NewSessionError) -> StoreError {
     let points = db.contact_points.join(", ");
@@ -66,7 +58,7 @@ fn connect_error(db: &Database, source: NewSessionError) -> StoreError {
         },
         ConnectFailure::Authentication(said) => StoreError::Authentication {
             points,
-            who: who(db),
+            who: who(db.user()),
             said,
         },
         ConnectFailure::Tls(failure) => StoreError::TlsHandshake {
@@ -75,7 +67,7 @@ fn connect_error(db: &Database, source: NewSessionError) -> StoreError {
             detail: failure.detail,
         },
         ConnectFailure::Unauthorized(said) => StoreError::Unauthorized {
-            who: who(db),
+            who: who(db.user()),
             doing: format!("connect to {points}"),
             said,
             hint: "the role needs LOGIN = true".into(),

@@ -29,7 +29,7 @@ pub fn check_config(file: &Path, points: Option<&str>, connect: bool) -> anyhow:
 /// Connects as the config says, checks the schema and the load permissions, and says so.
 async fn try_connection(settings: &Settings) -> anyhow::Result<()> {
     let db = &settings.database;
-    let user = db.credentials.as_ref().map(|(u, _)| u.as_str());
+    let user = db.user();
     let session = store::connect(settings).await?;
     let schema = Schema::from_config(db);
     let problems = store::check_schema(&session, &schema).await?;

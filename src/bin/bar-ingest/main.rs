@@ -59,7 +59,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let session = store::connect(&settings).await?;
                 let db = &settings.database;
                 let schema = Schema::from_config(db);
-                let user = db.credentials.as_ref().map(|(u, _)| u.as_str());
+                let user = db.user();
                 store::ensure_schema(&session, &schema, true, user).await?;
                 println!("schema ready: {} and {}", schema.bars(), schema.history());
                 Ok::<_, anyhow::Error>(())
