@@ -104,7 +104,10 @@ impl Loader {
         let schema = Schema::from_config(&settings.database);
         let db = &settings.database;
         let user = db.user();
-        store::ensure_schema(&session, &schema, db.manage_schema, user).await?;
+        let state = store::ensure_schema(&session, &schema, db.manage_schema, user).await?;
+        if state == store::SchemaState::Created {
+            info!(keyspace = %schema.keyspace, "created the missing keyspace or tables");
+        }
         store::check_access(&session, &schema, store::Access::Load, user).await?;
         let statements = BarStatements::prepare(&session, &schema).await?;
         let history = History::prepare(&session, &schema).await?;
