@@ -38,14 +38,20 @@ async fn try_connection(settings: &Settings) -> anyhow::Result<()> {
     println!("connected to {} {who} ({tls})", db.contact_points.join(","));
     if !problems.is_empty() {
         let listed: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        let what = if db.manage_schema {
+        let what = if problems.iter().any(|p| !p.is_missing_object()) {
+            "start-up refuses a table that differs from what bar-ingest reads and writes: fix or \
+             recreate it; `bar-ingest schema` prints the expected CQL"
+        } else if db.manage_schema {
             "start-up will create what is missing (database.manage_schema = true), which needs \
              the CREATE permission"
         } else {
             "start-up will refuse to run (database.manage_schema = false); `bar-ingest schema` \
              prints the CQL"
         };
-        anyhow::bail!("the schema is incomplete:\n{}\n({what})", listed.join("\n"));
+        anyhow::bail!(
+            "the schema is not what bar-ingest needs:\n{}\n({what})",
+            listed.join("\n")
+        );
     }
     store::check_access(&session, &schema, Access::Load, user).await?;
     println!(
