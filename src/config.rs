@@ -14,6 +14,7 @@ mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
+mod database_access;
 
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -222,6 +223,8 @@ pub struct DatabaseConfig {
     pub password_file: Option<PathBuf>,
     /// TLS to the cluster.
     pub tls: TlsConfig,
+    /// Create the keyspace and tables when missing (false: only check them; never any DDL).
+    pub manage_schema: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -241,6 +244,7 @@ impl Default for DatabaseConfig {
             password: Secret::default(),
             password_file: None,
             tls: TlsConfig::default(),
+            manage_schema: true,
         }
     }
 }
@@ -279,6 +283,8 @@ pub struct TlsConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of the client certificate.
     pub key_file: Option<PathBuf>,
+    /// Name the nodes' certificates are verified against, instead of each node's IP address.
+    pub server_name: Option<String>,
 }
 
 /// `[paths]`: the inbox and the folders the daemon keeps.
@@ -352,6 +358,8 @@ pub struct Database {
     /// User name and password (from `password` or the first line of `password_file`), if any.
     pub credentials: Option<(String, Secret)>,
     pub tls: TlsConfig,
+    /// Whether start-up may create a missing keyspace or table (else it only checks).
+    pub manage_schema: bool,
 }
 
 /// `[ingest]` after validation, with the instance name resolved.
@@ -530,6 +538,7 @@ impl DatabaseConfig {
             connect_timeout: self.connect_timeout,
             credentials: password.map(|p| (self.username, p)),
             tls: self.tls,
+            manage_schema: self.manage_schema,
         })
     }
 
@@ -712,7 +721,7 @@ impl TlsConfig {
                 "cert_file and key_file go together",
             ));
         }
-        Ok(())
+        self.validate_server_name()
     }
 }
 
@@ -1098,6 +1107,7 @@ mod tests {
             ca_file: Some(ca),
             cert_file: Some(cert),
             key_file: Some(key),
+            server_name: None,
         };
         let err = Settings::validate(config, None, None)
             .unwrap_err()

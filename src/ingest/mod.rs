@@ -87,8 +87,9 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Connects, creates the schema if missing, prepares the statements. None: cancelled while
-    /// waiting for the database.
+    /// Connects, checks the schema (creating what is missing only with
+    /// `database.manage_schema`), prepares the statements. None: cancelled while waiting for the
+    /// database. Refused credentials, TLS or permissions are errors at once, never waited for.
     pub async fn connect(
         settings: &Settings,
         health: Arc<Health>,
@@ -104,7 +105,13 @@ impl Loader {
             return Ok(None);
         };
         let schema = Schema::from_config(&settings.database);
-        store::init_schema(&session, &schema).await?;
+        let db = &settings.database;
+        let user = db.user();
+        let state = store::ensure_schema(&session, &schema, db.manage_schema, user).await?;
+        if state == store::SchemaState::Created {
+            info!(keyspace = %schema.keyspace, "created the missing keyspace or tables");
+        }
+        store::check_access(&session, &schema, store::Access::Load, user).await?;
         let statements = BarStatements::prepare(&session, &schema).await?;
         let history = History::prepare(&session, &schema).await?;
         let writer = Writer::new(
@@ -170,6 +177,7 @@ impl Loader {
 }
 
 /// Opens a session; with [`WaitForDatabase::UntilCancelled`], retries until the database answers.
+/// Only an outage is waited for: refused credentials or a failed TLS handshake return at once.
 async fn open_session(
     settings: &Settings,
     health: &Health,
@@ -184,7 +192,7 @@ async fn open_session(
                 health.set_database_up(true);
                 return Ok(Some(s));
             }
-            Err(e) if wait == WaitForDatabase::No => return Err(e),
+            Err(e) if wait == WaitForDatabase::No || !e.is_outage() => return Err(e),
             Err(e) => {
                 health.set_database_up(false);
                 let delay = backoff.delay(attempt);

@@ -1,11 +1,14 @@
-//! Retries: which driver errors are worth retrying (one exhaustive `match`), exponential backoff
-//! with jitter, and the loop that retries an idempotent request until it is taken, refused for
-//! good, or cancelled.
+//! Retries: which driver errors are worth retrying (one exhaustive `match`; at connect, an outage
+//! apart from wrong credentials or TLS), exponential backoff with jitter, and the loop that
+//! retries an idempotent request until it is taken, refused for good, or cancelled.
 
 use std::time::Duration;
 
 use rand::Rng;
-use scylla::errors::{ConnectionPoolError, DbError, ExecutionError, RequestAttemptError};
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError, ExecutionError,
+    MetadataError, NewSessionError, RequestAttemptError,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -155,6 +158,117 @@ pub(crate) fn classify(err: &ExecutionError) -> Disposition {
     }
 }
 
+/// Why no session could be opened: an outage (worth waiting for) or a configuration the cluster
+/// refuses (retrying cannot help; the user must change something).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// Down, refused, timed out, connection lost: retried by the daemon.
+    Unreachable,
+    /// The cluster refused the credentials, or wants some; what the server (or driver) said.
+    Authentication(String),
+    /// The TLS handshake failed: a certificate not verified, a protocol mismatch.
+    Tls(TlsFailure),
+    /// The role may not do what a connection needs.
+    Unauthorized(String),
+}
+
+/// A failed TLS handshake, with what the certificate check said when it was that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsFailure {
+    /// rustls' own words.
+    pub detail: String,
+    /// The certificate does not name the address (or `server_name`) it was checked against.
+    pub name_mismatch: bool,
+    /// The certificate is not signed by a CA of `ca_file`.
+    pub unknown_issuer: bool,
+}
+
+/// Classifies a failed session: the connection errors a node answered with say whether it was an
+/// outage. Errors of unknown shape count as outages (the daemon keeps trying, as before).
+pub(crate) fn classify_connect(err: &NewSessionError) -> ConnectFailure {
+    match err {
+        NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+            ConnectionPoolError::Broken {
+                last_connection_error,
+            },
+        )) => classify_connection(last_connection_error),
+        NewSessionError::MetadataError(_)
+        | NewSessionError::FailedToResolveAnyHostname(_)
+        | NewSessionError::EmptyKnownNodesList
+        | NewSessionError::UseKeyspaceError(_)
+        | NewSessionError::IllegalConfig(_) => ConnectFailure::Unreachable,
+        // Variants a newer driver adds: an outage, so the daemon keeps trying.
+        _ => ConnectFailure::Unreachable,
+    }
+}
+
+/// One connection's error: an authentication refusal, a TLS failure, or an outage.
+pub(crate) fn classify_connection(err: &ConnectionError) -> ConnectFailure {
+    use ConnectionSetupRequestErrorKind as Setup;
+    match err {
+        ConnectionError::ConnectionSetupRequestError(setup) => match setup.get_error() {
+            Setup::DbError(DbError::AuthenticationError, said) => {
+                ConnectFailure::Authentication(said.clone())
+            }
+            Setup::DbError(DbError::Unauthorized, said) => {
+                ConnectFailure::Unauthorized(said.clone())
+            }
+            Setup::MissingAuthentication => ConnectFailure::Authentication(
+                "the cluster requires a user name and password".into(),
+            ),
+            Setup::StartAuthSessionError(said)
+            | Setup::AuthChallengeEvaluationError(said)
+            | Setup::AuthFinishError(said) => ConnectFailure::Authentication(said.clone()),
+            // A node that answers oddly or drops the connection during set-up: as before, an
+            // outage (a node requiring TLS resets a plain connection here).
+            Setup::DbError(..)
+            | Setup::BrokenConnection(_)
+            | Setup::UnableToAllocStreamId
+            | Setup::UnexpectedResponse(_)
+            | Setup::CqlRequestSerialization(_)
+            | Setup::BodyExtensionsParseError(_)
+            | Setup::CqlSupportedParseError(_)
+            | Setup::CqlAuthenticateParseError(_)
+            | Setup::CqlAuthSuccessParseError(_)
+            | Setup::CqlAuthChallengeParseError(_)
+            | Setup::CqlErrorParseError(_) => ConnectFailure::Unreachable,
+            // Variants a newer driver adds: an outage, so the daemon keeps trying.
+            _ => ConnectFailure::Unreachable,
+        },
+        ConnectionError::IoError(io) => match tls_failure(io) {
+            Some(tls) => ConnectFailure::Tls(tls),
+            None => ConnectFailure::Unreachable,
+        },
+        ConnectionError::ConnectTimeout
+        | ConnectionError::BrokenConnection(_)
+        | ConnectionError::NoSourcePortForShard(_)
+        | ConnectionError::TranslationError(_)
+        | ConnectionError::UseKeyspaceError(_) => ConnectFailure::Unreachable,
+        // Variants a newer driver adds: an outage, so the daemon keeps trying.
+        _ => ConnectFailure::Unreachable,
+    }
+}
+
+/// The rustls error inside an I/O error of the handshake, if that is what it is.
+fn tls_failure(io: &std::io::Error) -> Option<TlsFailure> {
+    use rustls::{CertificateError, Error};
+    let tls = io.get_ref()?.downcast_ref::<Error>()?;
+    let cert = match tls {
+        Error::InvalidCertificate(c) => Some(c),
+        _ => None,
+    };
+    Some(TlsFailure {
+        detail: tls.to_string(),
+        name_mismatch: matches!(
+            cert,
+            Some(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            )
+        ),
+        unknown_issuer: matches!(cert, Some(CertificateError::UnknownIssuer)),
+    })
+}
+
 /// Exponential backoff with full jitter between `initial` and `max`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
@@ -272,6 +386,36 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), RetryCause::ALL.len());
+    }
+
+    /// A rustls error inside the handshake's I/O error is a TLS failure (with the certificate
+    /// check's verdict); a refused or timed-out connection is an outage.
+    #[test]
+    fn connect_failures_separate_tls_from_outages() {
+        use rustls::CertificateError;
+        use std::sync::Arc;
+        let io_err = |e: std::io::Error| ConnectionError::IoError(Arc::new(e));
+        let tls = |c: CertificateError| {
+            io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(c),
+            ))
+        };
+        match classify_connection(&tls(CertificateError::UnknownIssuer)) {
+            ConnectFailure::Tls(f) => assert!(f.unknown_issuer && !f.name_mismatch, "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        match classify_connection(&tls(CertificateError::NotValidForName)) {
+            ConnectFailure::Tls(f) => assert!(f.name_mismatch && !f.unknown_issuer, "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        for outage in [
+            ConnectionError::ConnectTimeout,
+            io_err(std::io::ErrorKind::ConnectionRefused.into()),
+            io_err(std::io::Error::other("not a TLS error")),
+        ] {
+            assert_eq!(classify_connection(&outage), ConnectFailure::Unreachable);
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! The CQL schema (keyspace, bars table, load-history table), created idempotently.
+//! The CQL schema (keyspace, bars table, load-history table): the columns the code reads and
+//! writes, the DDL that creates them, and start-up's policy: check what exists, create only what
+//! is missing and only when allowed (`database.manage_schema`).
 
 use scylla::client::session::Session;
 
-use super::StoreError;
+use super::columns::{BARS_COLUMNS, HISTORY_COLUMNS, KeyRole, TableSpec};
+use super::schema_check::{SchemaProblem, compare_schema};
+use super::{StoreError, unauthorized, who};
 use crate::config::{Database, ReplicationConfig};
 
 /// Names and options of everything the schema creates. Built from `[database]`; tests give each
@@ -43,6 +47,22 @@ impl Schema {
         format!("{}.{}", self.keyspace, self.history_table)
     }
 
+    /// Both tables, bars first.
+    pub(crate) fn tables(&self) -> [TableSpec<'_>; 2] {
+        [
+            TableSpec {
+                name: &self.bars_table,
+                columns: BARS_COLUMNS,
+                options: self.bars_table_options.trim(),
+            },
+            TableSpec {
+                name: &self.history_table,
+                columns: HISTORY_COLUMNS,
+                options: "",
+            },
+        ]
+    }
+
     /// The replication map as CQL.
     fn replication_cql(&self) -> String {
         let r = &self.replication;
@@ -61,51 +81,223 @@ impl Schema {
         }
     }
 
-    /// Every DDL statement, in order. All are `IF NOT EXISTS`, so running them again is harmless.
-    pub fn statements(&self) -> Vec<String> {
-        let extra = if self.bars_table_options.trim().is_empty() {
+    fn create_keyspace(&self) -> String {
+        format!(
+            "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {}",
+            self.keyspace,
+            self.replication_cql()
+        )
+    }
+
+    fn create_table(&self, table: &TableSpec<'_>) -> String {
+        let keyed = |role: fn(KeyRole) -> Option<i32>| {
+            let mut key: Vec<(i32, &str)> = table
+                .columns
+                .iter()
+                .filter_map(|c| role(c.role).map(|p| (p, c.name)))
+                .collect();
+            key.sort_unstable();
+            key.into_iter().map(|(_, n)| n).collect::<Vec<_>>()
+        };
+        let partition = keyed(|r| match r {
+            KeyRole::Partition(p) => Some(p),
+            _ => None,
+        });
+        let clustering = keyed(|r| match r {
+            KeyRole::Clustering(p) => Some(p),
+            _ => None,
+        });
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.cql_type))
+            .collect();
+        let mut key = format!("({})", partition.join(", "));
+        let mut options = Vec::new();
+        if !clustering.is_empty() {
+            key = format!("{key}, {}", clustering.join(", "));
+            let order: Vec<String> = clustering.iter().map(|c| format!("{c} ASC")).collect();
+            options.push(format!("CLUSTERING ORDER BY ({})", order.join(", ")));
+        }
+        if !table.options.is_empty() {
+            options.push(table.options.to_owned());
+        }
+        let with = if options.is_empty() {
             String::new()
         } else {
-            format!(" AND {}", self.bars_table_options.trim())
+            format!(" WITH {}", options.join(" AND "))
         };
-        vec![
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {}",
-                self.keyspace,
-                self.replication_cql()
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} (\
-                 symbol text, bucket text, ts timestamp, \
-                 open double, high double, low double, close double, volume bigint, \
-                 PRIMARY KEY ((symbol, bucket), ts)\
-                 ) WITH CLUSTERING ORDER BY (ts ASC){extra}",
-                self.bars()
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} (\
-                 fingerprint text PRIMARY KEY, \
-                 file_name text, symbol text, size_bytes bigint, \
-                 rows_in bigint, rows_written bigint, rows_rejected bigint, \
-                 months set<text>, first_bar timestamp, last_bar timestamp, \
-                 outcome text, error text, instance text, write_timestamp bigint, \
-                 started_at timestamp, finished_at timestamp)",
-                self.history()
-            ),
-        ]
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}.{} ({}, PRIMARY KEY ({key})){with}",
+            self.keyspace,
+            table.name,
+            columns.join(", ")
+        )
+    }
+
+    /// Every DDL statement, in order. All are `IF NOT EXISTS`, so running them again is harmless.
+    pub fn statements(&self) -> Vec<String> {
+        let mut all = vec![self.create_keyspace()];
+        all.extend(self.tables().iter().map(|t| self.create_table(t)));
+        all
+    }
+
+    /// The statements that create what `problems` says is missing (nothing else).
+    fn statements_for(&self, problems: &[SchemaProblem]) -> Vec<String> {
+        let keyspace_missing = problems
+            .iter()
+            .any(|p| matches!(p, SchemaProblem::KeyspaceMissing { .. }));
+        let mut out = Vec::new();
+        if keyspace_missing {
+            out.push(self.create_keyspace());
+        }
+        for table in self.tables() {
+            let missing = problems
+                .iter()
+                .any(|p| matches!(p, SchemaProblem::TableMissing { table: t } if *t == table.name));
+            if keyspace_missing || missing {
+                out.push(self.create_table(&table));
+            }
+        }
+        out
     }
 }
 
-/// Creates the keyspace and tables if missing and waits for schema agreement.
-pub async fn init_schema(session: &Session, schema: &Schema) -> Result<(), StoreError> {
-    for statement in schema.statements() {
-        session
-            .query_unpaged(statement.as_str(), ())
-            .await
-            .map_err(|source| StoreError::Schema {
-                statement: statement.clone(),
-                source: Box::new(source),
-            })?;
+/// Every difference between the cluster's schema and `schema` (reading `system_schema` only);
+/// empty when all is there.
+pub async fn check_schema(
+    session: &Session,
+    schema: &Schema,
+) -> Result<Vec<SchemaProblem>, StoreError> {
+    compare_schema(session, &schema.keyspace, &schema.tables()).await
+}
+
+/// What start-up found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Keyspace and tables were there as needed: nothing was created (no DDL at all).
+    Present,
+    /// Something was missing and was created.
+    Created,
+}
+
+/// Checks the schema (reads `system_schema` only) and creates only what is missing, and only
+/// when `manage` is true; `user` names the role in a permission error. A table whose columns
+/// differ is an error either way.
+pub async fn ensure_schema(
+    session: &Session,
+    schema: &Schema,
+    manage: bool,
+    user: Option<&str>,
+) -> Result<SchemaState, StoreError> {
+    let problems = check_schema(session, schema).await?;
+    if problems.is_empty() {
+        return Ok(SchemaState::Present);
     }
-    Ok(())
+    if problems.iter().any(|p| !p.is_missing_object()) {
+        return Err(StoreError::SchemaMismatch {
+            problems: listed(&problems),
+        });
+    }
+    let missing = schema.statements_for(&problems);
+    if !manage {
+        return Err(StoreError::SchemaMissing {
+            problems: listed(&problems),
+            cql: missing.iter().map(|s| format!("  {s};\n")).collect(),
+        });
+    }
+    for statement in &missing {
+        create(session, statement, user).await?;
+    }
+    let left = check_schema(session, schema).await?;
+    if !left.is_empty() {
+        return Err(StoreError::SchemaMismatch {
+            problems: listed(&left),
+        });
+    }
+    Ok(SchemaState::Created)
+}
+
+/// Creates the keyspace and tables if missing (`bar-ingest init-schema`; tests).
+pub async fn init_schema(session: &Session, schema: &Schema) -> Result<(), StoreError> {
+    ensure_schema(session, schema, true, None).await.map(|_| ())
+}
+
+fn listed(problems: &[SchemaProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs one DDL statement; a permission refusal says who and what to do.
+async fn create(session: &Session, statement: &str, user: Option<&str>) -> Result<(), StoreError> {
+    let err = match session.query_unpaged(statement, ()).await {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    if let Some(said) = unauthorized(&err) {
+        return Err(StoreError::Unauthorized {
+            who: who(user),
+            doing: format!("create the missing schema (`{statement}`)"),
+            said: said.to_owned(),
+            hint: "have an administrator create it (`bar-ingest schema` prints the CQL) and \
+                   set database.manage_schema = false, or grant the role CREATE"
+                .into(),
+        });
+    }
+    Err(StoreError::Schema {
+        statement: statement.to_owned(),
+        source: Box::new(err),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn ddl_is_generated_from_the_column_lists() {
+        let mut settings = Settings::defaults(None).unwrap();
+        settings.database.bars_table_options = "compaction = {'class': 'X'}".into();
+        let s = Schema::from_config(&settings.database).statements();
+        assert_eq!(
+            s[0],
+            "CREATE KEYSPACE IF NOT EXISTS market_data WITH replication = \
+             {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        );
+        assert_eq!(
+            s[1],
+            "CREATE TABLE IF NOT EXISTS market_data.bars_1min (symbol text, bucket text, \
+             ts timestamp, open double, high double, low double, close double, volume bigint, \
+             PRIMARY KEY ((symbol, bucket), ts)) WITH CLUSTERING ORDER BY (ts ASC) AND \
+             compaction = {'class': 'X'}"
+        );
+        assert!(
+            s[2].starts_with(
+                "CREATE TABLE IF NOT EXISTS market_data.load_history (fingerprint text, \
+                 file_name text,"
+            ) && s[2].ends_with("finished_at timestamp, PRIMARY KEY ((fingerprint)))"),
+            "{}",
+            s[2]
+        );
+    }
+
+    #[test]
+    fn only_missing_objects_are_created() {
+        let settings = Settings::defaults(None).unwrap();
+        let schema = Schema::from_config(&settings.database);
+        let history_missing = [SchemaProblem::TableMissing {
+            table: "load_history".into(),
+        }];
+        let s = schema.statements_for(&history_missing);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].contains("market_data.load_history ("), "{s:?}");
+        let all = schema.statements_for(&[SchemaProblem::KeyspaceMissing {
+            keyspace: "market_data".into(),
+        }]);
+        assert_eq!(all, schema.statements());
+    }
 }

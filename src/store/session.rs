@@ -1,17 +1,17 @@
 //! Opens a driver session from the settings: contact points, DC preference, consistency,
-//! timeouts, authentication and TLS.
+//! timeouts, authentication and TLS; a refusal is reported as what it is (credentials, TLS,
+//! permissions), apart from an unreachable cluster.
 
-use std::sync::Arc;
-
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::NewSessionError;
 use scylla::policies::load_balancing::DefaultPolicy;
 
-use super::StoreError;
-use crate::config::{Settings, TlsConfig};
+use super::retry::{ConnectFailure, TlsFailure, classify_connect};
+use super::tls::tls_context;
+use super::{StoreError, who};
+use crate::config::{Database, Settings};
 
 /// Connects to the cluster. Token-aware routing is the driver's default; `local_datacenter`
 /// makes it prefer that DC's nodes.
@@ -42,54 +42,66 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
     if db.tls.enabled {
         builder = builder.tls_context(Some(tls_context(&db.tls)?));
     }
-    builder.build().await.map_err(|source| StoreError::Connect {
-        points: settings.database.contact_points.join(", "),
-        source: Box::new(source),
-    })
+    builder
+        .build()
+        .await
+        .map_err(|source| connect_error(db, source))
 }
 
-fn tls_context(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, StoreError> {
-    let err = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
-        StoreError::Tls(format!("{what} {}: {e}", path.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
+/// A failed session as an outage or as the configuration error it is.
+fn connect_error(db: &Database, source: NewSessionError) -> StoreError {
+    let points = db.contact_points.join(", ");
+    match classify_connect(&source) {
+        ConnectFailure::Unreachable => StoreError::Connect {
+            points,
+            source: Box::new(source),
+        },
+        ConnectFailure::Authentication(said) => StoreError::Authentication {
+            points,
+            who: who(db.user()),
+            said,
+        },
+        ConnectFailure::Tls(failure) => StoreError::TlsHandshake {
+            points,
+            hint: tls_hint(db, &failure),
+            detail: failure.detail,
+        },
+        ConnectFailure::Unauthorized(said) => StoreError::Unauthorized {
+            who: who(db.user()),
+            doing: format!("connect to {points}"),
+            said,
+            hint: "the role needs LOGIN = true".into(),
+        },
+    }
+}
+
+/// What to check after a failed handshake.
+fn tls_hint(db: &Database, failure: &TlsFailure) -> String {
+    let tls = &db.tls;
     let ca = tls
         .ca_file
         .as_deref()
-        .ok_or_else(|| StoreError::Tls("database.tls.ca_file is required with TLS".into()))?;
-    let certs = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| err("cannot read CA file", ca, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err("bad PEM in CA file", ca, &e))?;
-    if certs.is_empty() {
-        return Err(StoreError::Tls(format!(
-            "no certificate in CA file {}",
-            ca.display()
-        )));
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if failure.unknown_issuer {
+        return format!(
+            "the node's certificate is not signed by a CA of database.tls.ca_file ({ca}): give \
+             the CA that signed the nodes' certificates"
+        );
     }
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| err("unusable CA certificate in", ca, &e))?;
+    if failure.name_mismatch {
+        return match &tls.server_name {
+            Some(name) => {
+                format!("the node's certificate does not name `{name}` (database.tls.server_name)")
+            }
+            None => "the driver checks each node's certificate against the IP address it \
+                     connects to: the certificate needs that address as an IP subjectAltName, \
+                     or set database.tls.server_name to a DNS name the certificate carries"
+                .into(),
+        };
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| err("cannot read client certificate", cert, &e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| err("bad PEM in client certificate", cert, &e))?;
-            let key_der = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| err("cannot read client key", key, &e))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| err("client certificate/key rejected", cert, &e))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
+    format!(
+        "check that the cluster's client encryption is on for these addresses and that \
+         database.tls (CA {ca}) matches it"
+    )
 }

@@ -45,6 +45,20 @@ pub enum Command {
     CheckConfig {
         /// The file to check (default: --config, or $BAR_INGEST_CONFIG).
         file: Option<PathBuf>,
+        /// Also connect (credentials, TLS), check the schema (read only, no DDL) and the
+        /// permissions `load` and `run` need.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Print the CQL that creates the keyspace and tables (for an administrator), and the
+    /// GRANTs of the roles named.
+    Schema {
+        /// Role that runs `load` and `run`: print its GRANTs.
+        #[arg(long, value_name = "ROLE")]
+        loader: Option<String>,
+        /// Role that runs `fetch`: print its GRANTs.
+        #[arg(long, value_name = "ROLE")]
+        reader: Option<String>,
     },
 }
 

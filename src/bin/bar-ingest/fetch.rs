@@ -38,6 +38,8 @@ pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode
     };
     let session = Arc::new(store::connect(&settings).await?);
     let schema = Schema::from_config(&settings.database);
+    let user = settings.database.user();
+    store::check_access(&session, &schema, store::Access::Fetch, user).await?;
     let fetcher = Fetcher::prepare(session, &schema, tz).await?;
     let bars = fetcher.fetch(request)?;
     let clock = if args.utc {

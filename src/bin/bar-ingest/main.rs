@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+mod check;
 mod cli;
 mod exit;
 mod fetch;
@@ -41,27 +42,25 @@ fn load_settings(
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let points = cli.contact_points.as_deref();
     match cli.command {
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, connect } => {
             let Some(file) = file.or(cli.config) else {
                 anyhow::bail!("check-config needs a file: bar-ingest check-config FILE");
             };
-            let settings = Settings::load(&file, points)?;
-            println!(
-                "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {})",
-                file.display(),
-                settings.database.contact_points.join(","),
-                settings.database.keyspace,
-                settings.paths.inbox.display(),
-                settings.timezone
-            );
+            check::check_config(&file, points, connect)
+        }
+        Command::Schema { loader, reader } => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            check::print_schema(&settings, loader.as_deref(), reader.as_deref());
             Ok(ExitCode::SUCCESS)
         }
         Command::InitSchema => {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(async {
                 let session = store::connect(&settings).await?;
-                let schema = Schema::from_config(&settings.database);
-                store::init_schema(&session, &schema).await?;
+                let db = &settings.database;
+                let schema = Schema::from_config(db);
+                let user = db.user();
+                store::ensure_schema(&session, &schema, true, user).await?;
                 println!("schema ready: {} and {}", schema.bars(), schema.history());
                 Ok::<_, anyhow::Error>(())
             })??;

@@ -1,0 +1,132 @@
+//! What a role may do, learnt before any file is touched: each statement kind the command will
+//! run is tried once on a partition no delivery uses (reads find nothing; deletes carry write
+//! timestamp 1, older than every real row, so they remove nothing). A missing grant is then a
+//! start-up error naming the `GRANT`, instead of every file failing on it.
+
+use scylla::client::session::Session;
+
+use super::{Schema, StoreError, unauthorized, who};
+
+/// Partition key of the probes: not a symbol or fingerprint any file can have.
+const PROBE_KEY: &str = "-bar-ingest-permission-probe-";
+/// Write timestamp of the probe deletes: older than any row ever written.
+const PROBE_TIMESTAMP: i64 = 1;
+
+/// What a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `load` and `run`: read and write the history, write (and delete) bars.
+    Load,
+    /// `fetch`: read bars.
+    Fetch,
+}
+
+/// One permission on one table, and a statement that needs exactly it.
+struct Probe {
+    permission: &'static str,
+    table: String,
+    statement: String,
+}
+
+fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
+    let (bars, history) = (schema.bars(), schema.history());
+    let probe = |permission, table: &str, statement: String| Probe {
+        permission,
+        table: table.to_owned(),
+        statement,
+    };
+    let select_bars = probe(
+        "SELECT",
+        &bars,
+        format!("SELECT ts FROM {bars} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
+    );
+    match access {
+        Access::Fetch => vec![select_bars],
+        Access::Load => vec![
+            probe(
+                "SELECT",
+                &history,
+                format!("SELECT outcome FROM {history} WHERE fingerprint = '{PROBE_KEY}'"),
+            ),
+            probe(
+                "MODIFY",
+                &history,
+                format!(
+                    "DELETE FROM {history} USING TIMESTAMP {PROBE_TIMESTAMP} \
+                     WHERE fingerprint = '{PROBE_KEY}'"
+                ),
+            ),
+            probe(
+                "MODIFY",
+                &bars,
+                format!(
+                    "DELETE FROM {bars} USING TIMESTAMP {PROBE_TIMESTAMP} \
+                     WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
+                ),
+            ),
+        ],
+    }
+}
+
+/// The `GRANT`s a role needs for `access` (the README lists the same).
+pub fn grants(schema: &Schema, access: Access, role: &str) -> Vec<String> {
+    probes(schema, access)
+        .into_iter()
+        .map(|p| format!("GRANT {} ON TABLE {} TO {role}", p.permission, p.table))
+        .collect()
+}
+
+/// Tries every statement kind `access` needs; the first permission refusal is an error naming
+/// the grant. Other failures (a timeout, say) are left to the real requests and their retries.
+pub async fn check_access(
+    session: &Session,
+    schema: &Schema,
+    access: Access,
+    user: Option<&str>,
+) -> Result<(), StoreError> {
+    for probe in probes(schema, access) {
+        let err = match session.query_unpaged(probe.statement.as_str(), ()).await {
+            Ok(_) => continue,
+            Err(e) => e,
+        };
+        let Some(said) = unauthorized(&err) else {
+            tracing::warn!(statement = %probe.statement, error = %err, "permission probe failed; going on");
+            continue;
+        };
+        let role = user.unwrap_or("<role>");
+        return Err(StoreError::Unauthorized {
+            who: who(user),
+            doing: format!("{} table {}", probe.permission, probe.table),
+            said: said.to_owned(),
+            hint: format!(
+                "an administrator grants it: GRANT {} ON TABLE {} TO {role}; see the \
+                 README, Security",
+                probe.permission, probe.table
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn grants_name_each_table_and_permission_once() {
+        let schema = Schema::from_config(&Settings::defaults(None).unwrap().database);
+        assert_eq!(
+            grants(&schema, Access::Load, "loader"),
+            vec![
+                "GRANT SELECT ON TABLE market_data.load_history TO loader",
+                "GRANT MODIFY ON TABLE market_data.load_history TO loader",
+                "GRANT MODIFY ON TABLE market_data.bars_1min TO loader",
+            ]
+        );
+        assert_eq!(
+            grants(&schema, Access::Fetch, "reader"),
+            vec!["GRANT SELECT ON TABLE market_data.bars_1min TO reader"]
+        );
+    }
+}

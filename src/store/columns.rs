@@ -1,0 +1,66 @@
+//! The columns the code reads and writes, table by table, with their types and places in the
+//! primary key: what the DDL creates and what the schema check expects.
+
+/// Where a column sits in the primary key (the number is its position there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRole {
+    Partition(i32),
+    /// Clustering, ascending.
+    Clustering(i32),
+    Regular,
+}
+
+/// A column the code reads or writes, with its type as `system_schema.columns` spells it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column {
+    pub name: &'static str,
+    pub cql_type: &'static str,
+    pub role: KeyRole,
+}
+
+const fn col(name: &'static str, cql_type: &'static str, role: KeyRole) -> Column {
+    Column {
+        name,
+        cql_type,
+        role,
+    }
+}
+
+/// The bars table: `PRIMARY KEY ((symbol, bucket), ts)`, `ts` ascending.
+pub(crate) const BARS_COLUMNS: &[Column] = &[
+    col("symbol", "text", KeyRole::Partition(0)),
+    col("bucket", "text", KeyRole::Partition(1)),
+    col("ts", "timestamp", KeyRole::Clustering(0)),
+    col("open", "double", KeyRole::Regular),
+    col("high", "double", KeyRole::Regular),
+    col("low", "double", KeyRole::Regular),
+    col("close", "double", KeyRole::Regular),
+    col("volume", "bigint", KeyRole::Regular),
+];
+
+/// The load history: one row per content fingerprint.
+pub(crate) const HISTORY_COLUMNS: &[Column] = &[
+    col("fingerprint", "text", KeyRole::Partition(0)),
+    col("file_name", "text", KeyRole::Regular),
+    col("symbol", "text", KeyRole::Regular),
+    col("size_bytes", "bigint", KeyRole::Regular),
+    col("rows_in", "bigint", KeyRole::Regular),
+    col("rows_written", "bigint", KeyRole::Regular),
+    col("rows_rejected", "bigint", KeyRole::Regular),
+    col("months", "set<text>", KeyRole::Regular),
+    col("first_bar", "timestamp", KeyRole::Regular),
+    col("last_bar", "timestamp", KeyRole::Regular),
+    col("outcome", "text", KeyRole::Regular),
+    col("error", "text", KeyRole::Regular),
+    col("instance", "text", KeyRole::Regular),
+    col("write_timestamp", "bigint", KeyRole::Regular),
+    col("started_at", "timestamp", KeyRole::Regular),
+    col("finished_at", "timestamp", KeyRole::Regular),
+];
+
+/// One table of the schema: its name in the keyspace, its columns, extra options.
+pub(crate) struct TableSpec<'a> {
+    pub name: &'a str,
+    pub columns: &'static [Column],
+    pub options: &'a str,
+}
