@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono_tz::Tz;
+use futures_util::StreamExt;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use tokio_util::sync::CancellationToken;
@@ -472,37 +473,33 @@ impl FileJob<'_> {
         }
     }
 
-    /// Replace, not merge: a range tombstone just below the new rows' timestamp over every
-    /// bucket from the first bar's local day to the last's.
+    /// Replace, not merge: for each symbol of the delivery, a range tombstone just below the
+    /// new rows' timestamp over every bucket from its first bar's local day to its last's (a
+    /// multi-symbol day file replaces each symbol's rows of that day only). Sent concurrently,
+    /// under the writer's in-flight bound.
     async fn replace_range(
         &mut self,
         symbol: &Symbol,
         scan: &Scan,
         write_timestamp: i64,
     ) -> Result<(), Early> {
-        let Some((first, last)) = scan.days else {
-            return Ok(());
-        };
-        let (loader, session) = (self.loader, self.loader.writer.session().clone());
-        for range in replace::replaced_ranges(loader.tz, first, last) {
-            let bucket = range.bucket.to_string();
-            let values = (
-                write_timestamp - 1,
-                symbol.as_str(),
-                bucket.as_str(),
-                CqlTimestamp(range.from_millis),
-                CqlTimestamp(range.to_millis),
-            );
-            let deleted = loader
-                .writer
-                .retrier()
-                .retrying(self.cancel, || async {
-                    session
-                        .execute_unpaged(&loader.delete_range, &values)
-                        .await
-                        .map(|_| ())
-                })
-                .await;
+        let loader = self.loader;
+        let mut ranges = Vec::new();
+        for (named, (first, last)) in &scan.days {
+            let symbol = named.as_ref().unwrap_or(symbol);
+            for range in replace::replaced_ranges(loader.tz, *first, *last) {
+                ranges.push((symbol.clone(), range));
+            }
+        }
+        let cancel = self.cancel;
+        let deletes = futures_util::stream::iter(ranges)
+            .map(|(symbol, range)| async move {
+                let _slot = loader.writer.slot().await;
+                delete_range(loader, &symbol, range, write_timestamp, cancel).await
+            })
+            .buffer_unordered(REPLACE_CONCURRENCY);
+        futures_util::pin_mut!(deletes);
+        while let Some(deleted) = deletes.next().await {
             self.check(deleted, "cannot replace the older rows of the range")?;
         }
         Ok(())
@@ -559,6 +556,38 @@ impl FileJob<'_> {
     fn fail(&mut self, e: LoadError) -> FileResult {
         FileResult::Failed(self.take_summary(), e)
     }
+}
+
+/// Range deletes of one delivery sent at once (each also takes an in-flight slot).
+const REPLACE_CONCURRENCY: usize = 16;
+
+/// Deletes one symbol's rows of one bucket's replaced range, below `write_timestamp`.
+async fn delete_range(
+    loader: &Loader,
+    symbol: &Symbol,
+    range: replace::Replaced,
+    write_timestamp: i64,
+    cancel: &CancellationToken,
+) -> Result<(), RequestError> {
+    let session = loader.writer.session();
+    let bucket = range.bucket.to_string();
+    let values = (
+        write_timestamp - 1,
+        symbol.as_str(),
+        bucket.as_str(),
+        CqlTimestamp(range.from_millis),
+        CqlTimestamp(range.to_millis),
+    );
+    loader
+        .writer
+        .retrier()
+        .retrying(cancel, || async {
+            session
+                .execute_unpaged(&loader.delete_range, &values)
+                .await
+                .map(|_| ())
+        })
+        .await
 }
 
 fn now_micros() -> i64 {

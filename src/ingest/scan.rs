@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use super::Progress;
 use super::outcome::LoadError;
 use crate::account::dead_letter::DeadLetterLog;
-use crate::model::Bucket;
+use crate::model::{Bucket, Symbol};
 use crate::pipeline::validate::{BarReader, Row};
 use crate::source::firstrate::FirstRate;
 
@@ -48,22 +48,28 @@ pub(crate) struct Scan {
     pub(crate) changed: bool,
     /// Month buckets holding at least one good row.
     pub(crate) months: BTreeSet<Bucket>,
-    /// Exchange-local days of the earliest and the latest good row.
-    pub(crate) days: Option<(NaiveDate, NaiveDate)>,
-    /// UTC milliseconds of the first and the last good row.
+    /// Per symbol (None: the delivery's, from its name), the exchange-local days of its
+    /// earliest and latest good row: what the delivery replaces.
+    pub(crate) days: BTreeMap<Option<Symbol>, (NaiveDate, NaiveDate)>,
+    /// UTC milliseconds of the earliest and the latest good row.
     pub(crate) first_bar: Option<i64>,
     pub(crate) last_bar: Option<i64>,
 }
 
 impl Scan {
-    fn add_bar(&mut self, ts_millis: i64, bucket: Bucket, day: NaiveDate) {
-        self.first_bar.get_or_insert(ts_millis);
-        self.last_bar = Some(ts_millis);
+    fn add_bar(&mut self, ts_millis: i64, bucket: Bucket, day: NaiveDate, symbol: Option<Symbol>) {
+        self.first_bar = Some(self.first_bar.map_or(ts_millis, |t| t.min(ts_millis)));
+        self.last_bar = Some(self.last_bar.map_or(ts_millis, |t| t.max(ts_millis)));
         self.months.insert(bucket);
-        self.days = Some(match self.days {
-            None => (day, day),
-            Some((first, last)) => (first.min(day), last.max(day)),
-        });
+        match self.days.get_mut(&symbol) {
+            Some((first, last)) => {
+                *first = (*first).min(day);
+                *last = (*last).max(day);
+            }
+            None => {
+                self.days.insert(symbol, (day, day));
+            }
+        }
     }
 }
 
@@ -286,7 +292,7 @@ fn scan_sized(
         s.rows_in += 1;
         let r = match row {
             Row::Bar(v) => {
-                s.add_bar(v.bar.ts_millis, v.bucket, v.local_date);
+                s.add_bar(v.bar.ts_millis, v.bucket, v.local_date, v.symbol);
                 continue;
             }
             Row::Rejected(r) => r,
