@@ -171,7 +171,10 @@ impl History {
         Ok(Self {
             lookup: prepare_idempotent(
                 session,
-                &format!("SELECT outcome, write_timestamp FROM {table} WHERE fingerprint = ?"),
+                &format!(
+                    "SELECT outcome, write_timestamp FROM {table} \
+                     WHERE fingerprint = ? AND symbol = ?"
+                ),
             )
             .await?,
             upsert: prepare_idempotent(
@@ -185,14 +188,16 @@ impl History {
         })
     }
 
-    /// The recorded outcome and write timestamp of a fingerprint, if any.
+    /// The recorded outcome and write timestamp of a delivery identity (content fingerprint
+    /// and symbol), if any.
     pub(crate) async fn lookup(
         &self,
         session: &Session,
         fingerprint: &str,
+        symbol: &str,
     ) -> Result<Option<Known>, HistoryError> {
         let result = session
-            .execute_unpaged(&self.lookup, (fingerprint,))
+            .execute_unpaged(&self.lookup, (fingerprint, symbol))
             .await
             .map_err(|e| HistoryError::Db(Box::new(e)))?;
         let rows = result.into_rows_result().map_err(bad_result)?;
@@ -207,7 +212,7 @@ impl History {
         }))
     }
 
-    /// Writes (replaces) the row of `record.fingerprint`.
+    /// Writes (replaces) the row of `record`'s identity (fingerprint and symbol).
     pub async fn record(
         &self,
         session: &Session,

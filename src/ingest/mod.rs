@@ -403,7 +403,9 @@ impl FileJob<'_> {
             .writer
             .retrier()
             .retrying(self.cancel, || {
-                loader.history.lookup(&session, &scan.fingerprint)
+                loader
+                    .history
+                    .lookup(&session, &scan.fingerprint, &self.summary.symbol)
             })
             .await;
         let known = match looked_up {

@@ -38,11 +38,13 @@ pub(crate) const BARS_COLUMNS: &[Column] = &[
     col("volume", "bigint", KeyRole::Regular),
 ];
 
-/// The load history: one row per content fingerprint.
+/// The load history: one row per delivery identity, `PRIMARY KEY (fingerprint, symbol)`: the
+/// same content is already loaded only if it was loaded for the same symbol (`*` for a
+/// delivery whose records name their own symbols).
 pub(crate) const HISTORY_COLUMNS: &[Column] = &[
     col("fingerprint", "text", KeyRole::Partition(0)),
+    col("symbol", "text", KeyRole::Clustering(0)),
     col("file_name", "text", KeyRole::Regular),
-    col("symbol", "text", KeyRole::Regular),
     col("size_bytes", "bigint", KeyRole::Regular),
     col("rows_in", "bigint", KeyRole::Regular),
     col("rows_written", "bigint", KeyRole::Regular),

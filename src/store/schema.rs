@@ -278,8 +278,11 @@ mod tests {
         assert!(
             s[2].starts_with(
                 "CREATE TABLE IF NOT EXISTS market_data.load_history (fingerprint text, \
-                 file_name text,"
-            ) && s[2].ends_with("finished_at timestamp, PRIMARY KEY ((fingerprint)))"),
+                 symbol text, file_name text,"
+            ) && s[2].ends_with(
+                "finished_at timestamp, PRIMARY KEY ((fingerprint), symbol)) \
+                 WITH CLUSTERING ORDER BY (symbol ASC)"
+            ),
             "{}",
             s[2]
         );
