@@ -241,7 +241,21 @@ fn method(method: CompressionMethod) -> Result<Method, Problem> {
         CompressionMethod::Stored => Ok(Method::Stored),
         CompressionMethod::Deflated => Ok(Method::Deflate),
         CompressionMethod::Deflate64 => Ok(Method::Deflate64),
-        other => Err(Problem::Method(format!("the compression method {other:?}"))),
+        other => Err(Problem::Method(format!(
+            "the compression method {}",
+            method_name(other)
+        ))),
+    }
+}
+
+/// `Bzip2 (12)` for a method this build cannot read (the crate names it only by number).
+#[allow(deprecated)] // `Unsupported` is how the crate reports a method it has no variant for.
+fn method_name(method: CompressionMethod) -> String {
+    match method {
+        CompressionMethod::Unsupported(n) => {
+            format!("{} ({n})", CompressionMethod::name_from_u16(n))
+        }
+        other => format!("{other:?}"),
     }
 }
 
