@@ -590,3 +590,24 @@ fn a_zip_with_more_entries_than_the_limit_is_refused_whole() {
         "many.zip: the zip's central directory has 5 entries, over the limit of 4"
     );
 }
+
+#[test]
+fn a_zip_whose_directory_is_over_the_byte_limit_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = zip_of(&[
+        ("AAPL.txt", CompressionMethod::Stored, b"x"),
+        ("MSFT.txt", CompressionMethod::Stored, b"y"),
+    ]);
+    let file = file_in(dir.path(), "two.zip", &packed);
+    let limits = Limits {
+        max_directory_bytes: 100,
+        ..Limits::default()
+    };
+    let e = Delivery::read(&file, OsStr::new("two.zip"), limits).expect_err("over the limit");
+    assert_eq!(e.reason(), "container_too_large");
+    // Two central headers of 46 bytes and an 8-byte name each.
+    assert_eq!(
+        e.to_string(),
+        "two.zip: the zip's central directory has 108 bytes, over the limit of 100"
+    );
+}
