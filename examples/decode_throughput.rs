@@ -103,11 +103,11 @@ fn throughput(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the bars of [`SYMBOLS`] from 2008 to 2011 into one file.
+/// Writes the bars of [`SYMBOLS`] from 2006 to 2011 into one file (about 185 MB).
 fn generate(path: &Path) -> anyhow::Result<()> {
     let spec = GenSpec {
         symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
-        start: NaiveDate::from_ymd_opt(2008, 1, 1).expect("a date"),
+        start: NaiveDate::from_ymd_opt(2006, 1, 1).expect("a date"),
         end: NaiveDate::from_ymd_opt(2011, 12, 31).expect("a date"),
         seed: 1,
     };
