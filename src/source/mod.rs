@@ -10,8 +10,10 @@
 //!
 //! Layouts: [`firstrate::FirstRate`] (`2005-01-03 08:00:00,o,h,l,c,v`, exchange-local times, no
 //! header). [`lines`] splits text into numbered lines and [`text`] parses the field forms text
-//! layouts share, for the layouts still to come.
+//! layouts share, for the layouts still to come. [`container`] unpacks a delivery (gzip, zstd,
+//! zip) into units of decoded bytes, before any layout sees them.
 
+pub mod container;
 pub mod firstrate;
 pub mod lines;
 pub mod text;

@@ -10,6 +10,8 @@
 //! then; volumes are whole shares. Only `+`, `*` and comparisons are used on floats, so the
 //! output does not depend on a platform's math library.
 
+pub mod pack;
+
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bar_gen::pack::{Pack, pack};
 use bar_gen::{GenSpec, numbered_symbols, write_all};
 use chrono::NaiveDate;
 use clap::Parser;
@@ -37,6 +38,10 @@ struct Args {
     /// Seed: the same arguments give byte-identical files.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Pack the files: each gzipped (`.gz`), each zstd-compressed (`.zst`), or all in one
+    /// `bundle.zip`. Default: plain files.
+    #[arg(long, value_enum)]
+    pack: Option<Pack>,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let written = write_all(&spec, &args.out)
         .with_context(|| format!("writing files into {}", args.out.display()))?;
+    let written = match args.pack {
+        Some(how) => pack(&written, how, &args.out)
+            .with_context(|| format!("packing the files in {}", args.out.display()))?,
+        None => written,
+    };
     let rows: u64 = written.iter().map(|(_, rows)| rows).sum();
     let mut bytes = 0;
     for (path, _) in &written {
