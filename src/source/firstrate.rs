@@ -59,12 +59,7 @@ impl<R: BufRead> Source for FirstRate<R> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(
-            match parse_line(&mut self.timestamps, self.daily, line) {
-                Err(rejection) if rejection.line == 1 => Err(header_check(rejection)),
-                parsed => parsed,
-            },
-        ))
+        Ok(Some(parse_line(&mut self.timestamps, self.daily, line)))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -72,11 +67,11 @@ impl<R: BufRead> Source for FirstRate<R> {
     }
 }
 
-/// A rejected line 1 that is a header: refused as `bad_header` instead of its first field's
+/// A rejection of line 1 that is a header: refused as `bad_header` instead of its first field's
 /// defect (the file is not the layout it was taken for, or has a header it should not have).
 #[cold]
 fn header_check(rejection: Rejection) -> Rejection {
-    if !looks_like_header(rejection.raw.as_bytes()) {
+    if rejection.line != 1 || !looks_like_header(rejection.raw.as_bytes()) {
         return rejection;
     }
     Rejection {
@@ -110,7 +105,7 @@ fn parse_line<'a>(timestamps: &mut LocalTimestamps, daily: bool, line: Line<'a>)
     if text::is_blank(line.bytes) {
         return Err(Rejection::blank_line(line.number));
     }
-    let reject = |defect: Defect| defect.at(line.number, raw.text());
+    let reject = |defect: Defect| header_check(defect.at(line.number, raw.text()));
     let [time, open, high, low, close, volume] = split_fields(line.bytes).map_err(reject)?;
     Ok(Record {
         line: line.number,

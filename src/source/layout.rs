@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_properties() {
         for layout in all() {
-            let named = Layout::from_name(layout.name()).expect(layout.name());
+            let named = Layout::from_name(layout.name()).unwrap();
             assert_eq!(named.name(), layout.name());
             assert!(Layout::NAMES.contains(&layout.name()));
         }
