@@ -43,8 +43,14 @@ pub trait Columnar {
     /// The column map of a header (lower-cased names, in file order), or what is wrong with it.
     fn map(&self, names: &[String]) -> Result<Self::Map, String>;
 
-    /// The values of one data line, whose field count matches the header.
-    fn read(&self, map: &Self::Map, fields: &Fields<'_>) -> Result<Values, Defect>;
+    /// The values of one data line, whose field count matches the header; `symbols` reads
+    /// its symbol field.
+    fn read(
+        &self,
+        map: &Self::Map,
+        fields: &Fields<'_>,
+        symbols: &mut SymbolCache,
+    ) -> Result<Values, Defect>;
 }
 
 /// The fields of one line, trimmed of ASCII whitespace and of one pair of surrounding `"`.
@@ -85,23 +91,19 @@ fn unquote(b: &[u8]) -> &[u8] {
     }
 }
 
-/// Cuts `line` at its commas into `spans` (cleared first), after checking it is text.
+/// Cuts `line` at its commas into `spans` (cleared first), after checking it is text. Two
+/// vectorised passes: the printable-ASCII check (the rest only when it fails) and the commas.
 pub fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) -> Result<(), Defect> {
     spans.clear();
-    let mut start = 0;
-    let mut plain = true;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b',' {
-            spans.push((start, i));
-            start = i + 1;
-        } else if !(0x20..0x7F).contains(&b) {
-            plain = false;
-        }
-    }
-    spans.push((start, line.len()));
-    if !plain {
+    if !line.iter().all(|b| (0x20..0x7F).contains(b)) {
         text::check_text(line)?;
     }
+    let mut start = 0;
+    for comma in memchr::memchr_iter(b',', line) {
+        spans.push((start, comma));
+        start = comma + 1;
+    }
+    spans.push((start, line.len()));
     Ok(())
 }
 
@@ -179,6 +181,28 @@ pub fn symbol(column: &str, b: &[u8]) -> Result<Symbol, Defect> {
         })
 }
 
+/// The last symbol read, so the lines of one symbol that follow each other (as in every
+/// multi-symbol layout) are checked once.
+#[derive(Debug, Default)]
+pub struct SymbolCache {
+    last: Option<(Vec<u8>, Symbol)>,
+}
+
+impl SymbolCache {
+    /// The symbol of field `b` of column `column` (see [`symbol`]).
+    #[inline]
+    pub fn symbol(&mut self, column: &str, b: &[u8]) -> Result<Symbol, Defect> {
+        if let Some((bytes, cached)) = &self.last
+            && bytes.as_slice() == b
+        {
+            return Ok(cached.clone());
+        }
+        let fresh = symbol(column, b)?;
+        self.last = Some((b.to_vec(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
 /// How far the header has been read.
 #[derive(Debug)]
 enum Header<M> {
@@ -198,6 +222,7 @@ pub struct HeaderSource<R, L: Columnar> {
     header: Header<L::Map>,
     /// Field spans of the current line, reused.
     spans: Vec<(usize, usize)>,
+    symbols: SymbolCache,
 }
 
 impl<R: BufRead, L: Columnar> HeaderSource<R, L> {
@@ -207,6 +232,7 @@ impl<R: BufRead, L: Columnar> HeaderSource<R, L> {
             layout,
             header: Header::Unread,
             spans: Vec::new(),
+            symbols: SymbolCache::default(),
         }
     }
 }
@@ -228,12 +254,13 @@ impl<R: BufRead, L: Columnar> Source for HeaderSource<R, L> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(read_line(
-            &self.layout,
-            &self.header,
-            &mut self.spans,
-            line,
-        )))
+        let reading = Reading {
+            layout: &self.layout,
+            header: &self.header,
+            spans: &mut self.spans,
+            symbols: &mut self.symbols,
+        };
+        Ok(Some(reading.line(line)))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -266,50 +293,55 @@ fn read_header<L: Columnar>(layout: &L, line: &Line<'_>) -> Result<Header<L::Map
     })
 }
 
-/// One data line into a record, or its rejection.
-fn read_line<'a, L: Columnar>(
-    layout: &L,
-    header: &Header<L::Map>,
-    spans: &mut Vec<(usize, usize)>,
-    line: Line<'a>,
-) -> Parsed<'a> {
-    if let Some(rejection) = line.unreadable() {
-        return Err(rejection);
+/// What reading a data line uses of a [`HeaderSource`] (borrowed apart from its lines).
+struct Reading<'s, L: Columnar> {
+    layout: &'s L,
+    header: &'s Header<L::Map>,
+    spans: &'s mut Vec<(usize, usize)>,
+    symbols: &'s mut SymbolCache,
+}
+
+impl<L: Columnar> Reading<'_, L> {
+    /// One data line into a record, or its rejection.
+    fn line<'a>(self, line: Line<'a>) -> Parsed<'a> {
+        if let Some(rejection) = line.unreadable() {
+            return Err(rejection);
+        }
+        let raw = line.raw();
+        let reject = |defect: Defect| defect.at(line.number, raw.text());
+        let Header::Mapped(map, width) = self.header else {
+            return Err(reject(Defect::new(
+                RejectReason::BadHeader,
+                "the header on line 1 was refused, so this line's columns are unknown",
+            )));
+        };
+        split(line.bytes, self.spans).map_err(reject)?;
+        if self.spans.len() != *width {
+            return Err(reject(Defect::new(
+                RejectReason::FieldCount,
+                format!(
+                    "{} fields, expected {width} (the header's columns)",
+                    self.spans.len()
+                ),
+            )));
+        }
+        let fields = Fields::new(line.bytes, self.spans);
+        let v = self
+            .layout
+            .read(map, &fields, self.symbols)
+            .map_err(reject)?;
+        Ok(Record {
+            line: line.number,
+            raw,
+            symbol: v.symbol,
+            time: v.time,
+            open: v.open,
+            high: v.high,
+            low: v.low,
+            close: v.close,
+            volume: v.volume,
+        })
     }
-    let raw = line.raw();
-    let reject = |defect: Defect| defect.at(line.number, raw.text());
-    let Header::Mapped(map, width) = header else {
-        return Err(reject(Defect::new(
-            RejectReason::BadHeader,
-            "the header on line 1 was refused, so this line's columns are unknown",
-        )));
-    };
-    split(line.bytes, spans).map_err(reject)?;
-    if spans.len() != *width {
-        return Err(reject(Defect::new(
-            RejectReason::FieldCount,
-            format!(
-                "{} fields, expected {width} (the header's columns)",
-                spans.len()
-            ),
-        )));
-    }
-    let fields = Fields {
-        line: line.bytes,
-        spans,
-    };
-    let v = layout.read(map, &fields).map_err(reject)?;
-    Ok(Record {
-        line: line.number,
-        raw,
-        symbol: v.symbol,
-        time: v.time,
-        open: v.open,
-        high: v.high,
-        low: v.low,
-        close: v.close,
-        volume: v.volume,
-    })
 }
 
 #[cfg(test)]
@@ -351,6 +383,26 @@ mod tests {
                 .contains("65 columns")
         );
         assert!(header_names(b"2024-01-02,1").is_err());
+    }
+
+    #[test]
+    fn the_symbol_cache_checks_each_new_symbol() {
+        let mut cache = SymbolCache::default();
+        for (field, want) in [
+            ("aapl", Ok("AAPL")),
+            ("aapl", Ok("AAPL")),
+            ("I:SPX", Err(RejectReason::BadSymbol)),
+            ("aapl", Ok("AAPL")),
+            ("msft", Ok("MSFT")),
+            ("I:SPX", Err(RejectReason::BadSymbol)),
+        ] {
+            let got = cache.symbol("ticker", field.as_bytes());
+            assert_eq!(
+                got.as_ref().map(Symbol::as_str).map_err(|d| d.reason),
+                want,
+                "{field}"
+            );
+        }
     }
 
     #[test]

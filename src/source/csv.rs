@@ -11,7 +11,7 @@
 //! read per [`CsvSpec::naive`].
 
 use super::BarTime;
-use super::columns::{self, Columnar, Fields, Values};
+use super::columns::{self, Columnar, Fields, SymbolCache, Values};
 use super::text;
 use super::times::{self, EpochUnit, NaiveTimes};
 use crate::model::reject::Defect;
@@ -117,10 +117,15 @@ impl Columnar for CsvSpec {
         })
     }
 
-    fn read(&self, c: &CsvColumns, f: &Fields<'_>) -> Result<Values, Defect> {
+    fn read(
+        &self,
+        c: &CsvColumns,
+        f: &Fields<'_>,
+        symbols: &mut SymbolCache,
+    ) -> Result<Values, Defect> {
         Ok(Values {
             symbol: match c.symbol {
-                Some(i) => Some(columns::symbol("symbol", f.get(i))?),
+                Some(i) => Some(symbols.symbol("symbol", f.get(i))?),
                 None => None,
             },
             time: match c.time {

@@ -11,7 +11,7 @@
 //! instruments must never be loaded under one name.
 
 use super::BarTime;
-use super::columns::{self, Columnar, Fields, Values};
+use super::columns::{self, Columnar, Fields, SymbolCache, Values};
 use super::text;
 use super::times::{self, EpochUnit, NaiveTimes};
 use crate::model::reject::{Defect, RejectReason};
@@ -67,9 +67,14 @@ impl Columnar for Databento {
     }
 
     #[inline]
-    fn read(&self, c: &DatabentoColumns, f: &Fields<'_>) -> Result<Values, Defect> {
+    fn read(
+        &self,
+        c: &DatabentoColumns,
+        f: &Fields<'_>,
+        symbols: &mut SymbolCache,
+    ) -> Result<Values, Defect> {
         Ok(Values {
-            symbol: Some(columns::symbol("symbol", f.get(c.symbol))?),
+            symbol: Some(symbols.symbol("symbol", f.get(c.symbol))?),
             time: ts_event(f.get(c.ts_event))?,
             open: price("open", f.get(c.open))?,
             high: price("high", f.get(c.high))?,

@@ -10,7 +10,7 @@
 //! `bad_timestamp` (a whole minute in practice; any whole millisecond is kept as it is).
 
 use super::Volume;
-use super::columns::{self, Columnar, Fields, Values};
+use super::columns::{self, Columnar, Fields, SymbolCache, Values};
 use super::text;
 use super::times::{self, EpochUnit};
 use crate::model::reject::Defect;
@@ -54,10 +54,15 @@ impl Columnar for Polygon {
     }
 
     #[inline]
-    fn read(&self, c: &PolygonColumns, f: &Fields<'_>) -> Result<Values, Defect> {
+    fn read(
+        &self,
+        c: &PolygonColumns,
+        f: &Fields<'_>,
+        symbols: &mut SymbolCache,
+    ) -> Result<Values, Defect> {
         let window_start = f.get(c.window_start);
         Ok(Values {
-            symbol: Some(columns::symbol("ticker", f.get(c.ticker))?),
+            symbol: Some(symbols.symbol("ticker", f.get(c.ticker))?),
             time: times::parse_epoch(window_start, EpochUnit::Nanos)
                 .map_err(|_| times::bad(window_start, "Unix nanoseconds (whole milliseconds)"))?,
             open: text::parse_price("open", f.get(c.open))?,
