@@ -91,18 +91,16 @@ impl LocalTimestamps {
 
     /// A `YYYY-MM-DD` date (a daily bar) as its midnight, or a [`RejectReason::BadTimestamp`].
     pub fn parse_date(&mut self, b: &[u8]) -> Result<NaiveDateTime, Defect> {
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-            return Err(Defect::new(
-                RejectReason::BadTimestamp,
-                format!("date {:?} is not YYYY-MM-DD", lossy(b)),
-            ));
-        }
-        let date = self.date(b).ok_or_else(|| {
+        let bad = || {
             Defect::new(
                 RejectReason::BadTimestamp,
                 format!("date {:?} is not YYYY-MM-DD", lossy(b)),
             )
-        })??;
+        };
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        let date = self.date(b).ok_or_else(bad)??;
         Ok(date.and_time(chrono::NaiveTime::MIN))
     }
 

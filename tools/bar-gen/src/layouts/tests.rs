@@ -17,7 +17,8 @@ type Read7 = (String, i64, f64, f64, f64, f64, i64);
 
 fn spec() -> GenSpec {
     GenSpec {
-        symbols: vec!["AAPL".into(), "brk.b".into(), "MSFT".into()],
+        // Not in ticker order, and one in lower case, as a user may list them.
+        symbols: vec!["MSFT".into(), "AAPL".into(), "brk.b".into()],
         // The 2024 spring-forward (Sunday 03-10) and a month end inside.
         start: NaiveDate::from_ymd_opt(2024, 2, 28).unwrap(),
         end: NaiveDate::from_ymd_opt(2024, 3, 12).unwrap(),
@@ -116,7 +117,7 @@ fn firstrate_is_byte_identical_to_write_all_and_names_are_each_layouts() {
     let spec = spec();
     let dir = tempfile::tempdir().unwrap();
     let written = write_layout(&spec, OutLayout::FirstRate, dir.path()).unwrap();
-    for ((path, _), symbol) in written.iter().zip(["AAPL", "BRK.B", "MSFT"]) {
+    for ((path, _), symbol) in written.iter().zip(["MSFT", "AAPL", "BRK.B"]) {
         let mut want = Vec::new();
         write_symbol(&spec, symbol, &mut want).unwrap();
         assert_eq!(std::fs::read(path).unwrap(), want, "{symbol}");
@@ -139,10 +140,10 @@ fn firstrate_is_byte_identical_to_write_all_and_names_are_each_layouts() {
     assert_eq!(names(OutLayout::Databento), ["bars.ohlcv-1m.csv"]);
     assert_eq!(
         names(OutLayout::Kibot),
-        ["AAPL.txt", "BRK.B.txt", "MSFT.txt"]
+        ["MSFT.txt", "AAPL.txt", "BRK.B.txt"]
     );
-    assert_eq!(names(OutLayout::CsvUtc)[1], "BRK.B_1min_utc.csv");
-    assert_eq!(names(OutLayout::CsvEpochMs)[2], "MSFT_1min_epoch_ms.csv");
+    assert_eq!(names(OutLayout::CsvUtc)[2], "BRK.B_1min_utc.csv");
+    assert_eq!(names(OutLayout::CsvEpochMs)[0], "MSFT_1min_epoch_ms.csv");
     for (layout, name) in OutLayout::ALL {
         assert_eq!(OutLayout::from_name(name), Some(layout));
         assert_eq!(layout.name(), name);
@@ -192,4 +193,39 @@ fn sample_lines_are_each_layouts_exact_form() {
         ..bar
     };
     assert_eq!(utc_millis(&winter), 1_704_205_800_000);
+}
+
+#[test]
+fn multi_symbol_files_are_ordered_as_the_vendors_order_them() {
+    let spec = spec();
+    let dir = tempfile::tempdir().unwrap();
+    // Databento: one file in time order (then instrument id).
+    let written = write_layout(&spec, OutLayout::Databento, dir.path()).unwrap();
+    let text = std::fs::read_to_string(&written[0].0).unwrap();
+    let keys: Vec<(u128, u64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[3].parse().unwrap())
+        })
+        .collect();
+    assert!(keys.len() > 10_000);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "not in time order");
+    // Polygon: each day's file in ticker order, then time.
+    let written = write_layout(&spec, OutLayout::Polygon, dir.path()).unwrap();
+    for (path, _) in written {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let keys: Vec<(String, u128)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), f[6].parse().unwrap())
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{}", path.display());
+        let tickers: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        assert_eq!(tickers.len(), 3, "{}", path.display());
+    }
 }
