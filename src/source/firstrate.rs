@@ -9,7 +9,7 @@ use std::io::{self, BufRead};
 use super::columns::looks_like_header;
 use super::lines::{Line, LineReader, MAX_LINE_BYTES};
 use super::text::{self, LocalTimestamps};
-use super::{BarTime, Interval, Parsed, RawLine, Record, Source};
+use super::{BarTime, Parsed, RawLine, Record, Source};
 use crate::model::reject::{Defect, RejectReason, Rejection};
 
 /// Number of fields in a bar line: timestamp, open, high, low, close, volume.
@@ -27,39 +27,48 @@ pub const MIN_RECORD_BYTES: u64 = 27;
 /// The same for a daily file: `2021-03-01,1,1,1,1,0` and its `\n`.
 pub const MIN_DAILY_RECORD_BYTES: u64 = 21;
 
-/// A FirstRate file's records, one per physical line.
+/// A FirstRate file's records, one per physical line. `DAILY`: a daily file, whose lines hold a
+/// date instead of a date and time (a type parameter, so the one-minute path tests nothing).
 #[derive(Debug)]
-pub struct FirstRate<R> {
+pub struct FirstRate<R, const DAILY: bool = false> {
     lines: LineReader<R>,
     /// Timestamp parser state (the last date seen).
     timestamps: LocalTimestamps,
-    /// A daily file: lines hold a date, not a date and time.
-    daily: bool,
 }
+
+/// A daily FirstRate file (`_1day_`): `YYYY-MM-DD,open,high,low,close,volume`.
+pub type FirstRateDaily<R> = FirstRate<R, true>;
 
 impl<R: BufRead> FirstRate<R> {
     /// A one-minute (or any intraday) file.
     pub fn new(inner: R) -> Self {
-        Self::with_interval(inner, Interval::OneMinute)
+        Self::reading(inner)
     }
+}
 
-    /// A file of `interval` bars: date-only lines for [`Interval::OneDay`], else timestamps.
-    pub fn with_interval(inner: R, interval: Interval) -> Self {
+impl<R: BufRead> FirstRateDaily<R> {
+    /// A daily file.
+    pub fn daily(inner: R) -> Self {
+        Self::reading(inner)
+    }
+}
+
+impl<R: BufRead, const DAILY: bool> FirstRate<R, DAILY> {
+    fn reading(inner: R) -> Self {
         Self {
             lines: LineReader::new(inner),
             timestamps: LocalTimestamps::default(),
-            daily: interval == Interval::OneDay,
         }
     }
 }
 
-impl<R: BufRead> Source for FirstRate<R> {
+impl<R: BufRead, const DAILY: bool> Source for FirstRate<R, DAILY> {
     #[inline]
     fn next_record(&mut self) -> io::Result<Option<Parsed<'_>>> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(parse_line(&mut self.timestamps, self.daily, line)))
+        Ok(Some(parse_line::<DAILY>(&mut self.timestamps, line)))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -86,7 +95,10 @@ fn header_check(rejection: Rejection) -> Rejection {
 
 /// One line into a record, or the rejection of the line.
 #[inline]
-fn parse_line<'a>(timestamps: &mut LocalTimestamps, daily: bool, line: Line<'a>) -> Parsed<'a> {
+fn parse_line<'a, const DAILY: bool>(
+    timestamps: &mut LocalTimestamps,
+    line: Line<'a>,
+) -> Parsed<'a> {
     let raw = RawLine {
         kept: line.bytes,
         len: line.len,
@@ -111,7 +123,7 @@ fn parse_line<'a>(timestamps: &mut LocalTimestamps, daily: bool, line: Line<'a>)
         line: line.number,
         raw,
         symbol: None,
-        time: BarTime::Local(if daily {
+        time: BarTime::Local(if DAILY {
             timestamps.parse_date(time).map_err(reject)?
         } else {
             timestamps.parse(time).map_err(reject)?
@@ -287,7 +299,7 @@ mod tests {
     #[test]
     fn daily_files_read_dates_as_midnight_and_refuse_times() {
         let input = b"2024-01-02,1,2,0.5,1.5,7\n2024-01-03 10:00:00,1,2,0.5,1.5,7\n";
-        let mut source = FirstRate::with_interval(&input[..], Interval::OneDay);
+        let mut source = FirstRateDaily::daily(&input[..]);
         let first = source.next_record().unwrap().unwrap().unwrap();
         assert_eq!(first.time, local("2024-01-02 00:00:00"));
         let second = source.next_record().unwrap().unwrap().unwrap_err();

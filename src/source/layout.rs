@@ -10,7 +10,7 @@ pub use self::detect::{DetectError, detect};
 use super::columns::HeaderSource;
 use super::csv::{self, CsvSpec};
 use super::databento::{self, Databento};
-use super::firstrate::{self, FirstRate};
+use super::firstrate::{self, FirstRate, FirstRateDaily};
 use super::kibot::{self, Kibot};
 use super::polygon::{self, Polygon};
 use super::{Interval, Parsed, Source};
@@ -97,7 +97,10 @@ impl Layout {
     /// The source reading `reader` in this layout.
     pub fn open<R: BufRead + Send + 'static>(self, reader: R) -> Box<dyn Source + Send> {
         match self {
-            Layout::FirstRate { interval } => Box::new(FirstRate::with_interval(reader, interval)),
+            Layout::FirstRate {
+                interval: Interval::OneDay,
+            } => Box::new(FirstRateDaily::daily(reader)),
+            Layout::FirstRate { .. } => Box::new(FirstRate::new(reader)),
             Layout::Polygon => Box::new(HeaderSource::new(reader, Polygon)),
             Layout::Databento => Box::new(HeaderSource::new(reader, Databento)),
             Layout::Kibot => Box::new(Kibot::new(reader)),
