@@ -148,19 +148,29 @@ fn write_row(out: &mut Vec<u8>, name: &str, row: &GenRow) -> std::io::Result<()>
     }
 }
 
-/// One pass over the input: (bars, rejections, time taken). `boxed`: through
-/// `Layout::open`, else FirstRate through `BarReader::new`.
+/// One pass over the input: (bars, rejections, time taken). With a layout, through
+/// `Layout::open` (a boxed source), else FirstRate through `BarReader::new`.
 fn run(input: &'static [u8], layout: Option<Layout>) -> (u64, u64, Duration) {
+    let tz = chrono_tz::America::New_York;
     let started = Instant::now();
     let (mut bars, mut rejected) = (0u64, 0u64);
-    let mut count = |row: std::io::Result<Row>| match black_box(row.expect("reading memory")) {
-        Row::Bar(_) => bars += 1,
-        Row::Rejected(_) => rejected += 1,
-    };
-    let tz = chrono_tz::America::New_York;
     match layout {
-        None => BarReader::new(input, tz).for_each(&mut count),
-        Some(layout) => BarReader::from_source(layout.open(input), tz).for_each(&mut count),
+        None => {
+            for row in BarReader::new(input, tz) {
+                match black_box(row.expect("reading memory cannot fail")) {
+                    Row::Bar(_) => bars += 1,
+                    Row::Rejected(_) => rejected += 1,
+                }
+            }
+        }
+        Some(layout) => {
+            for row in BarReader::from_source(layout.open(input), tz) {
+                match black_box(row.expect("reading memory cannot fail")) {
+                    Row::Bar(_) => bars += 1,
+                    Row::Rejected(_) => rejected += 1,
+                }
+            }
+        }
     }
     (bars, rejected, started.elapsed())
 }
