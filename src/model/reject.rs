@@ -13,6 +13,10 @@ pub const MAX_RAW_BYTES: usize = 512;
 /// label and appears in the dead-letter log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
+    /// A header line whose columns are not the layout's (or a header where the layout has none,
+    /// or none where it needs one); with a refused header, every later line of a layout that maps
+    /// its columns by the header is refused the same way.
+    BadHeader,
     /// Empty or whitespace only, with more data after it (blank lines at the end are tolerated).
     BlankLine,
     /// Longer than the source's line limit (`source::lines::MAX_LINE_BYTES`).
@@ -25,6 +29,8 @@ pub enum RejectReason {
     FieldCount,
     /// Timestamp not `YYYY-MM-DD HH:MM[:SS]`, or no such date or time of day.
     BadTimestamp,
+    /// The symbol field of a multi-symbol layout is not a valid symbol.
+    BadSymbol,
     /// A local time that the zone skips (spring-forward gap).
     NonexistentLocalTime,
     /// A price or the volume is not a number (or the volume does not fit in 64 bits).
@@ -51,13 +57,15 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in the order checks run (roughly: line, fields, values, order).
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 19] = [
+        Self::BadHeader,
         Self::BlankLine,
         Self::LineTooLong,
         Self::InvalidUtf8,
         Self::Binary,
         Self::FieldCount,
         Self::BadTimestamp,
+        Self::BadSymbol,
         Self::NonexistentLocalTime,
         Self::BadNumber,
         Self::NonFinite,
@@ -72,8 +80,8 @@ impl RejectReason {
     ];
 
     /// Every reason's code, in the order of [`Self::ALL`] (the metric's known label values).
-    pub const CODES: [&'static str; 17] = {
-        let mut codes = [""; 17];
+    pub const CODES: [&'static str; 19] = {
+        let mut codes = [""; 19];
         let mut i = 0;
         while i < codes.len() {
             codes[i] = Self::ALL[i].code();
@@ -85,12 +93,14 @@ impl RejectReason {
     /// The stable snake_case code (metric label, dead-letter log).
     pub const fn code(self) -> &'static str {
         match self {
+            Self::BadHeader => "bad_header",
             Self::BlankLine => "blank_line",
             Self::LineTooLong => "line_too_long",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::Binary => "binary",
             Self::FieldCount => "field_count",
             Self::BadTimestamp => "bad_timestamp",
+            Self::BadSymbol => "bad_symbol",
             Self::NonexistentLocalTime => "nonexistent_local_time",
             Self::BadNumber => "bad_number",
             Self::NonFinite => "non_finite",
@@ -203,6 +213,8 @@ mod tests {
         }
         assert_eq!(RejectReason::HighBelowLow.code(), "high_below_low");
         assert_eq!(RejectReason::HighBelowLow.to_string(), "high_below_low");
-        assert_eq!(RejectReason::CODES[0], "blank_line");
+        assert_eq!(RejectReason::CODES[0], "bad_header");
+        assert_eq!(RejectReason::CODES[1], "blank_line");
+        assert_eq!(RejectReason::BadSymbol.code(), "bad_symbol");
     }
 }

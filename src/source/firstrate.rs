@@ -1,8 +1,12 @@
 //! FirstRate layout: `YYYY-MM-DD HH:MM[:SS],open,high,low,close,volume` lines, no header,
 //! naive exchange-local times, one symbol per file (named by the file).
+//!
+//! Daily files (`_1day_`) have date-only lines, `YYYY-MM-DD,open,high,low,close,volume`: read as
+//! the date at 00:00 local. A header on line 1 is refused as `bad_header`.
 
 use std::io::{self, BufRead};
 
+use super::columns::looks_like_header;
 use super::lines::{Line, LineReader, MAX_LINE_BYTES};
 use super::text::{self, LocalTimestamps};
 use super::{BarTime, Parsed, RawLine, Record, Source};
@@ -11,16 +15,46 @@ use crate::model::reject::{Defect, RejectReason, Rejection};
 /// Number of fields in a bar line: timestamp, open, high, low, close, volume.
 const FIELD_COUNT: usize = 6;
 
-/// A FirstRate file's records, one per physical line.
+/// What a bar line looks like, for messages.
+pub const LINE_FORM: &str = "YYYY-MM-DD HH:MM[:SS],open,high,low,close,volume";
+
+/// Shortest good line of an intraday file, its `\n` included: six comma-separated fields, the
+/// timestamp exactly 16 bytes (`YYYY-MM-DD HH:MM`) or 19 (`:SS`), each of the five numbers at
+/// least one byte (an empty field is no number); surrounding whitespace, a BOM or a `\r` only
+/// add bytes. So `2021-03-01 09:30,1,1,1,1,0` (26 bytes) is the shortest, 27 with its `\n`.
+pub const MIN_RECORD_BYTES: u64 = 27;
+
+/// The same for a daily file: `2021-03-01,1,1,1,1,0` and its `\n`.
+pub const MIN_DAILY_RECORD_BYTES: u64 = 21;
+
+/// A FirstRate file's records, one per physical line. `DAILY`: a daily file, whose lines hold a
+/// date instead of a date and time (a type parameter, so the one-minute path tests nothing).
 #[derive(Debug)]
-pub struct FirstRate<R> {
+pub struct FirstRate<R, const DAILY: bool = false> {
     lines: LineReader<R>,
     /// Timestamp parser state (the last date seen).
     timestamps: LocalTimestamps,
 }
 
+/// A daily FirstRate file (`_1day_`): `YYYY-MM-DD,open,high,low,close,volume`.
+pub type FirstRateDaily<R> = FirstRate<R, true>;
+
 impl<R: BufRead> FirstRate<R> {
+    /// A one-minute (or any intraday) file.
     pub fn new(inner: R) -> Self {
+        Self::reading(inner)
+    }
+}
+
+impl<R: BufRead> FirstRateDaily<R> {
+    /// A daily file.
+    pub fn daily(inner: R) -> Self {
+        Self::reading(inner)
+    }
+}
+
+impl<R: BufRead, const DAILY: bool> FirstRate<R, DAILY> {
+    fn reading(inner: R) -> Self {
         Self {
             lines: LineReader::new(inner),
             timestamps: LocalTimestamps::default(),
@@ -28,13 +62,13 @@ impl<R: BufRead> FirstRate<R> {
     }
 }
 
-impl<R: BufRead> Source for FirstRate<R> {
+impl<R: BufRead, const DAILY: bool> Source for FirstRate<R, DAILY> {
     #[inline]
     fn next_record(&mut self) -> io::Result<Option<Parsed<'_>>> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(parse_line(&mut self.timestamps, line)))
+        Ok(Some(parse_line::<DAILY>(&mut self.timestamps, line)))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -42,9 +76,29 @@ impl<R: BufRead> Source for FirstRate<R> {
     }
 }
 
+/// A rejection of line 1 that is a header: refused as `bad_header` instead of its first field's
+/// defect (the file is not the layout it was taken for, or has a header it should not have).
+#[cold]
+fn header_check(rejection: Rejection) -> Rejection {
+    if rejection.line != 1 || !looks_like_header(rejection.raw.as_bytes()) {
+        return rejection;
+    }
+    Rejection {
+        reason: RejectReason::BadHeader,
+        message: format!(
+            "line 1 {:?} is a header, but FirstRate files have none (expected {LINE_FORM})",
+            rejection.raw
+        ),
+        ..rejection
+    }
+}
+
 /// One line into a record, or the rejection of the line.
 #[inline]
-fn parse_line<'a>(timestamps: &mut LocalTimestamps, line: Line<'a>) -> Parsed<'a> {
+fn parse_line<'a, const DAILY: bool>(
+    timestamps: &mut LocalTimestamps,
+    line: Line<'a>,
+) -> Parsed<'a> {
     let raw = RawLine {
         kept: line.bytes,
         len: line.len,
@@ -63,13 +117,17 @@ fn parse_line<'a>(timestamps: &mut LocalTimestamps, line: Line<'a>) -> Parsed<'a
     if text::is_blank(line.bytes) {
         return Err(Rejection::blank_line(line.number));
     }
-    let reject = |defect: Defect| defect.at(line.number, raw.text());
+    let reject = |defect: Defect| header_check(defect.at(line.number, raw.text()));
     let [time, open, high, low, close, volume] = split_fields(line.bytes).map_err(reject)?;
     Ok(Record {
         line: line.number,
         raw,
         symbol: None,
-        time: BarTime::Local(timestamps.parse(time).map_err(reject)?),
+        time: BarTime::Local(if DAILY {
+            timestamps.parse_date(time).map_err(reject)?
+        } else {
+            timestamps.parse(time).map_err(reject)?
+        }),
         open: text::parse_price("open", open).map_err(reject)?,
         high: text::parse_price("high", high).map_err(reject)?,
         low: text::parse_price("low", low).map_err(reject)?,
@@ -208,6 +266,57 @@ mod tests {
             Ok((7, local("2024-01-02 10:04:00"), Volume::Shares(-7))),
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_header_on_line_1_is_a_bad_header_elsewhere_a_bad_timestamp() {
+        let header = "timestamp,open,high,low,close,volume";
+        let got = items(format!("{header}\n{header}\n").as_bytes());
+        assert_eq!(
+            got,
+            [
+                Err((1, RejectReason::BadHeader, header.into())),
+                Err((2, RejectReason::BadTimestamp, header.into())),
+            ]
+        );
+        let mut source = FirstRate::new(&b"Date,Open\n"[..]);
+        let message = source.next_record().unwrap().unwrap().unwrap_err().message;
+        assert!(
+            message.contains("\"Date,Open\" is a header") && message.contains(LINE_FORM),
+            "{message}"
+        );
+        // A bad first line that is no header keeps its own reason.
+        assert_eq!(
+            items(b"2024-13-02 10:02:00,1,2,0.5,1.5,7\n")[0],
+            Err((
+                1,
+                RejectReason::BadTimestamp,
+                "2024-13-02 10:02:00,1,2,0.5,1.5,7".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn daily_files_read_dates_as_midnight_and_refuse_times() {
+        let input = b"2024-01-02,1,2,0.5,1.5,7\n2024-01-03 10:00:00,1,2,0.5,1.5,7\n";
+        let mut source = FirstRateDaily::daily(&input[..]);
+        let first = source.next_record().unwrap().unwrap().unwrap();
+        assert_eq!(first.time, local("2024-01-02 00:00:00"));
+        let second = source.next_record().unwrap().unwrap().unwrap_err();
+        assert_eq!(second.reason, RejectReason::BadTimestamp);
+        // A minute file refuses a date-only line.
+        assert_eq!(
+            items(input)[0].as_ref().unwrap_err().1,
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            "2021-03-01,1,1,1,1,0\n".len() as u64,
+            MIN_DAILY_RECORD_BYTES
+        );
+        assert_eq!(
+            "2021-03-01 09:30,1,1,1,1,0\n".len() as u64,
+            MIN_RECORD_BYTES
+        );
     }
 
     #[test]

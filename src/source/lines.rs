@@ -8,6 +8,10 @@
 
 use std::io::{self, BufRead};
 
+use super::RawLine;
+use super::text;
+use crate::model::reject::{Defect, RejectReason, Rejection};
+
 /// Longest line accepted, in bytes (without its `\n` / `\r\n`). Real bar lines are ~50 bytes;
 /// anything this long is not a bar, and keeping it whole would let one bad file take memory.
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -28,6 +32,31 @@ pub struct Line<'a> {
     /// Length of the whole line in bytes, as `bytes` would be had nothing been cut
     /// (for messages about over-long lines).
     pub len: u64,
+}
+
+impl<'a> Line<'a> {
+    /// The line's text as a record keeps it.
+    pub fn raw(&self) -> RawLine<'a> {
+        RawLine {
+            kept: self.bytes,
+            len: self.len,
+        }
+    }
+
+    /// The rejection of a line no layout reads (too long, or blank), else None.
+    pub fn unreadable(&self) -> Option<Rejection> {
+        if self.too_long {
+            let defect = Defect::new(
+                RejectReason::LineTooLong,
+                format!(
+                    "line is {} bytes, longer than the limit of {MAX_LINE_BYTES}",
+                    self.len
+                ),
+            );
+            return Some(defect.at(self.number, self.raw().text()));
+        }
+        text::is_blank(self.bytes).then(|| Rejection::blank_line(self.number))
+    }
 }
 
 /// Streams the physical lines of a [`BufRead`], reusing one buffer; never holds the file in

@@ -89,6 +89,21 @@ impl LocalTimestamps {
         })
     }
 
+    /// A `YYYY-MM-DD` date (a daily bar) as its midnight, or a [`RejectReason::BadTimestamp`].
+    pub fn parse_date(&mut self, b: &[u8]) -> Result<NaiveDateTime, Defect> {
+        let bad = || {
+            Defect::new(
+                RejectReason::BadTimestamp,
+                format!("date {:?} is not YYYY-MM-DD", lossy(b)),
+            )
+        };
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        let date = self.date(b).ok_or_else(bad)??;
+        Ok(date.and_time(chrono::NaiveTime::MIN))
+    }
+
     /// The date of a timestamp whose separators were checked: None when the date part is not
     /// digits, `Some(Err)` when it is but names no day.
     #[inline]
@@ -254,9 +269,31 @@ mod tests {
             b"2024-01-0x 10:00:00",
             b"2024-01-02T10:00:00",
             b"",
+            b"2024-01-02",
         ] {
             assert_eq!(
                 ts.parse(bad).unwrap_err().reason,
+                RejectReason::BadTimestamp,
+                "{}",
+                lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn dates_of_daily_bars_are_their_midnight() {
+        let mut ts = LocalTimestamps::default();
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(ts.parse_date(b"2024-01-02"), Ok(t("2024-01-02 00:00:00")));
+        assert_eq!(ts.parse_date(b"2024-01-02"), Ok(t("2024-01-02 00:00:00")));
+        for bad in [
+            &b"2024-01-02 10:00"[..],
+            b"2024-02-30",
+            b"2024/01/02",
+            b"2024-01-0x",
+        ] {
+            assert_eq!(
+                ts.parse_date(bad).unwrap_err().reason,
                 RejectReason::BadTimestamp,
                 "{}",
                 lossy(bad)

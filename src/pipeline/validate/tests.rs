@@ -104,6 +104,10 @@ fn trailing_blank_lines_are_tolerated_but_inner_ones_rejected() {
 /// One line (or a few) per reason that must be rejected with it.
 const REASON_CASES: &[(RejectReason, &[u8])] = &[
     (
+        RejectReason::BadHeader,
+        b"timestamp,open,high,low,close,volume\n2024-01-02 10:00:00,1,2,0.5,1.5,7\n",
+    ),
+    (
         RejectReason::BlankLine,
         b"\n\t \n2024-01-02 10:00:00,1,2,0.5,1.5,7\n",
     ),
@@ -241,6 +245,8 @@ fn every_reason_has_a_line_that_triggers_it() {
         RejectReason::DuplicateTimestamp,
         RejectReason::OutOfOrder,
         RejectReason::LineTooLong,
+        // Only multi-symbol layouts read a symbol field: see source::polygon's tests.
+        RejectReason::BadSymbol,
     ]);
     assert_eq!(covered.len(), RejectReason::ALL.len());
 }

@@ -1,7 +1,8 @@
 //! bar-gen: deterministic, realistic FirstRate-style bar files, for tests, demos and benchmarks.
 //!
 //! A development tool, not part of the product: the `bar-gen` binary writes files into a folder,
-//! and the integration tests call [`write_symbol`] directly.
+//! and the integration tests call [`write_symbol`] directly. [`layouts`] writes the same bars in
+//! the other vendor layouts the product reads.
 //!
 //! Same [`GenSpec`] → byte-identical files. Bars fall on trading days only
 //! ([`bar_ingest::calendar::is_trading_day`]), 04:00–19:59 local, with minutes missing (rarely in
@@ -23,6 +24,8 @@ use rand::{Rng, SeedableRng};
 
 use bar_ingest::calendar;
 use bar_ingest::model::Symbol;
+
+pub mod layouts;
 
 /// Price units per currency unit: prices have at most 4 decimals.
 const TICKS_PER_UNIT: u64 = 10_000;
@@ -263,7 +266,7 @@ fn scale_abs(ticks: u64, fraction: f64) -> u64 {
 
 /// Writes a price in ticks as FirstRate does: up to 4 decimals, trailing zeros dropped
 /// (`9911` → `0.9911`, `1_500_000` → `150`, `42` → `0.0042`).
-fn write_price(out: &mut Vec<u8>, ticks: u64) {
+pub(crate) fn write_price(out: &mut Vec<u8>, ticks: u64) {
     write_uint(out, ticks / TICKS_PER_UNIT);
     let frac = ticks % TICKS_PER_UNIT;
     let digits = [frac / 1000, frac / 100 % 10, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
@@ -277,7 +280,7 @@ fn write_price(out: &mut Vec<u8>, ticks: u64) {
     }
 }
 
-fn write_uint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn write_uint(out: &mut Vec<u8>, mut n: u64) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {
@@ -291,7 +294,7 @@ fn write_uint(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&tmp[i..]);
 }
 
-fn write_two_digits(out: &mut Vec<u8>, n: u32) {
+pub(crate) fn write_two_digits(out: &mut Vec<u8>, n: u32) {
     out.push(b'0' + (n / 10 % 10) as u8);
     out.push(b'0' + (n % 10) as u8);
 }
@@ -341,6 +344,23 @@ pub fn write_symbol<W: Write>(spec: &GenSpec, symbol: &str, mut out: W) -> io::R
 /// synced, then renamed, so a watcher only ever sees complete files. Uses every core; the files
 /// do not depend on how many. Returns (path, rows) in the order of `spec.symbols`.
 pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+    write_each_symbol(spec, dir, file_name, |spec, symbol, out| {
+        write_symbol(spec, symbol, out)
+    })
+}
+
+/// How one symbol's file is named and written (see [`write_each_symbol`]).
+pub(crate) type NameFn = fn(&str) -> String;
+pub(crate) type WriteFn = fn(&GenSpec, &str, &mut dyn Write) -> io::Result<u64>;
+
+/// [`write_all`] for any one-file-per-symbol layout: `name` names a symbol's file, `write`
+/// writes it.
+pub(crate) fn write_each_symbol(
+    spec: &GenSpec,
+    dir: &Path,
+    name: NameFn,
+    write: WriteFn,
+) -> io::Result<Vec<(PathBuf, u64)>> {
     let symbols = spec
         .symbols
         .iter()
@@ -368,7 +388,7 @@ pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(symbol) = symbols.get(i) else { break };
-                        mine.push((i, write_one(spec, symbol.as_str(), dir)));
+                        mine.push((i, write_one(spec, symbol.as_str(), dir, name, write)));
                     }
                     mine
                 })
@@ -386,12 +406,28 @@ pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
     done.into_iter().map(|(_, result)| result).collect()
 }
 
-fn write_one(spec: &GenSpec, symbol: &str, dir: &Path) -> io::Result<(PathBuf, u64)> {
-    let path = dir.join(file_name(symbol));
-    let part = dir.join(format!("{}.part", file_name(symbol)));
+fn write_one(
+    spec: &GenSpec,
+    symbol: &str,
+    dir: &Path,
+    name: NameFn,
+    write: WriteFn,
+) -> io::Result<(PathBuf, u64)> {
+    write_file(dir, &name(symbol), |out| write(spec, symbol, out))
+}
+
+/// Writes the file `name` in `dir` through `write` (which returns the rows written): first as
+/// `name.part`, synced, then renamed. Returns (path, rows).
+pub(crate) fn write_file(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
+) -> io::Result<(PathBuf, u64)> {
+    let path = dir.join(name);
+    let part = dir.join(format!("{name}.part"));
     let file = File::create(&part)?;
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-    let rows = write_symbol(spec, symbol, &mut out)?;
+    let rows = write(&mut out)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);

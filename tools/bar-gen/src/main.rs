@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bar_gen::GenSpec;
+use bar_gen::layouts::{OutLayout, write_layout};
+use bar_gen::numbered_symbols;
 use bar_gen::pack::{Pack, pack};
-use bar_gen::{GenSpec, numbered_symbols, write_all};
 use chrono::NaiveDate;
 use clap::Parser;
 
 /// Exit code when the files could not be written (bad arguments exit 2 through clap too).
 const EXIT_FAILED: u8 = 2;
 
-/// Writes deterministic, realistic FirstRate-style bar files (for tests, demos and benchmarks).
+/// Writes deterministic, realistic bar files in a vendor layout (for tests, demos and benchmarks).
 #[derive(Debug, Parser)]
 #[command(name = "bar-gen", version, about)]
 #[command(group(clap::ArgGroup::new("which_symbols").required(true).args(["symbols", "symbol_list"])))]
@@ -42,6 +44,18 @@ struct Args {
     /// `bundle.zip`. Default: plain files.
     #[arg(long, value_enum)]
     pack: Option<Pack>,
+    /// The layout: firstrate (a file per symbol), polygon (a YYYY-MM-DD.csv per day, every
+    /// symbol, UTC ns), databento (one file, symbol column, fixed-point prices), kibot,
+    /// csv-utc or csv-epoch-ms (a file per symbol with a header). The bars are the same.
+    #[arg(long, default_value = "firstrate", value_parser = parse_layout)]
+    layout: OutLayout,
+}
+
+fn parse_layout(name: &str) -> Result<OutLayout, String> {
+    OutLayout::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = OutLayout::ALL.iter().map(|(_, n)| *n).collect();
+        format!("unknown layout {name:?} (one of {})", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -70,7 +84,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let started = std::time::Instant::now();
-    let written = write_all(&spec, &args.out)
+    let written = write_layout(&spec, args.layout, &args.out)
         .with_context(|| format!("writing files into {}", args.out.display()))?;
     let written = match args.pack {
         Some(how) => pack(&written, how, &args.out)
