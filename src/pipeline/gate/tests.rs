@@ -176,6 +176,12 @@ fn instants_that_are_wall_times_are_suspect() {
     let (_, reason, message) = suspect(&v);
     assert_eq!(reason.zone, Some("America/New_York"));
     assert!(message.contains("wall times taken for UTC"), "{message}");
+    // True instants (a Polygon-style file) pass.
+    let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Instants);
+    for b in &across_dst() {
+        gate.observe(stored(b, NY, NY).unwrap(), b.volume as i64);
+    }
+    assert_eq!(gate.verdict(), Verdict::Pass);
 }
 
 fn regular(b: &GenBar) -> bool {
@@ -205,6 +211,45 @@ fn extended_hours_files_pass() {
         .collect();
     let v = verdict_of(&pre, NY, NY);
     assert!(!matches!(v, Verdict::Suspect { .. }), "{v:?}");
+}
+
+/// A liquid symbol: a bar every minute 04:00–19:59 on every trading day of `days`, 100 shares
+/// a minute off-hours, 1 000 in the regular session, and the closing auction's `close_print`
+/// shares stamped on the 16:00 bar (as some vendors do).
+fn liquid(start: NaiveDate, days: u64, close_print: u64) -> Vec<GenBar> {
+    let mut out = Vec::new();
+    for date in (0..days).map(|i| start + chrono::Days::new(i)) {
+        if !calendar::is_trading_day(date) {
+            continue;
+        }
+        for minute in 4 * 60..20 * 60 {
+            let volume = match minute {
+                960 => close_print,
+                570..960 => 1_000,
+                _ => 100,
+            };
+            out.push(GenBar {
+                date,
+                minute,
+                open: 10_000,
+                high: 10_000,
+                low: 10_000,
+                close: 10_000,
+                volume,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn a_closing_auction_stamped_at_16_00_does_not_hide_a_shift() {
+    // The 16:00 print outweighs the last half hour of the session; every minute has a bar, so
+    // the bar count shows no edge at all: only the volume tells, without the 16:00 bar.
+    let bars = liquid(d(2023, 7, 10), 14, 40_000);
+    assert_eq!(verdict_of(&bars, NY, NY), Verdict::Pass);
+    let v = verdict_of(&bars, UTC, NY);
+    assert_eq!(suspect(&v).1.zone, Some("UTC"), "{v:?}");
 }
 
 /// Every `n`th bar: an illiquid symbol's file.
@@ -268,6 +313,27 @@ fn off_hours_bars_no_shift_explains_are_said_not_suspected() {
         message.starts_with("33% of the bars fall outside 04:00–20:00"),
         "{message}"
     );
+}
+
+#[test]
+fn the_day_after_spring_forward_is_its_own_day() {
+    // Sunday 2024-03-10 lasts 23 hours: a bar on it must not make the gate take Monday
+    // 00:30 for Sunday (24 hours from Sunday's midnight reach Monday 01:00).
+    let at = |day: u32, h: u32, m: u32| {
+        NY.from_local_datetime(&d(2024, 3, day).and_hms_opt(h, m, 0).unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let mut gate = SessionGate::new(NY, GateOptions::default());
+    gate.observe(at(10, 12, 0), 1);
+    gate.observe(at(11, 0, 30), 1);
+    gate.observe(at(11, 9, 30), 1);
+    assert_eq!(gate.bars(), (2, 1));
+    let mut want = Histograms::default();
+    want.add(1, 30, 1);
+    want.add(1, 9 * 60 + 30, 1);
+    assert_eq!(gate.histograms.as_ref(), &want);
+    assert_eq!(gate.days(), 1);
 }
 
 /// The minute of day and clock chrono gives an instant in New York.
