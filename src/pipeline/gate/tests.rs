@@ -281,6 +281,52 @@ fn sparse_files_in_their_zone_pass() {
 }
 
 #[test]
+fn the_thresholds_are_the_options() {
+    let bars = across_dst();
+    let verdict = |options: GateOptions| {
+        let mut gate = SessionGate::new(NY, options);
+        for b in &bars {
+            if let Some(ts) = stored(b, UTC, NY) {
+                gate.observe(ts, b.volume as i64);
+            }
+        }
+        gate.verdict()
+    };
+    let defaults = GateOptions::default();
+    assert!(matches!(verdict(defaults.clone()), Verdict::Suspect { .. }));
+    // No shift can gain this much (scores run from −1 to 2), nor have edges this clear.
+    for options in [
+        GateOptions {
+            min_score_gain: 3.0,
+            ..defaults.clone()
+        },
+        GateOptions {
+            min_edge_contrast: 1.01,
+            ..defaults.clone()
+        },
+    ] {
+        let v = verdict(options.clone());
+        assert!(!matches!(v, Verdict::Suspect { .. }), "{options:?}: {v:?}");
+    }
+    for options in [
+        GateOptions {
+            min_bars: bars.len() as u64 + 1,
+            ..defaults.clone()
+        },
+        GateOptions {
+            min_days: 1000,
+            ..defaults
+        },
+    ] {
+        let v = verdict(options.clone());
+        assert!(
+            matches!(v, Verdict::NotEnoughEvidence { .. }),
+            "{options:?}: {v:?}"
+        );
+    }
+}
+
+#[test]
 fn the_gate_turned_off_passes_everything() {
     let options = GateOptions {
         enabled: false,
@@ -317,15 +363,16 @@ fn off_hours_bars_no_shift_explains_are_said_not_suspected() {
 
 #[test]
 fn the_day_after_spring_forward_is_its_own_day() {
-    // Sunday 2024-03-10 lasts 23 hours: a bar on it must not make the gate take Monday
-    // 00:30 for Sunday (24 hours from Sunday's midnight reach Monday 01:00).
+    // Sunday 2024-03-10 lasts 23 hours: a bar on it before the change (standard time) must
+    // not make the gate take Monday 00:30 for Sunday (24 hours from Sunday's midnight reach
+    // Monday 01:00).
     let at = |day: u32, h: u32, m: u32| {
         NY.from_local_datetime(&d(2024, 3, day).and_hms_opt(h, m, 0).unwrap())
             .unwrap()
             .timestamp_millis()
     };
     let mut gate = SessionGate::new(NY, GateOptions::default());
-    gate.observe(at(10, 12, 0), 1);
+    gate.observe(at(10, 1, 0), 1);
     gate.observe(at(11, 0, 30), 1);
     gate.observe(at(11, 9, 30), 1);
     assert_eq!(gate.bars(), (2, 1));
