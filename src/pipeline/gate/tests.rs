@@ -47,7 +47,11 @@ fn stored(b: &GenBar, written_in: Tz, read_in: Tz) -> Option<i64> {
 /// Feeds `bars` as written in `written_in` and read in `read_in` to a default gate reading in
 /// `read_in`; the verdict.
 fn verdict_of(bars: &[GenBar], written_in: Tz, read_in: Tz) -> Verdict {
-    let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Wall(read_in));
+    verdict_with(bars, written_in, read_in, GateOptions::default())
+}
+
+fn verdict_with(bars: &[GenBar], written_in: Tz, read_in: Tz, options: GateOptions) -> Verdict {
+    let mut gate = SessionGate::new(NY, options).reading(TimesReadAs::Wall(read_in));
     for b in bars {
         if let Some(ts) = stored(b, written_in, read_in) {
             gate.observe(ts, b.volume as i64);
@@ -250,6 +254,27 @@ fn a_closing_auction_stamped_at_16_00_does_not_hide_a_shift() {
     assert_eq!(verdict_of(&bars, NY, NY), Verdict::Pass);
     let v = verdict_of(&bars, UTC, NY);
     assert_eq!(suspect(&v).1.zone, Some("UTC"), "{v:?}");
+}
+
+#[test]
+fn partial_days_alone_are_never_suspect() {
+    // Black Friday 2024 (regular session to 13:00) on its own, and a day cut off at noon (a
+    // daily update file written mid-session): one edge each, at a place a shift could move.
+    let half_day = generated("AAPL", 4, d(2024, 11, 29), d(2024, 11, 29));
+    let morning: Vec<GenBar> = generated("AAPL", 4, d(2024, 11, 26), d(2024, 11, 26))
+        .into_iter()
+        .filter(|b| b.minute < 12 * 60)
+        .collect();
+    // Enough evidence to judge them (a half day has about 230 bars, fewer than the default).
+    let options = GateOptions {
+        min_bars: 150,
+        ..GateOptions::default()
+    };
+    for bars in [half_day, morning] {
+        assert!(bars.len() >= 150, "{}", bars.len());
+        let v = verdict_with(&bars, NY, NY, options.clone());
+        assert!(!matches!(v, Verdict::Suspect { .. }), "{v:?}");
+    }
 }
 
 /// Every `n`th bar: an illiquid symbol's file.
