@@ -28,6 +28,8 @@ struct Tally {
     files: u32,
     suspect: u32,
     not_enough: u32,
+    /// Of `not_enough`: too few bars or days (the rest: off-hours bars no shift explains).
+    too_few: u32,
     wrong: u32,
 }
 
@@ -68,7 +70,10 @@ fn tally(t: &mut Tally, v: &Verdict, expect: Expect) {
     t.files += 1;
     match (v, expect) {
         (Verdict::Pass, Expect::Pass) => {}
-        (Verdict::NotEnoughEvidence { .. }, _) => t.not_enough += 1,
+        (Verdict::NotEnoughEvidence { message }, _) => {
+            t.not_enough += 1;
+            t.too_few += u32::from(message.starts_with("the time-zone gate needs"));
+        }
         (Verdict::Suspect { .. }, Expect::Pass) => {
             t.suspect += 1;
             t.wrong += 1;
@@ -138,9 +143,10 @@ fn main() {
             let t = &tallies[s * 3 + c];
             let judged = t.files - t.not_enough;
             println!(
-                "{shape:>21} | {case:<25} | suspect {:>4} | not enough evidence {:>4} | wrong {:>3} of {judged} judged ({:.1}%)",
+                "{shape:>21} | {case:<25} | suspect {:>4} | not enough evidence {:>4} ({} too few bars) | wrong {:>3} of {judged} judged ({:.1}%)",
                 t.suspect,
                 t.not_enough,
+                t.too_few,
                 t.wrong,
                 100.0 * f64::from(t.wrong) / f64::from(judged.max(1))
             );
