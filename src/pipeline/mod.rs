@@ -1,8 +1,10 @@
 //! The ingest stages, in flow order: watch, claim, (the [`crate::source`] reads), validate,
-//! batch, write. [`rename`] is the one way files move between the inbox and the state folders.
+//! (the time-zone [`gate`] judges the validated bars), batch, write. [`rename`] is the one way
+//! files move between the inbox and the state folders.
 
 pub mod batch;
 pub mod claim;
+pub mod gate;
 pub mod rename;
 pub mod validate;
 pub mod watch;
