@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bar_gen::GenSpec;
 use bar_ingest::config::Settings;
-use bar_ingest::daemon;
 use bar_ingest::store::Schema;
 use chrono::NaiveDate;
 use common::{Site, unique_keyspace, wait_until_async};
@@ -77,13 +76,7 @@ async fn a_file_that_changed_while_loading_waits_its_backoff_then_loads_whole() 
         .unwrap();
     file.write_all(&body).unwrap();
 
-    let (stop, task) = {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon::run(settings.clone(), async move {
-            let _ = rx.await;
-        }));
-        (tx, task)
-    };
+    let daemon = common::InProcess::start(settings.clone());
     let appended = Arc::new(Mutex::new(String::new()));
     let back_at = Arc::new(Mutex::new(None));
     let in_inbox = site.inbox().join(&name);
@@ -123,11 +116,7 @@ async fn a_file_that_changed_while_loading_waits_its_backoff_then_loads_whole() 
     let stored = common::all_bars(&session, &schema).await;
     assert_eq!(stored, common::expected_bars("CHNG", &text));
 
-    stop.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns after its shutdown future")
-        .unwrap();
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "{ended:?}");
     common::drop_keyspace(&session, &schema).await;
 }

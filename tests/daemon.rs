@@ -6,10 +6,9 @@ mod common;
 use std::time::Duration;
 
 use bar_ingest::config::Settings;
-use bar_ingest::daemon::{self, DaemonError};
+use bar_ingest::daemon::DaemonError;
 use bar_ingest::store::Schema;
 use common::{Site, unique_keyspace, wait_until_async};
-use tokio::sync::oneshot;
 
 /// Longest wait for something that must happen.
 const WAIT: Duration = Duration::from_secs(60);
@@ -22,26 +21,12 @@ fn settings_for(site: &Site, instance: &str) -> Settings {
     Settings::load(&site.config(instance, ""), None).expect("the test config is valid")
 }
 
-/// Starts the daemon on a task; the returned sender stops it.
-fn start(
-    settings: Settings,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), DaemonError>>,
-) {
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings, async move {
-        let _ = stop_rx.await;
-    }));
-    (stop_tx, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_daemon_loads_a_dropped_file_and_stops_on_its_shutdown_future() {
     let site = Site::new(&unique_keyspace("daemon_inproc"));
     let settings = settings_for(&site, "a");
     let schema = Schema::from_config(&settings.database);
-    let (stop, task) = start(settings.clone());
+    let daemon = common::InProcess::start(settings.clone());
 
     std::fs::write(site.inbox().join("INPR_full_1min_adjsplit.txt"), TEXT).unwrap();
     wait_until_async(WAIT, "the file archived to done/", || async {
@@ -54,11 +39,7 @@ async fn in_process_daemon_loads_a_dropped_file_and_stops_on_its_shutdown_future
     let stored = common::all_bars(&session, &schema).await;
     assert_eq!(stored, common::expected_bars("INPR", TEXT));
 
-    stop.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns soon after its shutdown future resolves")
-        .expect("the daemon task did not panic");
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "run ended with {ended:?}");
     // Nothing is left claimed.
     assert!(site.files_in("processing/a").is_empty());
@@ -74,7 +55,7 @@ async fn a_file_left_in_processing_is_resumed_at_start() {
     let processing = site.state().join("processing").join("a");
     std::fs::create_dir_all(&processing).unwrap();
     std::fs::write(processing.join("RESU_full_1min_adjsplit.txt"), TEXT).unwrap();
-    let (stop, task) = start(settings.clone());
+    let daemon = common::InProcess::start(settings.clone());
     wait_until_async(WAIT, "the resumed file archived to done/", || async {
         site.files_in("done").len() == 1
     })
@@ -85,11 +66,7 @@ async fn a_file_left_in_processing_is_resumed_at_start() {
         common::all_bars(&session, &schema).await,
         common::expected_bars("RESU", TEXT)
     );
-    stop.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns")
-        .expect("no panic");
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "{ended:?}");
     common::drop_keyspace(&session, &schema).await;
 }
@@ -100,11 +77,9 @@ async fn start_up_failures_are_errors_not_a_clean_exit() {
     let site = Site::new(&unique_keyspace("daemon_badinbox"));
     std::fs::remove_dir(site.inbox()).unwrap();
     std::fs::write(site.inbox(), "not a folder").unwrap();
-    let (_stop, task) = start(settings_for(&site, "a"));
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns at once")
-        .expect("no panic");
+    let ended = common::InProcess::start(settings_for(&site, "a"))
+        .ended_on_its_own()
+        .await;
     let err = ended.expect_err("an inbox that is a file must stop the daemon with an error");
     assert!(
         matches!(err, DaemonError::Folders(_)),
@@ -116,11 +91,7 @@ async fn start_up_failures_are_errors_not_a_clean_exit() {
     let site = Site::new(&unique_keyspace("daemon_badlisten"));
     let mut settings = settings_for(&site, "a");
     settings.metrics_listen = taken.local_addr().unwrap();
-    let (_stop, task) = start(settings);
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns at once")
-        .expect("no panic");
+    let ended = common::InProcess::start(settings).ended_on_its_own().await;
     let err = ended.expect_err("a taken metrics address must stop the daemon with an error");
     assert!(
         matches!(err, DaemonError::Exporter(_)),

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bar_ingest::account::history::Outcome;
 use bar_ingest::config::{DeadLetterConfig, Settings};
-use bar_ingest::daemon;
 use bar_ingest::ingest::{FileResult, FileSummary, LoadOptions};
 use common::{Site, unique_keyspace, wait_until_async};
 use serde_json::Value;
@@ -376,19 +375,6 @@ async fn two_names_differing_only_in_an_invalid_byte_get_two_logs() {
     bench.finish().await;
 }
 
-/// Every sample of /metrics, by series.
-fn scrape(addr: std::net::SocketAddr) -> BTreeMap<String, f64> {
-    let (status, body) = common::http_get(addr, "/metrics").expect("GET /metrics");
-    assert_eq!(status, 200);
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 /// Rejected rows by reason, and dropped dead-letter lines, moved between two scrapes.
 fn reject_deltas(
     before: &BTreeMap<String, f64>,
@@ -427,10 +413,7 @@ async fn the_summary_counts_equal_the_metric_deltas_and_the_sidecar_names_the_st
     std::fs::write(&config, text).unwrap();
     let settings = Settings::load(&config, None).unwrap();
     let addr = settings.metrics_listen;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::InProcess::start(settings.clone());
     wait_until_async(WAIT, "the daemon ready", || async {
         matches!(common::http_get(addr, "/readyz"), Ok((200, _)))
     })
@@ -461,7 +444,7 @@ async fn the_summary_counts_equal_the_metric_deltas_and_the_sidecar_names_the_st
         ("QUAR_full_1min_adjsplit.txt", bad, "failed"),
     ];
     for (name, content, folder) in cases {
-        let before = scrape(addr);
+        let before = common::scrape(addr);
         std::fs::write(site.inbox().join(name), &content).unwrap();
         let sidecar = format!("{name}.error.json");
         wait_until_async(WAIT, &format!("{name} in {folder}/"), || async {
@@ -470,7 +453,7 @@ async fn the_summary_counts_equal_the_metric_deltas_and_the_sidecar_names_the_st
                 && (folder == "done" || there.iter().any(|p| p.ends_with(&sidecar)))
         })
         .await;
-        let (metric_by_reason, metric_dropped) = reject_deltas(&before, &scrape(addr));
+        let (metric_by_reason, metric_dropped) = reject_deltas(&before, &common::scrape(addr));
         let dead_letters = site.state().join("dead-letter");
         let log = entries(&dead_letters)
             .into_iter()
@@ -507,8 +490,7 @@ async fn the_summary_counts_equal_the_metric_deltas_and_the_sidecar_names_the_st
             assert_eq!(summary["rejected"], 1500);
         }
     }
-    stop_tx.send(()).unwrap();
-    assert!(task.await.unwrap().is_ok());
+    assert!(daemon.stop().await.is_ok());
     let session = common::connect(&settings).await;
     let schema = bar_ingest::store::Schema::from_config(&settings.database);
     common::drop_keyspace(&session, &schema).await;

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use bar_ingest::config::Settings;
-use bar_ingest::daemon;
 use bar_ingest::ingest::{FileResult, LoadError, LoadOptions};
 use common::{Site, unique_keyspace, wait_until_async};
 use tokio_util::sync::CancellationToken;
@@ -99,10 +98,7 @@ async fn non_regular_entries_in_processing_are_failed_at_resume_not_left_or_hung
     std::fs::create_dir(processing.join("DIRX_full_1min_adjsplit.txt")).unwrap();
     std::fs::write(processing.join("GOOD_full_1min_adjsplit.txt"), GOOD).unwrap();
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::InProcess::start(settings.clone());
     let failed = site.state().join("failed");
     let sidecars = || {
         std::fs::read_dir(&failed)
@@ -135,8 +131,7 @@ async fn non_regular_entries_in_processing_are_failed_at_resume_not_left_or_hung
         0,
         "processing/ must be empty"
     );
-    stop_tx.send(()).unwrap();
-    assert!(task.await.unwrap().is_ok());
+    assert!(daemon.stop().await.is_ok());
     let session = common::connect(&settings).await;
     let schema = bar_ingest::store::Schema::from_config(&settings.database);
     common::drop_keyspace(&session, &schema).await;

@@ -14,11 +14,9 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use bar_ingest::config::Settings;
-use bar_ingest::daemon;
 use bar_ingest::names::NAME_MAX;
 use bar_ingest::pipeline::claim::{self, Folders};
 use common::{Site, unique_keyspace, wait_until, wait_until_async};
-use tokio::sync::oneshot;
 
 /// Rounds of each race: enough that check-then-rename loses a file in practice (a few per run
 /// of two archivers; the hand-back race is narrower and needs more rounds).
@@ -129,30 +127,15 @@ const DAY1: &str = "2021-03-01 09:30:00,10,11,9,10.5,100\n";
 const DAY2: &str = "2021-03-02 09:30:00,20,21,19,20.5,200\n";
 
 /// Runs the daemon of `site` (instance `a`) in-process until the returned sender fires.
-fn start_daemon(
-    site: &Site,
-) -> (
-    Settings,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
-) {
+fn start_daemon(site: &Site) -> (Settings, common::InProcess) {
     let settings = Settings::load(&site.config("a", ""), None).expect("the test config is valid");
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
-    (settings, stop_tx, task)
+    let daemon = common::InProcess::start(settings.clone());
+    (settings, daemon)
 }
 
 /// Stops the daemon, checks nothing is left claimed, and drops the test keyspace.
-async fn stop_daemon(
-    site: &Site,
-    settings: &Settings,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
-) {
-    stop.send(()).unwrap();
-    let ended = task.await.expect("the daemon task did not panic");
+async fn stop_daemon(site: &Site, settings: &Settings, daemon: common::InProcess) {
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "run ended with {ended:?}");
     assert!(
         site.files_in("processing/a").is_empty(),
@@ -198,7 +181,7 @@ async fn the_longest_names_are_archived_and_failed_with_names_that_fit() {
     std::fs::write(site.state().join("done").join(&good), "earlier delivery").unwrap();
     std::fs::write(site.inbox().join(&good), DAY1).unwrap();
     std::fs::write(site.inbox().join(&bad), DAY1).unwrap();
-    let (settings, stop, task) = start_daemon(&site);
+    let (settings, daemon) = start_daemon(&site);
 
     wait_until_async(WAIT, "2 files in done/ and 2 in failed/", || async {
         site.files_in("done").len() == 2 && site.files_in("failed").len() == 2
@@ -225,7 +208,7 @@ async fn the_longest_names_are_archived_and_failed_with_names_that_fit() {
     let body: serde_json::Value = serde_json::from_str(sidecar).unwrap();
     assert_eq!(body["file"], bad.as_str());
     assert_eq!(body["outcome"], "failed");
-    stop_daemon(&site, &settings, stop, task).await;
+    stop_daemon(&site, &settings, daemon).await;
 }
 
 /// Two names that differ only in one invalid UTF-8 byte, both already in done/: both new files
@@ -244,7 +227,7 @@ async fn names_differing_only_in_an_invalid_byte_both_load_and_keep_their_bytes(
         std::fs::write(done_dir.join(name), "earlier delivery").unwrap();
         std::fs::write(site.inbox().join(name), text).unwrap();
     }
-    let (settings, stop, task) = start_daemon(&site);
+    let (settings, daemon) = start_daemon(&site);
     wait_until_async(WAIT, "4 files in done/", || async {
         site.files_in("done").len() == 4
     })
@@ -262,7 +245,7 @@ async fn names_differing_only_in_an_invalid_byte_both_load_and_keep_their_bytes(
     let mut expected = common::expected_bars("NU", DAY1);
     expected.extend(common::expected_bars("NU", DAY2));
     assert_eq!(common::all_bars(&session, &schema).await, expected);
-    stop_daemon(&site, &settings, stop, task).await;
+    stop_daemon(&site, &settings, daemon).await;
 }
 
 /// A name with a newline, loaded and failed by the real binary logging as text (what the journal

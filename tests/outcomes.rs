@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bar_ingest::config::Settings;
-use bar_ingest::daemon;
 use common::{Site, run_load, unique_keyspace, wait_until_async};
-use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -20,19 +18,6 @@ const GOOD: &str = "2021-03-01 09:30:00,10,11,9,10.5,100\n";
 const GOOD2: &str = "2021-03-01 09:31:00,10,11,9,10.5,100\n";
 const BAD: &str = "2021-03-01 09:32:00,ten,11,9,10.5,100\n";
 const BAD2: &str = "2021-03-01 09:33:00,10,11,9,x,100\n";
-
-/// Every sample of /metrics, by series (name with labels) → value.
-fn scrape(addr: std::net::SocketAddr) -> BTreeMap<String, f64> {
-    let (status, body) = common::http_get(addr, "/metrics").expect("GET /metrics");
-    assert_eq!(status, 200);
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 /// The series that changed between two scrapes, with their deltas (histograms and gauges of
 /// time left out: only counters of files, rows and bytes).
@@ -66,10 +51,7 @@ async fn each_outcome_moves_exactly_its_counters() {
     std::fs::write(&config, text).unwrap();
     let settings = Settings::load(&config, None).unwrap();
     let addr = settings.metrics_listen;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::InProcess::start(settings.clone());
     wait_until_async(WAIT, "the daemon ready", || async {
         matches!(common::http_get(addr, "/readyz"), Ok((200, _)))
     })
@@ -117,7 +99,7 @@ async fn each_outcome_moves_exactly_its_counters() {
         ),
     ];
     for (name, content, folder, want) in cases {
-        let before = scrape(addr);
+        let before = common::scrape(addr);
         let data_files = || {
             site.files_in(folder)
                 .iter()
@@ -131,11 +113,10 @@ async fn each_outcome_moves_exactly_its_counters() {
         })
         .await;
         // Metrics are recorded before the file is moved; one scrape after is enough.
-        let got = deltas(&before, &scrape(addr));
+        let got = deltas(&before, &common::scrape(addr));
         assert_eq!(got, want, "{name}: metric deltas");
     }
-    stop_tx.send(()).unwrap();
-    assert!(task.await.unwrap().is_ok());
+    assert!(daemon.stop().await.is_ok());
     let session = common::connect(&settings).await;
     let schema = bar_ingest::store::Schema::from_config(&settings.database);
     common::drop_keyspace(&session, &schema).await;

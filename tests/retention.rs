@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bar_ingest::config::{FolderRetention, RetentionConfig, Settings};
-use bar_ingest::daemon::{self, retention};
+use bar_ingest::daemon::retention;
 use bar_ingest::names::derived;
 use bar_ingest::pipeline::claim::Folders;
 use bar_ingest::store::Schema;
@@ -244,10 +244,7 @@ async fn below_the_free_space_floor_nothing_is_claimed_and_claiming_resumes_when
     let free = free_bytes(site.dir.path());
     settings.retention.min_free_bytes = free + 2 * GIB;
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::InProcess::start(settings.clone());
     wait_until_async(WAIT, "the claims-paused gauge at 1", || async {
         metric(addr, PAUSED) == Some(1.0)
     })
@@ -286,11 +283,7 @@ async fn below_the_free_space_floor_nothing_is_claimed_and_claiming_resumes_when
         common::all_bars(&session, &schema).await,
         common::expected_bars("SPACE", TEXT)
     );
-    stop_tx.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns")
-        .expect("no panic");
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "{ended:?}");
     common::drop_keyspace(&session, &schema).await;
 }
@@ -313,10 +306,7 @@ async fn the_daemon_sweeps_at_start_and_counts_what_it_removed() {
     let old = file(&dead_letter, "OLD.txt.abc.rejects.jsonl", 123, DAY * 31);
     let young = file(&dead_letter, "NEW.txt.abc.rejects.jsonl", 45, DAY * 29);
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(daemon::run(settings.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::InProcess::start(settings.clone());
     wait_until_async(WAIT, "the old dead-letter log removed", || async {
         !old.exists()
     })
@@ -331,11 +321,7 @@ async fn the_daemon_sweeps_at_start_and_counts_what_it_removed() {
         metric(addr, "bar_ingest_archive_bytes{folder=\"dead_letter\"}"),
         Some(45.0)
     );
-    stop_tx.send(()).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("run returns")
-        .expect("no panic");
+    let ended = daemon.stop().await;
     assert!(ended.is_ok(), "{ended:?}");
     let session = common::connect(&settings).await;
     common::drop_keyspace(&session, &Schema::from_config(&settings.database)).await;

@@ -402,6 +402,26 @@ async fn a_table_that_differs_is_named_and_left_alone() {
     drop_keyspace(&admin, &ks).await;
 }
 
+/// Replaces `from` (which must be there) with `to` in a config file.
+fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "{from} not in {}", config.display());
+    std::fs::write(config, text.replace(from, to)).unwrap();
+}
+
+/// `load`, `run` and `fetch` with `config` each exit 2 at once, with a stderr `says` accepts.
+fn every_command_exits_2(config: &Path, files: &Path, says: impl Fn(&str) -> bool) {
+    for args in [
+        vec!["load", "--no-progress", files.to_str().unwrap()],
+        vec!["run"],
+        vec!["fetch", "SEC", "--from", "2024-03-01", "--to", "2024-03-01"],
+    ] {
+        let (code, _, stderr) = run_bin(config, &args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(says(&stderr), "{args:?}: {stderr}");
+    }
+}
+
 /// Regression: a wrong password was retried forever by `run` as "database not reachable", and
 /// `load` said "is the cluster up and reachable?". Both now exit 2 at once naming
 /// authentication and the user; so does `fetch`.
@@ -413,28 +433,19 @@ fn wrong_password_is_an_authentication_error_not_an_outage() {
     std::fs::write(&wrong, "not-the-password\n").unwrap();
     set_private(&wrong);
     let config = secure_config(&site, "loader", "", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
+    edit_config(
+        &config,
         &password_file("loader").display().to_string(),
         &wrong.display().to_string(),
     );
-    std::fs::write(&config, text).unwrap();
 
-    for args in [
-        vec!["load", "--no-progress", files.to_str().unwrap()],
-        vec!["run"],
-        vec!["fetch", "SEC", "--from", "2024-03-01", "--to", "2024-03-01"],
-    ] {
-        let (code, _, stderr) = run_bin(&config, &args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("authentication failed")
-                && stderr.contains("user `loader`")
-                && stderr.contains("127.0.0.1:9142")
-                && stderr.contains("password are incorrect")
-                && !stderr.contains("reachable"),
-            "{args:?}: {stderr}"
-        );
-    }
+    every_command_exits_2(&config, &files, |stderr| {
+        stderr.contains("authentication failed")
+            && stderr.contains("user `loader`")
+            && stderr.contains("127.0.0.1:9142")
+            && stderr.contains("password are incorrect")
+            && !stderr.contains("reachable")
+    });
 }
 
 /// Regression: a CA that did not sign the node's certificate was retried forever as an outage.
@@ -458,27 +469,18 @@ fn wrong_ca_is_a_tls_error_not_an_outage() {
         .expect("run openssl (scripts/dev-db installs it)");
     assert!(made.success(), "openssl could not make a CA");
     let config = secure_config(&site, "loader", "", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
+    edit_config(
+        &config,
         &format!("ca_file = \"{}\"", secure_node().display()),
         &format!("ca_file = \"{}\"", other_ca.display()),
     );
-    std::fs::write(&config, text).unwrap();
 
-    for args in [
-        vec!["load", "--no-progress", files.to_str().unwrap()],
-        vec!["run"],
-        vec!["fetch", "SEC", "--from", "2024-03-01", "--to", "2024-03-01"],
-    ] {
-        let (code, _, stderr) = run_bin(&config, &args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("TLS handshake with the database at 127.0.0.1:9142 failed")
-                && stderr.contains("UnknownIssuer")
-                && stderr.contains(&other_ca.display().to_string())
-                && !stderr.contains("reachable"),
-            "{args:?}: {stderr}"
-        );
-    }
+    every_command_exits_2(&config, &files, |stderr| {
+        stderr.contains("TLS handshake with the database at 127.0.0.1:9142 failed")
+            && stderr.contains("UnknownIssuer")
+            && stderr.contains(&other_ca.display().to_string())
+            && !stderr.contains("reachable")
+    });
 }
 
 /// `database.tls.server_name`: certificates are verified against it instead of the node's
@@ -489,11 +491,11 @@ fn server_name_replaces_the_address_in_certificate_verification() {
     let site = Site::new(&unique_keyspace("sni"));
     for (name, ok) in [("bar-ingest-dev-secure", true), ("db.example.com", false)] {
         let config = secure_config(&site, "loader", "", "");
-        let text = std::fs::read_to_string(&config).unwrap().replace(
+        edit_config(
+            &config,
             "enabled = true\n",
             &format!("enabled = true\nserver_name = \"{name}\"\n"),
         );
-        std::fs::write(&config, text).unwrap();
         let (code, stdout, stderr) = run_bin(&config, &["check-config", "--connect"]);
         if ok {
             // Connected; the keyspace of this test does not exist, which is reported after.

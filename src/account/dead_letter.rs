@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::DeadLetterConfig;
 use crate::model::reject::Rejection;
 use crate::names::{Shown, derived};
+use crate::pipeline::rename::sync_dir;
 
 /// One kept dead-letter line. Line 0 means the entry is about the whole file (e.g. `empty_file`).
 #[derive(Debug, Serialize)]
@@ -247,11 +248,6 @@ impl Drop for DeadLetterLog {
             self.remove_tmp();
         }
     }
-}
-
-/// Fsyncs a directory so a rename in it survives a crash.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

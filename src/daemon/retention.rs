@@ -14,12 +14,9 @@ use tracing::{debug, info, warn};
 
 use super::blocking;
 use crate::config::{FolderRetention, RetentionAction, RetentionConfig};
-use crate::names::{Shown, derived};
-use crate::pipeline::claim::Folders;
+use crate::names::Shown;
+use crate::pipeline::claim::{self, Folders};
 use crate::telemetry::metrics;
-
-/// Suffix of a failed file's sidecar (as written beside it when it is moved to failed/).
-const SIDECAR_SUFFIX: &str = ".error.json";
 
 /// What one sweep did to one folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +163,7 @@ fn group(dir: &Path, files: Vec<(OsString, u64, SystemTime)>, pair_sidecars: boo
     let mut groups = Vec::new();
     if pair_sidecars {
         for (name, bytes, mtime) in &files {
-            let sidecar = derived(name, SIDECAR_SUFFIX);
+            let sidecar = claim::sidecar_name(name, 0);
             if sidecar == *name {
                 continue;
             }

@@ -1,7 +1,7 @@
 //! Claim: takes a file from the inbox into this instance's `processing/` folder by an atomic
 //! rename, and moves finished files on (done/, failed/ with a sidecar, duplicates/, or back).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -151,6 +151,16 @@ pub(crate) fn archive_stamped(file: &Path, dir: &Path) -> std::io::Result<PathBu
     Ok(target)
 }
 
+/// The sidecar name of `name`, a file in failed/: `<name>.error.json`, or `<name>.error.<n>.json`
+/// when that was taken (`n` from 1), shortened by [`derived`] if it would not fit. Retention
+/// pairs a failed file with the sidecar of this name.
+pub(crate) fn sidecar_name(name: &OsStr, n: u64) -> OsString {
+    match n {
+        0 => derived(name, ".error.json"),
+        n => derived(name, &format!(".error.{n}.json")),
+    }
+}
+
 /// Writes the sidecar of a file moved to failed/ as `archived`: `<name>.error.json` (shortened
 /// by [`derived`] if it would not fit), written to a temp name of its own, fsynced, renamed
 /// without replacing (`<name>.error.1.json`, ... if taken), and its folder fsynced.
@@ -166,10 +176,7 @@ pub(crate) fn write_sidecar(archived: &Path, body: &serde_json::Value) -> std::i
         serde_json::to_writer_pretty(&file, body)?;
         file.sync_all()?;
     }
-    move_to_free_name(&tmp, dir, |n| match n {
-        0 => derived(name, ".error.json"),
-        n => derived(name, &format!(".error.{n}.json")),
-    })
+    move_to_free_name(&tmp, dir, |n| sidecar_name(name, n))
 }
 
 /// Renames `file` into `dir` under the first of `names(0)`, `names(1)`, ... that is free, each

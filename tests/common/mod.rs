@@ -358,3 +358,63 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
         .port()
 }
+
+// ---- the daemon run in-process, and its metrics ----
+
+/// `daemon::run(settings, shutdown)` on a task, its shutdown future resolved by [`Self::stop`].
+pub struct InProcess {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), bar_ingest::daemon::DaemonError>>,
+}
+
+impl InProcess {
+    /// Starts the daemon on a task of the current runtime.
+    pub fn start(settings: Settings) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bar_ingest::daemon::run(settings, async move {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Resolves the shutdown future and returns what `run` returned; panics if it does not
+    /// return within 30 s or its task panicked.
+    pub async fn stop(self) -> Result<(), bar_ingest::daemon::DaemonError> {
+        let _ = self.stop.send(());
+        Self::ended(
+            self.task,
+            "run returns soon after its shutdown future resolves",
+        )
+        .await
+    }
+
+    /// What `run` returned on its own, its shutdown future never resolved (a start-up failure);
+    /// panics if it does not return within 30 s.
+    pub async fn ended_on_its_own(self) -> Result<(), bar_ingest::daemon::DaemonError> {
+        let _keep_running = self.stop;
+        Self::ended(self.task, "run returns at once").await
+    }
+
+    async fn ended(
+        task: tokio::task::JoinHandle<Result<(), bar_ingest::daemon::DaemonError>>,
+        what: &str,
+    ) -> Result<(), bar_ingest::daemon::DaemonError> {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect(what)
+            .expect("the daemon task did not panic")
+    }
+}
+
+/// Every sample of /metrics at `addr`, by series (name with labels) → value.
+pub fn scrape(addr: std::net::SocketAddr) -> std::collections::BTreeMap<String, f64> {
+    let (status, body) = http_get(addr, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
