@@ -15,6 +15,8 @@ pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
+mod sources;
+pub use sources::{LayoutRule, SourceRule, SymbolFrom};
 
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -395,9 +397,22 @@ pub struct Settings {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
+    /// `[[source]]` rules, in file order (without the built-in default rule).
+    pub sources: Vec<SourceRule>,
 }
 
+static DEFAULT_RULE: std::sync::LazyLock<SourceRule> =
+    std::sync::LazyLock::new(SourceRule::default_rule);
+
 impl Settings {
+    /// The first rule matching the unit's own name, else the delivery's name, else the default.
+    pub fn rule_for(&self, unit_name: &str, delivery_name: &str) -> &SourceRule {
+        let by = |name: &str| self.sources.iter().find(|r| r.matches(name));
+        by(unit_name)
+            .or_else(|| by(delivery_name))
+            .unwrap_or(&DEFAULT_RULE)
+    }
+
     /// Reads, parses and validates a config file. `contact_points_override` (from
     /// `BAR_INGEST_CONTACT_POINTS`) replaces `database.contact_points` when given.
     pub fn load(path: &Path, contact_points_override: Option<&str>) -> Result<Self, ConfigError> {
@@ -464,6 +479,7 @@ impl Settings {
             metrics_listen,
             retention,
             dead_letter,
+            sources: Vec::new(),
         })
     }
 }

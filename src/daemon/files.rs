@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tracing::{error, info, warn};
 
 use super::blocking;
-use crate::ingest::{FileResult, FileSummary};
+use crate::ingest::{DeliveryResult, FileResult, FileSummary};
 use crate::names::Shown;
 use crate::pipeline::claim::{self, Folders};
 
@@ -32,9 +32,46 @@ pub(crate) enum MoveError {
     },
 }
 
-/// Moves a claimed file to where its result says, logging what happened.
-pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult) {
-    let moved = match result {
+/// Moves a claimed delivery to where its result says, logging what happened: one unit as its
+/// result says; several (a zip) to done/ when every unit loaded (or was already loaded), to
+/// duplicates/ when every one was a duplicate, else to failed/ with a sidecar listing each
+/// unit's outcome. A change hands the delivery back; an interruption leaves it claimed.
+pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &DeliveryResult) {
+    if result.interrupted() {
+        return;
+    }
+    let moved = match &result.units[..] {
+        _ if result.changed() => archive(path, &folders.inbox, Stamp::Keep)
+            .await
+            .map(|back| {
+                info!(file = %Shown(&back), "handed back to the inbox");
+            }),
+        [one] => put_away_one(folders, path, one).await,
+        _ if result.all_duplicates() => {
+            info!(file = %Shown(path), units = result.units.len(),
+                "every unit already loaded (same content); archived as a duplicate");
+            archive(path, &folders.duplicates, Stamp::Now)
+                .await
+                .map(drop)
+        }
+        _ if result.all_loaded() => archive(path, &folders.done, Stamp::Now).await.map(drop),
+        units => {
+            let not_loaded = units.iter().filter(|r| r.why().is_some()).count();
+            error!(file = %Shown(path), units = units.len(), not_loaded,
+                "units of the delivery not loaded; moved to failed/ (the others are loaded)");
+            fail_units(path, folders, units).await
+        }
+    };
+    if let Err(e) = moved {
+        let detail = std::error::Error::source(&e).map(ToString::to_string);
+        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
+            "it will be looked at again at the next start");
+    }
+}
+
+/// Moves a delivery of one unit where its result says.
+async fn put_away_one(folders: &Folders, path: &Path, result: &FileResult) -> Result<(), MoveError> {
+    match result {
         FileResult::Loaded(_) | FileResult::AlreadyDone(_) => {
             archive(path, &folders.done, Stamp::Now).await.map(drop)
         }
@@ -58,17 +95,8 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &FileResult
             warn!(file = %Shown(path), "empty file; moved to failed/");
             fail(path, folders, s, "empty", "the file has no data lines").await
         }
-        FileResult::Changed(_) => archive(path, &folders.inbox, Stamp::Keep)
-            .await
-            .map(|back| {
-                info!(file = %Shown(&back), "handed back to the inbox");
-            }),
-        FileResult::Interrupted => return,
-    };
-    if let Err(e) = moved {
-        let detail = std::error::Error::source(&e).map(ToString::to_string);
-        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
-            "it will be looked at again at the next start");
+        // Handled for the whole delivery by `put_away`.
+        FileResult::Changed(_) | FileResult::Interrupted => Ok(()),
     }
 }
 
@@ -101,11 +129,50 @@ async fn fail(
     outcome: &str,
     why: &str,
 ) -> Result<(), MoveError> {
-    let archived = archive(path, &folders.failed, Stamp::Now).await?;
+    let mut body = unit_json(summary, outcome, Some(why));
+    body["time"] = now().into();
+    write_failed(path, folders, body).await
+}
+
+/// Moves a delivery of several units, some not loaded, to failed/; its sidecar lists each
+/// unit's outcome (the loaded ones are in the database and the load history).
+async fn fail_units(path: &Path, folders: &Folders, units: &[FileResult]) -> Result<(), MoveError> {
+    let listed: Vec<serde_json::Value> = units
+        .iter()
+        .filter_map(|r| {
+            let s = r.summary()?;
+            Some(unit_json(s, r.outcome_name(), r.why().as_deref()))
+        })
+        .collect();
+    let not_loaded: Vec<&FileResult> = units.iter().filter(|r| r.why().is_some()).collect();
+    let first = not_loaded.first().and_then(|r| {
+        let s = r.summary()?;
+        Some(format!("{}: {}", s.file_name, r.why()?))
+    });
+    let loaded = units.len() - not_loaded.len();
     let body = serde_json::json!({
+        "file": path.file_name().unwrap_or_default().to_string_lossy(),
+        "outcome": if loaded > 0 { "partly_loaded" } else { "failed" },
+        "error": format!(
+            "{} of {} units not loaded (the other {loaded} are); first: {}",
+            not_loaded.len(),
+            units.len(),
+            first.unwrap_or_default()
+        ),
+        "units": listed,
+        "time": now(),
+    });
+    write_failed(path, folders, body).await
+}
+
+/// One unit's record in a sidecar.
+fn unit_json(summary: &FileSummary, outcome: &str, why: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
         "file": summary.file_name,
         "outcome": outcome,
+        "reason": summary.reason,
         "error": why,
+        "layout": summary.layout,
         "fingerprint": summary.fingerprint,
         "symbol": summary.symbol,
         "rows_in": summary.rows_in,
@@ -114,8 +181,20 @@ async fn fail(
         "dead_letter": summary.dead_letter,
         "dead_letter_dropped": summary.dead_letter_dropped,
         "scan_stopped_after_line": summary.scan_stopped_after_line,
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
+    })
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Moves the file to failed/ and writes `body` as its sidecar.
+async fn write_failed(
+    path: &Path,
+    folders: &Folders,
+    body: serde_json::Value,
+) -> Result<(), MoveError> {
+    let archived = archive(path, &folders.failed, Stamp::Now).await?;
     let at = archived.clone();
     blocking::fs(move || claim::write_sidecar(&at, &body))
         .await
@@ -129,6 +208,12 @@ mod tests {
 
     use super::*;
     use crate::names::NAME_MAX;
+
+    fn one(result: FileResult) -> DeliveryResult {
+        DeliveryResult {
+            units: vec![result],
+        }
+    }
 
     fn folders() -> (tempfile::TempDir, Folders) {
         let root = tempfile::tempdir().unwrap();
@@ -158,7 +243,7 @@ mod tests {
             ..FileSummary::default()
         };
         let result = FileResult::Quarantined(summary, "too many rejects".into());
-        put_away(&folders, &path, &result).await;
+        put_away(&folders, &path, &one(result)).await;
 
         assert!(names_in(&folders.processing).is_empty(), "nothing stuck");
         let failed = names_in(&folders.failed);
@@ -186,7 +271,7 @@ mod tests {
         put_away(
             &folders,
             &path,
-            &FileResult::Changed(FileSummary::default()),
+            &one(FileResult::Changed(FileSummary::default())),
         )
         .await;
 

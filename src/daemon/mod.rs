@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use self::changing::Changing;
 use crate::config::Settings;
-use crate::ingest::{FileResult, LoadOptions, Loader, WaitForDatabase};
+use crate::ingest::{DeliveryResult, LoadOptions, Loader, WaitForDatabase};
 use crate::names::Shown;
 use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::validate::RejectReason;
@@ -413,16 +413,14 @@ impl Daemon {
 }
 
 /// Starts or ends the backoff of a file that changed while it was loaded.
-fn note_change(changing: &Mutex<Changing>, path: &Path, result: &FileResult) {
+fn note_change(changing: &Mutex<Changing>, path: &Path, result: &DeliveryResult) {
     let mut changing = changing.lock().unwrap_or_else(PoisonError::into_inner);
-    match result {
-        FileResult::Changed(_) => {
-            let delay = changing.changed(file_name(path), Instant::now());
-            warn!(file = %Shown(path), delay = ?delay,
-                "the file keeps changing; it is claimed again after this delay");
-        }
-        FileResult::Interrupted => {}
-        _ => changing.settled(&file_name(path)),
+    if result.changed() {
+        let delay = changing.changed(file_name(path), Instant::now());
+        warn!(file = %Shown(path), delay = ?delay,
+            "the file keeps changing; it is claimed again after this delay");
+    } else if !result.interrupted() {
+        changing.settled(&file_name(path));
     }
 }
 

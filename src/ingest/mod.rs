@@ -1,11 +1,14 @@
-//! Loads one file through every stage: fingerprint and validate it (pass 1), decide from the
-//! load history whether and at which write timestamp to write it, batch and write its good rows
+//! Loads one delivery through every stage: open it and list its units (a zip's members, or the
+//! file itself), then for each unit decide its layout and symbol (the `[[source]]` rule, or
+//! detection), fingerprint and validate it and judge its times (pass 1), decide from the load
+//! history whether and at which write timestamp to write it, batch and write its good rows
 //! (pass 2), replace the range it covers, and account for every row.
 //!
 //! The daemon and `load` both build a [`Loader`] with [`Loader::connect`] and call
 //! [`Loader::load`]; they differ only in where files come from and where they go afterwards.
 
 mod outcome;
+mod plan;
 mod replace;
 mod rows;
 mod scan;
@@ -20,9 +23,9 @@ use futures_util::StreamExt;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-pub use outcome::{FileResult, FileSummary, LoadError};
+pub use outcome::{DeliveryResult, FileResult, FileSummary, LoadError};
 
 use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
@@ -30,16 +33,21 @@ use crate::config::{DeadLetterConfig, Settings};
 use crate::model::Symbol;
 use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
+use crate::pipeline::gate::Verdict;
 use crate::pipeline::write::Writer;
-use crate::source::symbol_from_file_name;
+use crate::source::container::{self, Delivery, Unit};
 use crate::store::retry::{Backoff, RequestError, Retrier};
 use crate::store::{self, BarStatements, Schema, StoreError};
 use crate::telemetry::health::Health;
+use plan::Plan;
 use rows::{RowsJob, Stop, Written};
 use scan::Scan;
 
 /// Dead-letter reason code of a file without data lines (line 0: the whole file).
 pub(crate) const EMPTY_FILE: &str = "empty_file";
+
+/// Quarantine reason code of a file with more rejected rows than `ingest.reject_threshold`.
+pub const TOO_MANY_REJECTS: &str = "too_many_rejects";
 
 /// Progress of the file being loaded, for progress bars and the backlog gauge.
 #[derive(Debug, Default)]
@@ -75,8 +83,11 @@ pub struct Loader {
     history: History,
     /// Range tombstone of the replaced range, below the new rows' timestamp.
     delete_range: PreparedStatement,
-    /// Exchange time zone of naive input times.
+    /// The exchange's time zone: buckets and days go by it (and naive times, unless a
+    /// `[[source]]` rule says otherwise).
     tz: Tz,
+    /// The `[[source]]` rules (what each unit is read as).
+    settings: Arc<Settings>,
     limits: BatchLimits,
     /// Rejected share above which a file is quarantined whole.
     reject_threshold: f64,
@@ -126,6 +137,7 @@ impl Loader {
             history,
             delete_range: statements.delete_range,
             tz: settings.timezone,
+            settings: Arc::new(settings.clone()),
             limits: BatchLimits {
                 max_rows: settings.ingest.batch_rows,
                 max_bytes: settings.ingest.batch_max_bytes,
@@ -142,38 +154,95 @@ impl Loader {
         self.writer.session()
     }
 
-    /// Loads the file at `path` (already claimed, or given to `load`). Never panics on input;
-    /// every outcome is returned, recorded in the load history, and counted in the metrics once.
+    /// Loads the delivery at `path` (already claimed, or given to `load`), unit by unit. Never
+    /// panics on input; every unit's outcome is returned, recorded in the load history, and
+    /// counted in the metrics once.
     pub async fn load(
         self: &Arc<Self>,
         path: &Path,
         options: LoadOptions,
         cancel: &CancellationToken,
         progress: Option<Arc<Progress>>,
-    ) -> FileResult {
+    ) -> DeliveryResult {
         let started = Instant::now();
-        let mut job = FileJob {
-            loader: self,
-            path,
-            options,
-            cancel,
-            progress,
-            // The write timestamp of this delivery is taken when it is picked up, so that of two
-            // deliveries loaded at once, the one that arrived later wins.
-            claimed_at: now_micros(),
-            summary: FileSummary {
-                file_name: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                ..FileSummary::default()
-            },
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let delivery_summary = || FileSummary {
+            file_name: name.to_string_lossy().into_owned(),
+            ..FileSummary::default()
         };
-        let result = match job.phases().await {
-            Ok(r) | Err(r) => r,
+        let opened = {
+            let (path, name) = (path.to_owned(), name.clone());
+            tokio::task::spawn_blocking(move || open_delivery(&path, &name)).await
         };
-        result.record_metrics(started.elapsed());
+        let (file, delivery) = match opened {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return one_result(FileResult::failed(delivery_summary(), e), started),
+            Err(source) => {
+                let e = LoadError::Task {
+                    what: "opening the delivery",
+                    source,
+                };
+                return one_result(FileResult::failed(delivery_summary(), e), started);
+            }
+        };
+        if delivery.units().is_empty() {
+            return one_result(FileResult::Empty(delivery_summary()), started);
+        }
+        let file = Arc::new(file);
+        let mut result = DeliveryResult::default();
+        for unit in delivery.into_units() {
+            if cancel.is_cancelled() {
+                result.units.push(FileResult::Interrupted);
+                break;
+            }
+            let unit_started = Instant::now();
+            let mut job = FileJob {
+                loader: self,
+                path,
+                unit: Arc::new(unit),
+                file: Arc::clone(&file),
+                options,
+                cancel,
+                progress: progress.clone(),
+                // The write timestamp of this delivery is taken when it is picked up, so that
+                // of two deliveries loaded at once, the one that arrived later wins.
+                claimed_at: now_micros(),
+                summary: FileSummary::default(),
+            };
+            job.summary.file_name = job.unit.name().to_string_lossy().into_owned();
+            let unit_result = match job.phases().await {
+                Ok(r) | Err(r) => r,
+            };
+            unit_result.record_metrics(unit_started.elapsed());
+            let stop = matches!(
+                unit_result,
+                FileResult::Changed(_) | FileResult::Interrupted
+            );
+            result.units.push(unit_result);
+            if stop {
+                break;
+            }
+        }
         result
+    }
+}
+
+/// Opens a claimed delivery once (a regular file, [`scan::open_regular`]) and lists its units.
+fn open_delivery(path: &Path, name: &std::ffi::OsStr) -> Result<(std::fs::File, Delivery), LoadError> {
+    let file = scan::open_regular(path)?;
+    let delivery =
+        Delivery::read(&file, name, container::Limits::default()).map_err(|e| LoadError::Unit {
+            unit: name.to_string_lossy().into_owned(),
+            source: e.into(),
+        })?;
+    Ok((file, delivery))
+}
+
+/// A delivery with one result (it could not be opened, or it holds no unit), counted once.
+fn one_result(result: FileResult, started: Instant) -> DeliveryResult {
+    result.record_metrics(started.elapsed());
+    DeliveryResult {
+        units: vec![result],
     }
 }
 
@@ -208,10 +277,14 @@ async fn open_session(
     }
 }
 
-/// One file being loaded: what every phase reads, and the counts so far.
+/// One unit of a delivery being loaded: what every phase reads, and the counts so far.
 struct FileJob<'a> {
     loader: &'a Arc<Loader>,
+    /// The delivery's path (for log lines).
     path: &'a Path,
+    unit: Arc<Unit>,
+    /// The delivery, opened once: every pass of every unit reads this descriptor.
+    file: Arc<std::fs::File>,
     options: LoadOptions,
     cancel: &'a CancellationToken,
     progress: Option<Arc<Progress>>,
@@ -228,10 +301,10 @@ type Early = FileResult;
 // would buy nothing.
 #[allow(clippy::result_large_err)]
 impl FileJob<'_> {
-    /// The data flow of one file. Each phase returns what the next needs, or the file's result.
+    /// The data flow of one unit. Each phase returns what the next needs, or its result.
     async fn phases(&mut self) -> Result<FileResult, Early> {
-        let symbol = self.identify()?;
-        let (scan, dead_letter, file) = self.scan().await?;
+        let plan = self.identify().await?;
+        let (scan, dead_letter) = self.scan(&plan).await?;
         if scan.changed {
             // The early stop assumed the size the file had when it was opened.
             dead_letter.discard();
@@ -239,63 +312,75 @@ impl FileJob<'_> {
             return Err(FileResult::Changed(self.take_summary()));
         }
         let mut record = self.history_record(&scan);
-        if let Some((outcome, why)) = self.early_outcome(&scan) {
+        if let Some((outcome, reason, why)) = self.early_outcome(&scan) {
+            self.summary.reason = reason;
             return Ok(self.finish_early(record, outcome, why, dead_letter).await);
         }
         record.write_timestamp = self.write_timestamp(&scan, dead_letter).await?;
         self.record(&record, "cannot record the load history")
             .await?;
-        let written = self
-            .write_rows(file, &symbol, record.write_timestamp)
-            .await?;
+        let written = self.write_rows(&plan, record.write_timestamp).await?;
         if written != scan.fingerprint {
             warn!(file = %Shown(self.path), "the file changed while it was being loaded; handing it back");
             return Err(FileResult::Changed(self.take_summary()));
         }
-        self.replace_range(&symbol, &scan, record.write_timestamp)
+        self.replace_range(&plan, &scan, record.write_timestamp)
             .await?;
         record.rows_written = self.summary.rows_written as i64;
         record.outcome = Outcome::Loaded;
         self.record_final(&mut record).await?;
         info!(
-            file = %Shown(Path::new(self.path.file_name().unwrap_or_default())),
-            symbol = %symbol, rows_in = scan.rows_in,
+            file = %Shown(Path::new(self.unit.name())), layout = plan.layout.name(),
+            symbol = %self.summary.symbol, symbols = self.summary.symbols, rows_in = scan.rows_in,
             written = self.summary.rows_written, rejected = scan.rows_rejected,
             months = scan.months.len(), "file loaded"
         );
         Ok(FileResult::Loaded(self.take_summary()))
     }
 
-    /// The symbol, from the file name.
-    fn identify(&mut self) -> Result<Symbol, Early> {
-        let symbol =
-            symbol_from_file_name(&self.summary.file_name).ok_or_else(|| LoadError::NoSymbol {
-                file_name: self.summary.file_name.clone(),
-            });
-        let symbol = symbol.map_err(|e| self.fail(e))?;
-        self.summary.symbol = symbol.to_string();
-        Ok(symbol)
+    /// How the unit is read: the rule that covers it, its layout (the rule's, or detected from
+    /// its first bytes) and its symbol. Blocking (it may read and decode the first bytes).
+    async fn identify(&mut self) -> Result<Arc<Plan>, Early> {
+        let delivery_name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let inner = self.unit.inner_name().to_string_lossy();
+        let rule = self.loader.settings.rule_for(&inner, &delivery_name).clone();
+        let (unit, file, tz) = (Arc::clone(&self.unit), Arc::clone(&self.file), self.loader.tz);
+        let decided =
+            tokio::task::spawn_blocking(move || Plan::decide(&rule, &unit, &file, tz)).await;
+        let plan = match decided {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(e)) => return Err(self.fail(e)),
+            Err(source) => {
+                let what = "deciding the layout";
+                return Err(self.fail(LoadError::Task { what, source }));
+            }
+        };
+        self.summary.symbol = plan.history_symbol();
+        self.summary.layout = plan.layout.name();
+        Ok(Arc::new(plan))
     }
 
-    /// Pass 1 on a blocking thread: hashing and validation are CPU and file I/O. Returns the
-    /// opened file too: pass 2 reads the same descriptor.
-    async fn scan(&mut self) -> Result<(Scan, DeadLetterLog, Arc<std::fs::File>), Early> {
+    /// Pass 1 on a blocking thread: decoding, hashing and validation are CPU and file I/O.
+    async fn scan(&mut self, plan: &Arc<Plan>) -> Result<(Scan, DeadLetterLog), Early> {
         let loader = self.loader;
         let mut dead_letter = DeadLetterLog::new(
             &loader.dead_letter_dir,
-            self.path.file_name().unwrap_or_default(),
+            self.unit.flat_name(),
             &loader.instance,
             loader.dead_letter_budget,
         );
-        let (path, tz, progress) = (self.path.to_owned(), loader.tz, self.progress.clone());
-        let threshold = loader.reject_threshold;
+        let (unit, file, plan) = (
+            Arc::clone(&self.unit),
+            Arc::clone(&self.file),
+            Arc::clone(plan),
+        );
+        let (progress, threshold) = (self.progress.clone(), loader.reject_threshold);
         let scanned = tokio::task::spawn_blocking(move || {
-            let file = scan::open_regular(&path)?;
-            let scan = scan::scan(&file, &path, tz, threshold, &mut dead_letter, progress)?;
-            Ok((scan, dead_letter, file))
+            let scan = scan::scan(&file, &unit, &plan, threshold, &mut dead_letter, progress)?;
+            Ok((scan, dead_letter))
         })
         .await;
-        let (scan, dead_letter, file) = match scanned {
+        let (scan, dead_letter) = match scanned {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(self.fail(e)),
             Err(source) => {
@@ -311,9 +396,10 @@ impl FileJob<'_> {
         s.rows_rejected = scan.rows_rejected;
         s.rejected_by_reason = scan.rejected_by_reason.clone();
         s.months = scan.months.iter().map(ToString::to_string).collect();
+        s.symbols = scan.days.len() as u64;
         s.dead_letter_dropped = dead_letter.dropped();
         s.scan_stopped_after_line = scan.stopped_after_line;
-        Ok((scan, dead_letter, Arc::new(file)))
+        Ok((scan, dead_letter))
     }
 
     /// The history row this load starts from (outcome `loading`, nothing written yet).
@@ -338,12 +424,33 @@ impl FileJob<'_> {
         }
     }
 
-    /// An empty file, or one with too many rejects: nothing is written.
-    fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, String)> {
+    /// An empty file, one with too many rejects, or one whose times look shifted (the gate):
+    /// nothing is written. The outcome, its reason code and the reason in words.
+    fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, Option<&'static str>, String)> {
         if scan.rows_in == 0 {
-            return Some((Outcome::Empty, "the file has no data lines".to_owned()));
+            return Some((Outcome::Empty, None, "the file has no data lines".to_owned()));
         }
         let threshold = self.loader.reject_threshold;
+        if let Some(quarantined) = self.too_many_rejects(scan, threshold) {
+            return Some((Outcome::Quarantined, Some(TOO_MANY_REJECTS), quarantined));
+        }
+        match &scan.verdict {
+            Some(verdict @ Verdict::Suspect { message, .. }) => Some((
+                Outcome::Quarantined,
+                verdict.reason_code(),
+                format!("suspect_timezone: {message}; nothing written"),
+            )),
+            Some(Verdict::NotEnoughEvidence { message }) => {
+                debug!(file = %Shown(Path::new(self.unit.name())), verdict = %message,
+                    "the time-zone gate could not judge the file; loading it");
+                None
+            }
+            Some(Verdict::Pass) | None => None,
+        }
+    }
+
+    /// The quarantine reason of a unit with too many rejected rows.
+    fn too_many_rejects(&self, scan: &Scan, threshold: f64) -> Option<String> {
         scan::over_threshold(scan.rows_rejected, scan.rows_in, threshold).then(|| {
             let share = scan.rows_rejected as f64 / scan.rows_in as f64;
             let mut why = format!(
@@ -360,7 +467,7 @@ impl FileJob<'_> {
                      quarantined (the counts are those of lines 1 to {line})"
                 ));
             }
-            (Outcome::Quarantined, why)
+            why
         })
     }
 
@@ -444,23 +551,18 @@ impl FileJob<'_> {
     }
 
     /// Pass 2: writes the good rows; returns the fingerprint of what it read.
-    async fn write_rows(
-        &mut self,
-        file: Arc<std::fs::File>,
-        symbol: &Symbol,
-        write_timestamp: i64,
-    ) -> Result<String, Early> {
+    async fn write_rows(&mut self, plan: &Arc<Plan>, write_timestamp: i64) -> Result<String, Early> {
         let loader = self.loader;
         let job = RowsJob {
-            file,
+            file: Arc::clone(&self.file),
+            unit: Arc::clone(&self.unit),
+            plan: Arc::clone(plan),
             writer: &loader.writer,
-            tz: loader.tz,
             limits: loader.limits,
-            symbol: Arc::new(symbol.clone()),
             write_timestamp,
             progress: self.progress.clone(),
         };
-        match rows::write_rows(job, self.path, self.cancel).await {
+        match rows::write_rows(job, self.cancel).await {
             Written::All { rows, fingerprint } => {
                 self.summary.rows_written = rows;
                 Ok(fingerprint)
@@ -481,14 +583,17 @@ impl FileJob<'_> {
     /// under the writer's in-flight bound.
     async fn replace_range(
         &mut self,
-        symbol: &Symbol,
+        plan: &Plan,
         scan: &Scan,
         write_timestamp: i64,
     ) -> Result<(), Early> {
         let loader = self.loader;
         let mut ranges = Vec::new();
         for (named, (first, last)) in &scan.days {
-            let symbol = named.as_ref().unwrap_or(symbol);
+            // Rows of a multi-symbol file all name their symbol.
+            let Some(symbol) = named.as_ref().or(plan.symbol.as_ref()) else {
+                continue;
+            };
             for range in replace::replaced_ranges(loader.tz, *first, *last) {
                 ranges.push((symbol.clone(), range));
             }
@@ -556,7 +661,7 @@ impl FileJob<'_> {
 
     /// The file's failed result.
     fn fail(&mut self, e: LoadError) -> FileResult {
-        FileResult::Failed(self.take_summary(), e)
+        FileResult::failed(self.take_summary(), e)
     }
 }
 

@@ -30,6 +30,56 @@ pub struct FileSummary {
     /// Validation stopped after this line, the file being certain to be quarantined; the
     /// counts are those of the lines up to it.
     pub scan_stopped_after_line: Option<u64>,
+    /// The layout it was read in (`firstrate`, `polygon`, ...; empty when not decided).
+    pub layout: &'static str,
+    /// Symbols its rows were loaded under (one for a single-symbol file).
+    pub symbols: u64,
+    /// Why it was quarantined or failed, as a stable code (`too_many_rejects`,
+    /// `suspect_timezone`, `container_corrupt`, ...).
+    pub reason: Option<&'static str>,
+}
+
+/// What became of a delivery (one file of the inbox): one result per unit, in order (a plain,
+/// gzip or zstd file has one unit, a zip one per member), or one result for the whole delivery
+/// when it could not be opened or its units listed. Units after a change or an interruption are
+/// not attempted: the delivery is handed back or resumed whole.
+#[derive(Debug, Default)]
+pub struct DeliveryResult {
+    pub units: Vec<FileResult>,
+}
+
+impl DeliveryResult {
+    /// A shutdown interrupted a unit: the delivery stays claimed and resumes at the next start.
+    pub fn interrupted(&self) -> bool {
+        self.units
+            .iter()
+            .any(|r| matches!(r, FileResult::Interrupted))
+    }
+
+    /// A unit changed while it was loaded: the delivery goes back to the inbox.
+    pub fn changed(&self) -> bool {
+        self.units.iter().any(|r| matches!(r, FileResult::Changed(_)))
+    }
+
+    /// Every unit loaded, already loaded, or a duplicate (an empty zip has no units: false).
+    pub fn all_loaded(&self) -> bool {
+        !self.units.is_empty()
+            && self.units.iter().all(|r| {
+                matches!(
+                    r,
+                    FileResult::Loaded(_) | FileResult::AlreadyDone(_) | FileResult::Duplicate(_)
+                )
+            })
+    }
+
+    /// Every unit a duplicate of content already loaded.
+    pub fn all_duplicates(&self) -> bool {
+        !self.units.is_empty()
+            && self
+                .units
+                .iter()
+                .all(|r| matches!(r, FileResult::Duplicate(_)))
+    }
 }
 
 /// What became of a file.
@@ -54,6 +104,35 @@ pub enum FileResult {
 }
 
 impl FileResult {
+    /// A failed unit (or delivery), its reason code kept in the summary.
+    pub(crate) fn failed(mut summary: FileSummary, e: LoadError) -> Self {
+        summary.reason = Some(e.reason());
+        Self::Failed(summary, e)
+    }
+
+    /// The outcome as the sidecar and `load` name it.
+    pub fn outcome_name(&self) -> &'static str {
+        match self {
+            Self::Loaded(_) | Self::AlreadyDone(_) => "loaded",
+            Self::Duplicate(_) => "duplicate",
+            Self::Quarantined(..) => "quarantined",
+            Self::Empty(_) => "empty",
+            Self::Failed(..) => "failed",
+            Self::Changed(_) => "changed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// Why a unit was not loaded, in words (None for loaded, duplicate, changed, interrupted).
+    pub fn why(&self) -> Option<String> {
+        match self {
+            Self::Quarantined(_, why) => Some(why.clone()),
+            Self::Failed(_, e) => Some(e.chain()),
+            Self::Empty(_) => Some("the file has no data lines".to_owned()),
+            _ => None,
+        }
+    }
+
     /// The file's counts (None when interrupted).
     pub fn summary(&self) -> Option<&FileSummary> {
         match self {
@@ -97,13 +176,39 @@ impl FileResult {
 /// Why a file could not be loaded. Each says what failed and on which file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The symbol comes from the file name, and this one names none.
+    /// The symbol comes from the file name, and this one names none (or the rule wants a
+    /// symbol column the layout does not have).
     #[error(
-        "cannot tell the symbol from the file name `{}` \
-         (expected e.g. AAPL_full_1min_adjsplit.txt)",
-        Shown(Path::new(file_name))
+        "cannot tell the symbol of `{}`: {}",
+        Shown(Path::new(file_name)),
+        if *column {
+            format!("the rule `{rule}` takes it from a symbol column, and the layout has none")
+        } else {
+            format!(
+                "its name names none under the rule `{rule}` (expected e.g. \
+                 AAPL_full_1min_adjsplit.txt, or a [[source]] rule with a symbol_pattern)"
+            )
+        }
     )]
-    NoSymbol { file_name: String },
+    NoSymbol {
+        file_name: String,
+        /// The `[[source]]` rule that covers the file (`default` when none does).
+        rule: String,
+        /// The rule takes the symbol from a column.
+        column: bool,
+    },
+    /// Neither a rule nor detection says the file's layout.
+    #[error(transparent)]
+    Layout(#[from] crate::source::layout::DetectError),
+    /// The delivery (a zip's directory, a gzip or zstd stream) or one of its units cannot be
+    /// decoded: corrupt, truncated, encrypted, unsupported, over a limit, or unreadable.
+    #[error("cannot decode {}", Shown(Path::new(unit)))]
+    Unit {
+        /// The unit's name (`bundle.zip!AAPL_...txt`), or the delivery's.
+        unit: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The file could not be opened, read or stat'ed.
     #[error("cannot read {}", Shown(path))]
     Read {
@@ -135,6 +240,23 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// A stable code for the failure, for the sidecar (`container_corrupt`, ...,
+    /// `unknown_layout`, `no_symbol`, `not_regular`, `read_error`, `database`, ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoadError::NoSymbol { .. } => "no_symbol",
+            LoadError::Layout(_) => "unknown_layout",
+            LoadError::Unit { source, .. } | LoadError::Read { source, .. } => {
+                crate::source::container::ContainerError::of(source)
+                    .map_or("read_error", |e| e.reason())
+            }
+            LoadError::NotRegular { .. } => "not_regular",
+            LoadError::DeadLetter(_) => "dead_letter_write",
+            LoadError::Database { .. } => "database",
+            LoadError::Task { .. } => "internal",
+        }
+    }
+
     /// The message with every source, `outer: inner: ...` (for sidecars and summaries).
     pub fn chain(&self) -> String {
         let mut out = self.to_string();

@@ -1,24 +1,24 @@
-//! Pass 2 over a file: a reader thread batches the good rows by partition into a bounded
+//! Pass 2 over a unit: a reader thread batches the good rows by partition into a bounded
 //! channel; each batch is written under the shared bound on batches in flight. Stops at the
 //! first write the database refuses for good, or at shutdown.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono_tz::Tz;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::Progress;
 use super::outcome::LoadError;
+use super::plan::Plan;
 use super::scan::Pass;
 use crate::model::Symbol;
 use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
 use crate::pipeline::validate::Row;
 use crate::pipeline::write::Writer;
+use crate::source::container::Unit;
 use crate::store::retry::RequestError;
 use crate::telemetry::metrics;
 
@@ -45,26 +45,32 @@ pub(crate) enum Stop {
 pub(crate) struct RowsJob<'a> {
     /// The descriptor pass 1 read.
     pub(crate) file: Arc<std::fs::File>,
+    pub(crate) unit: Arc<Unit>,
+    pub(crate) plan: Arc<Plan>,
     pub(crate) writer: &'a Writer,
-    pub(crate) tz: Tz,
     pub(crate) limits: BatchLimits,
-    pub(crate) symbol: Arc<Symbol>,
     pub(crate) write_timestamp: i64,
     pub(crate) progress: Option<Arc<Progress>>,
 }
 
-/// Reads the file again and writes its good rows.
-pub(crate) async fn write_rows(
-    job: RowsJob<'_>,
-    path: &Path,
-    cancel: &CancellationToken,
-) -> Written {
+impl RowsJob<'_> {
+    /// The longest symbol the unit's rows can have (batches are sized by it).
+    fn longest_symbol(&self) -> usize {
+        self.plan
+            .symbol
+            .as_ref()
+            .map_or(Symbol::MAX_LEN, |s| s.as_str().len())
+    }
+}
+
+/// Reads the unit again and writes its good rows.
+pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> Written {
     let (tx, mut rx) = mpsc::channel::<PartitionBatch>(BATCHES_QUEUED);
-    let reader = spawn_reader(path, &job, tx);
+    let reader = spawn_reader(&job, tx);
     let file_cancel = cancel.child_token();
     let mut tally = Tally::new(job.progress.clone(), file_cancel.clone());
     let mut writes: JoinSet<Result<u64, RequestError>> = JoinSet::new();
-    let full_rows = job.limits.rows_per_batch(job.symbol.as_str().len());
+    let full_rows = job.limits.rows_per_batch(job.longest_symbol());
     let shapes = Arc::new(job.writer.shapes(job.write_timestamp, full_rows));
     while let Some(batch) = rx.recv().await {
         if file_cancel.is_cancelled() {
@@ -99,21 +105,27 @@ pub(crate) async fn write_rows(
 /// The reader thread: validated rows → partition batches → the channel. Returns the fingerprint
 /// of what it read, or None when the writer side stopped taking batches.
 fn spawn_reader(
-    path: &Path,
     job: &RowsJob<'_>,
     tx: mpsc::Sender<PartitionBatch>,
 ) -> JoinHandle<Result<Option<String>, LoadError>> {
-    let (path, tz, limits) = (path.to_owned(), job.tz, job.limits);
-    let symbol_len = job.symbol.as_str().len();
-    let delivery_symbol = Arc::clone(&job.symbol);
+    let (limits, symbol_len) = (job.limits, job.longest_symbol());
+    let (unit, plan) = (Arc::clone(&job.unit), Arc::clone(&job.plan));
     let (progress, file) = (job.progress.clone(), Arc::clone(&job.file));
     tokio::task::spawn_blocking(move || {
-        let mut pass = Pass::new(&file, &path, tz, progress)?;
+        let mut pass = Pass::new(&file, &unit, &plan, progress)?;
         let mut batcher = Batcher::new(limits, symbol_len);
-        let mut symbols = Interned::new(delivery_symbol);
+        let mut symbols = Interned::new(plan.symbol.clone().map(Arc::new));
         while let Some(row) = pass.next_row()? {
             let Row::Bar(v) = row else { continue };
-            let symbol = symbols.get(v.symbol);
+            let Some(symbol) = symbols.get(v.symbol) else {
+                return Err(LoadError::Unit {
+                    unit: unit.name().to_string_lossy().into_owned(),
+                    source: std::io::Error::other(format!(
+                        "line {}: a record of a multi-symbol layout names no symbol",
+                        v.line
+                    )),
+                });
+            };
             for b in batcher.push(symbol, v.bucket, v.bar).into_iter().flatten() {
                 if tx.blocking_send(b).is_err() {
                     return Ok(None);
@@ -125,6 +137,7 @@ fn spawn_reader(
                 return Ok(None);
             }
         }
+        pass.end();
         Ok(Some(pass.fingerprint()))
     })
 }
@@ -133,33 +146,35 @@ fn spawn_reader(
 /// string each. Records of a multi-symbol file come in runs of one symbol (sorted by symbol) or
 /// cycle through them (sorted by time): the last one is checked first, then the map.
 struct Interned {
-    delivery: Arc<Symbol>,
-    last: Arc<Symbol>,
+    /// The delivery's symbol (None for a multi-symbol layout, whose records all name one).
+    delivery: Option<Arc<Symbol>>,
+    last: Option<Arc<Symbol>>,
     seen: HashMap<Symbol, Arc<Symbol>>,
 }
 
 impl Interned {
-    fn new(delivery: Arc<Symbol>) -> Self {
+    fn new(delivery: Option<Arc<Symbol>>) -> Self {
         Self {
-            last: Arc::clone(&delivery),
+            last: delivery.clone(),
             delivery,
             seen: HashMap::new(),
         }
     }
 
-    /// The row's symbol: the one its record named, or the delivery's.
-    fn get(&mut self, named: Option<Symbol>) -> &Arc<Symbol> {
+    /// The row's symbol: the one its record named, or the delivery's (None: neither).
+    #[inline]
+    fn get(&mut self, named: Option<Symbol>) -> Option<&Arc<Symbol>> {
         let Some(named) = named else {
-            return &self.delivery;
+            return self.delivery.as_ref();
         };
-        if *self.last != named {
+        if self.last.as_deref() != Some(&named) {
             let shared = self
                 .seen
                 .entry(named)
                 .or_insert_with_key(|k| Arc::new(k.clone()));
-            self.last = Arc::clone(shared);
+            self.last = Some(Arc::clone(shared));
         }
-        &self.last
+        self.last.as_ref()
     }
 }
 

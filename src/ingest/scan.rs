@@ -1,35 +1,29 @@
-//! Pass 1 over a file: fingerprint its content, validate its lines, log the rejects, and learn
-//! the local days it covers. Validation stops early once the file is certain to be quarantined;
-//! the rest is still hashed.
+//! Pass 1 over a unit of a delivery: fingerprint its decoded content, validate its records, log
+//! the rejects, learn the local days it covers and what the time-zone gate makes of its times.
+//! Validation stops early once the unit is certain to be quarantined; the rest is still hashed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::NaiveDate;
-use chrono_tz::Tz;
 
 use super::Progress;
 use super::outcome::LoadError;
+use super::plan::Plan;
 use crate::account::dead_letter::DeadLetterLog;
 use crate::model::{Bucket, Symbol};
+use crate::pipeline::gate::Verdict;
 use crate::pipeline::validate::{BarReader, Row};
-use crate::source::firstrate::FirstRate;
+use crate::source::Source;
+use crate::source::container::{Packaging, Unit};
 
 /// Read buffer of both passes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
-
-/// Bytes of the shortest line that can be a good row, its `\n` included. A FirstRate bar line
-/// is six comma-separated fields (`source::firstrate`): the timestamp is exactly 16 bytes
-/// (`YYYY-MM-DD HH:MM`) or 19 (`:SS`), each of the five numbers at least one byte (an empty
-/// field is no number), five commas, surrounding whitespace only adds bytes, and a BOM or a
-/// `\r` only adds bytes. So `2021-03-01 09:30,1,1,1,1,0` (26 bytes) is the shortest good line,
-/// and 27 with its `\n`; only the file's last line may lack the `\n`.
-const MIN_GOOD_LINE_BYTES: u64 = 27;
 
 /// What pass 1 learned of a file.
 #[derive(Debug, Default)]
@@ -54,6 +48,8 @@ pub(crate) struct Scan {
     /// UTC milliseconds of the earliest and the latest good row.
     pub(crate) first_bar: Option<i64>,
     pub(crate) last_bar: Option<i64>,
+    /// What the time-zone gate made of the good rows (None when validation stopped early).
+    pub(crate) verdict: Option<Verdict>,
 }
 
 impl Scan {
@@ -108,54 +104,57 @@ fn hash(hasher: &SharedHasher, bytes: &[u8], progress: Option<&Progress>) {
     }
 }
 
-/// A file opened for one pass: validated rows, and the hash of what was read.
-pub(crate) struct Pass {
-    path: PathBuf,
-    rows: BarReader<FirstRate<BufReader<Hashing<File>>>>,
+/// A unit opened for one pass: validated rows, and the hash of what was read.
+pub(crate) struct Pass<'a> {
+    unit: &'a Unit,
+    plan: &'a Plan,
+    rows: BarReader<Box<dyn Source + Send>>,
     hasher: SharedHasher,
     progress: Option<Arc<Progress>>,
 }
 
-impl Pass {
-    /// A pass over `file` from its start (`path` names it in errors).
+impl<'a> Pass<'a> {
+    /// A pass over `unit` of the delivery `file`, from the unit's first byte, read as `plan`
+    /// says. A plain file counts its bytes in `progress` as they are read; a compressed unit
+    /// counts its compressed size once the pass ends ([`Pass::end`]).
     pub(crate) fn new(
         file: &File,
-        path: &Path,
-        tz: Tz,
+        unit: &'a Unit,
+        plan: &'a Plan,
         progress: Option<Arc<Progress>>,
     ) -> Result<Self, LoadError> {
-        let read_error = |source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mut file = file.try_clone().map_err(read_error)?;
-        file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+        let decoded = unit.open(file).map_err(|source| unit_error(unit, source))?;
         let hasher = SharedHasher::default();
+        let counted = progress.clone().filter(|_| unit.is_whole_plain());
         let reader = BufReader::with_capacity(
             READ_BUFFER_BYTES,
             Hashing {
-                inner: file,
+                inner: decoded,
                 hasher: Arc::clone(&hasher),
-                progress: progress.clone(),
+                progress: counted,
             },
         );
         Ok(Self {
-            path: path.to_owned(),
-            rows: BarReader::new(reader, tz),
+            unit,
+            plan,
+            rows: BarReader::with_validator(plan.layout.open(reader), plan.validator()),
             hasher,
             progress,
         })
     }
 
-    /// The next row, or None at the end of the file.
+    /// The next row, or None at the end of the unit. A record's symbol comes out renamed as
+    /// the rule says.
+    #[inline]
     pub(crate) fn next_row(&mut self) -> Result<Option<Row>, LoadError> {
         match self.rows.next() {
             None => Ok(None),
+            Some(Ok(Row::Bar(mut bar))) => {
+                bar.symbol = self.plan.rename(bar.symbol.take());
+                Ok(Some(Row::Bar(bar)))
+            }
             Some(Ok(row)) => Ok(Some(row)),
-            Some(Err(source)) => Err(LoadError::Read {
-                path: self.path.clone(),
-                source,
-            }),
+            Some(Err(source)) => Err(unit_error(self.unit, source)),
         }
     }
 
@@ -165,31 +164,57 @@ impl Pass {
         self.rows.bytes_read()
     }
 
-    /// Hashes the rest of `file` (the one this pass reads), from where the reader's buffer
-    /// ends, without parsing it; returns the bytes hashed in all. No row is read after this.
-    fn hash_rest(&mut self, file: &File) -> std::io::Result<u64> {
+    /// Hashes the unit whole, anew, without parsing it (the early stop: no row is read after
+    /// this); returns the bytes hashed.
+    fn hash_whole(&mut self, file: &File) -> Result<u64, LoadError> {
+        let mut decoded = self
+            .unit
+            .open(file)
+            .map_err(|source| unit_error(self.unit, source))?;
+        let fresh = SharedHasher::default();
         let mut buf = vec![0; READ_BUFFER_BYTES];
         loop {
-            let at = self
-                .hasher
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .bytes;
-            let n = match file.read_at(&mut buf, at) {
-                Ok(0) => return Ok(at),
+            let n = match decoded.read(&mut buf) {
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(unit_error(self.unit, e)),
             };
-            hash(&self.hasher, &buf[..n], self.progress.as_deref());
+            hash(&fresh, &buf[..n], None);
         }
+        self.hasher = fresh;
+        Ok(self.hashed_bytes())
     }
 
-    /// The fingerprint of everything read (the whole file once `next_row` returned None or
-    /// `hash_rest` returned).
+    /// Decoded bytes hashed so far.
+    pub(crate) fn hashed_bytes(&self) -> u64 {
+        self.hasher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
+    }
+
+    /// The fingerprint of everything read (the whole unit once `next_row` returned None or
+    /// `hash_whole` returned).
     pub(crate) fn fingerprint(&self) -> String {
         let h = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
         h.hasher.finalize().to_hex().to_string()
+    }
+
+    /// Ends the pass: a compressed unit's bytes count in the progress now.
+    pub(crate) fn end(&self) {
+        if let (Some(p), false) = (&self.progress, self.unit.is_whole_plain()) {
+            p.bytes
+                .fetch_add(self.unit.compressed_size(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A read error of a unit: decoding (the container error inside) or the file system.
+fn unit_error(unit: &Unit, source: std::io::Error) -> LoadError {
+    LoadError::Unit {
+        unit: unit.name().to_string_lossy().into_owned(),
+        source,
     }
 }
 
@@ -243,79 +268,92 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, LoadError> {
     })
 }
 
-/// Pass 1: fingerprint, validate the lines, write the dead-letter log, learn the covered range.
-/// Validation stops once the file is certain to be quarantined (share of rejected rows above
-/// `quarantine_above`); the rest of the file is then only hashed. Blocking (file I/O and CPU):
-/// run it off the async runtime.
+/// Pass 1: fingerprint, validate the records, write the dead-letter log, learn the covered
+/// range, judge the times (the gate). Validation stops once the unit is certain to be
+/// quarantined (share of rejected rows above `quarantine_above`); the rest is then only
+/// hashed. Blocking (file I/O and CPU): run it off the async runtime.
 pub(crate) fn scan(
     file: &File,
-    path: &Path,
-    tz: Tz,
+    unit: &Unit,
+    plan: &Plan,
     quarantine_above: f64,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
-    // The size the early-stop bound relies on, from the descriptor being read.
-    let metadata = file.metadata().map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let size_at_start = metadata.len();
+    // The size the early-stop bound relies on: from the descriptor being read for a plain
+    // file, from its directory entry for a plain zip member; unknown for gzip and zstd (whose
+    // units are then validated to their end, their dead letters bounded all the same).
+    let size_at_start = if unit.is_whole_plain() {
+        let metadata = file.metadata().map_err(|source| LoadError::Read {
+            path: PathBuf::from(unit.name()),
+            source,
+        })?;
+        Some(metadata.len())
+    } else if unit.packaging() == Packaging::Plain {
+        unit.declared_size()
+    } else {
+        None
+    };
     scan_sized(
         file,
-        path,
+        unit,
+        plan,
         size_at_start,
-        tz,
         quarantine_above,
         dead_letter,
         progress,
     )
 }
 
-/// [`scan`] of a file whose size was `size_at_start` when the scan began.
+/// [`scan`] of a unit whose decoded size was `size_at_start` when the scan began, if known.
 fn scan_sized(
     file: &File,
-    path: &Path,
-    size_at_start: u64,
-    tz: Tz,
+    unit: &Unit,
+    plan: &Plan,
+    size_at_start: Option<u64>,
     quarantine_above: f64,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
-    let read_error = |source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut pass = Pass::new(file, path, tz, progress)?;
+    let mut pass = Pass::new(file, unit, plan, progress)?;
+    let mut gate = plan.gate();
+    let min_record_bytes = plan.layout.min_record_bytes();
     let mut s = Scan::default();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
         let r = match row {
             Row::Bar(v) => {
+                gate.observe(v.bar.ts_millis, v.bar.volume);
                 s.add_bar(v.bar.ts_millis, v.bucket, v.local_date, v.symbol);
                 continue;
             }
             Row::Rejected(r) => r,
         };
         dead_letter.reject(&r).map_err(LoadError::DeadLetter)?;
-        let bytes_left = size_at_start.saturating_sub(pass.bytes_in_rows());
+        let Some(size) = size_at_start else { continue };
+        let bytes_left = size.saturating_sub(pass.bytes_in_rows());
         if certain_to_quarantine(
             dead_letter.rejected(),
             s.rows_in,
             bytes_left,
+            min_record_bytes,
             quarantine_above,
         ) {
             s.stopped_after_line = Some(r.line);
             dead_letter.scan_stopped(r.line);
-            let hashed = pass.hash_rest(file).map_err(read_error)?;
-            s.changed = hashed != size_at_start;
+            let hashed = pass.hash_whole(file)?;
+            s.changed = hashed != size;
             break;
         }
     }
+    pass.end();
     s.rows_rejected = dead_letter.rejected();
     s.rejected_by_reason = dead_letter.by_reason().clone();
     s.fingerprint = pass.fingerprint();
-    s.size = file.metadata().map_err(read_error)?.len();
+    s.size = pass.hashed_bytes();
+    if s.stopped_after_line.is_none() {
+        s.verdict = Some(gate.verdict());
+    }
     Ok(s)
 }
 
@@ -326,23 +364,32 @@ pub(crate) fn over_threshold(rejected: u64, rows: u64, threshold: f64) -> bool {
 }
 
 /// Whether a file is certain to be quarantined, whatever its unread part holds: `rows` rows
-/// examined so far, `rejected` of them rejected, `bytes_left` bytes of the file (its size from
-/// fstat) after the last row read.
+/// examined so far, `rejected` of them rejected, `bytes_left` bytes of the unit (its size from
+/// fstat, or a zip member's from its directory entry) after the last row read, and a good
+/// record taking at least `min_record_bytes` with its `\n` (the layout's
+/// [`Layout::min_record_bytes`](crate::source::layout::Layout::min_record_bytes): for
+/// FirstRate `2021-03-01 09:30,1,1,1,1,0`, 27 bytes).
 ///
 /// The argument. The file ends with `rejected + x` rejected rows out of `rows + x + g`, where
 /// `x` rejected and `g` good rows come from what is not examined yet. That is the bytes left,
 /// plus at most one row the reader already read ahead (it holds the row after a run of blank
 /// lines while it reports their rejections); blank lines at the end are no rows at all. A good
-/// row takes at least [`MIN_GOOD_LINE_BYTES`] bytes with its `\n`, and only the last line may
-/// lack the `\n`, so `g <= G = (bytes_left + 1) / MIN_GOOD_LINE_BYTES + 1`. Since
+/// row takes at least `min_record_bytes` bytes with its `\n`, and only the last line may
+/// lack the `\n`, so `g <= G = (bytes_left + 1) / min_record_bytes + 1`. Since
 /// `rejected <= rows`, adding rejected rows never lowers the share
 /// (`(r + x) / (n + x) >= r / n`), so the lowest share the file can end with is
 /// `rejected / (rows + G)`. If even that is above the threshold, the file is quarantined. In
 /// floating point the same holds: counts below 2^53 convert exactly, and a correctly rounded
 /// division is monotone, so the loader's final share is at least the one tested here.
-fn certain_to_quarantine(rejected: u64, rows: u64, bytes_left: u64, threshold: f64) -> bool {
+fn certain_to_quarantine(
+    rejected: u64,
+    rows: u64,
+    bytes_left: u64,
+    min_record_bytes: u64,
+    threshold: f64,
+) -> bool {
     let read_ahead = 1;
-    let most_good_rows_left = (bytes_left + 1) / MIN_GOOD_LINE_BYTES + read_ahead;
+    let most_good_rows_left = (bytes_left + 1) / min_record_bytes + read_ahead;
     over_threshold(rejected, rows + most_good_rows_left, threshold)
 }
 
@@ -354,9 +401,33 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::config::DeadLetterConfig;
+    use crate::config::{DeadLetterConfig, SourceRule};
+    use crate::source::Interval;
+    use crate::source::container::{Delivery, Limits};
+    use crate::source::layout::Layout;
 
-    const NY: Tz = chrono_tz::America::New_York;
+    const NY: chrono_tz::Tz = chrono_tz::America::New_York;
+    /// FirstRate's shortest good line with its `\n`.
+    const MIN_GOOD_LINE_BYTES: u64 = 27;
+
+    /// A one-minute FirstRate file of symbol T in New York time.
+    fn firstrate_plan() -> Plan {
+        Plan {
+            layout: Layout::FirstRate {
+                interval: Interval::OneMinute,
+            },
+            exchange_tz: NY,
+            naive_tz: NY,
+            symbol: Symbol::new("T"),
+            rule: SourceRule::default_rule(),
+        }
+    }
+
+    /// The one unit of the plain file `file` named `name`.
+    fn unit_of(file: &File, name: &str) -> Unit {
+        let delivery = Delivery::read(file, OsStr::new(name), Limits::default()).unwrap();
+        delivery.into_units().remove(0)
+    }
 
     /// The `i`th shortest good line (26 bytes, no `\n`): times increase with `i`.
     fn shortest_good(i: u32) -> String {
@@ -383,7 +454,8 @@ mod tests {
             "t",
             DeadLetterConfig::default(),
         );
-        let s = scan(&file, &path, NY, threshold, &mut log, None).unwrap();
+        let unit = unit_of(&file, "T_full_1min_adjsplit.txt");
+        let s = scan(&file, &unit, &firstrate_plan(), threshold, &mut log, None).unwrap();
         log.discard();
         (s, dir)
     }
@@ -392,6 +464,7 @@ mod tests {
     fn the_shortest_good_line_is_good_and_one_byte_less_never_is() {
         let line = shortest_good(0);
         assert_eq!(line.len() as u64 + 1, MIN_GOOD_LINE_BYTES);
+        assert_eq!(firstrate_plan().layout.min_record_bytes(), MIN_GOOD_LINE_BYTES);
         let row = |text: &str| BarReader::new(text.as_bytes(), NY).next().unwrap().unwrap();
         assert!(matches!(row(&line), Row::Bar(_)), "{line}");
         for cut in 0..line.len() {
@@ -407,18 +480,18 @@ mod tests {
     #[test]
     fn the_bound_counts_the_last_line_without_newline_and_the_read_ahead() {
         // 1 rejected of 1, nothing left: the read-ahead row may be good, 1 of 2 at best.
-        assert!(!certain_to_quarantine(1, 1, 0, 0.5));
-        assert!(certain_to_quarantine(1, 1, 0, 0.49));
+        assert!(!certain_to_quarantine(1, 1, 0, 27, 0.5));
+        assert!(certain_to_quarantine(1, 1, 0, 27, 0.49));
         // 26 bytes left hold one good line without its `\n`: 1 of 3 at best.
-        assert!(certain_to_quarantine(1, 1, 26, 0.33));
-        assert!(!certain_to_quarantine(1, 1, 26, 0.34));
+        assert!(certain_to_quarantine(1, 1, 26, 27, 0.33));
+        assert!(!certain_to_quarantine(1, 1, 26, 27, 0.34));
         // 25 bytes hold no good line: 1 of 2 at best.
-        assert!(certain_to_quarantine(1, 1, 25, 0.49));
-        assert!(!certain_to_quarantine(1, 1, 25, 0.5));
+        assert!(certain_to_quarantine(1, 1, 25, 27, 0.49));
+        assert!(!certain_to_quarantine(1, 1, 25, 27, 0.5));
         // Threshold 1: never quarantined, never certain. Threshold 0: one reject is enough.
-        assert!(!certain_to_quarantine(10, 10, 0, 1.0));
-        assert!(certain_to_quarantine(1, 1, 1 << 40, 0.0));
-        assert!(!certain_to_quarantine(0, 5, 0, 0.0));
+        assert!(!certain_to_quarantine(10, 10, 0, 27, 1.0));
+        assert!(certain_to_quarantine(1, 1, 1 << 40, 27, 0.0));
+        assert!(!certain_to_quarantine(0, 5, 0, 27, 0.0));
     }
 
     #[test]
@@ -445,6 +518,8 @@ mod tests {
         let path = dir.path().join("G_full_1min_adjsplit.txt");
         std::fs::write(&path, &content).unwrap();
         let file = open_regular(&path).unwrap();
+        let unit = unit_of(&file, "G_full_1min_adjsplit.txt");
+        let plan = firstrate_plan();
         let scan_with_size = |size: u64| {
             let mut log = DeadLetterLog::new(
                 dir.path(),
@@ -452,7 +527,7 @@ mod tests {
                 "t",
                 DeadLetterConfig::default(),
             );
-            scan_sized(&file, &path, size, NY, 0.5, &mut log, None).unwrap()
+            scan_sized(&file, &unit, &plan, Some(size), 0.5, &mut log, None).unwrap()
         };
         let same = scan_with_size(content.len() as u64);
         assert!(same.stopped_after_line.is_some() && !same.changed);

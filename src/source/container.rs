@@ -379,6 +379,11 @@ impl Unit {
         }
     }
 
+    /// Whether the unit is the whole file as it is (plain, not compressed, not a member).
+    pub fn is_whole_plain(&self) -> bool {
+        matches!(self.body, Body::Whole(Packaging::Plain))
+    }
+
     /// Its position among the delivery's units, from 0.
     pub fn index(&self) -> usize {
         self.index

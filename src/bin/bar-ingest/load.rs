@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use bar_ingest::config::Settings;
-use bar_ingest::ingest::{FileResult, FileSummary, LoadOptions, Loader, Progress, WaitForDatabase};
+use bar_ingest::ingest::{
+    DeliveryResult, FileResult, FileSummary, LoadOptions, Loader, Progress, WaitForDatabase,
+};
 use bar_ingest::names::Shown;
 use bar_ingest::pipeline::watch::is_candidate_name;
 use bar_ingest::telemetry::health::Health;
@@ -63,6 +65,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 #[derive(Debug, Default)]
 struct Totals {
     files: usize,
+    /// Units loaded or attempted (a zip's members count one each).
+    units: u64,
     loaded: u64,
     duplicate: u64,
     quarantined: u64,
@@ -77,6 +81,9 @@ struct Totals {
 impl Totals {
     /// Counts one file's result; false when the run was interrupted.
     fn count(&mut self, result: &FileResult) -> bool {
+        if !matches!(result, FileResult::Interrupted) {
+            self.units += 1;
+        }
         let rows = |t: &mut Self, s: &FileSummary| {
             t.rows_in += s.rows_in;
             t.rows_written += s.rows_written;
@@ -116,9 +123,14 @@ impl Totals {
 
     fn print_summary(&self, secs: f64) {
         eprintln!(
-            "summary: {} files: {} loaded, {} duplicate, {} quarantined, {} failed, {} empty; \
+            "summary: {} files{}: {} loaded, {} duplicate, {} quarantined, {} failed, {} empty; \
              rows: {} in, {} written, {} rejected; {:.1} s, {:.0} rows/s{}",
             self.files,
+            if self.units == self.files as u64 {
+                String::new()
+            } else {
+                format!(" ({} units)", self.units)
+            },
             self.loaded,
             self.duplicate,
             self.quarantined,
@@ -176,7 +188,7 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<ExitCode>
         let result = view
             .follow(file, load, &progress, totals.rows_written)
             .await;
-        if !totals.count(&result) {
+        if !result.units.iter().all(|r| totals.count(r)) {
             break;
         }
     }
@@ -233,10 +245,10 @@ impl ProgressView {
     async fn follow(
         &mut self,
         file: &Path,
-        load: impl std::future::Future<Output = FileResult>,
+        load: impl std::future::Future<Output = DeliveryResult>,
         progress: &Progress,
         rows_before: u64,
-    ) -> FileResult {
+    ) -> DeliveryResult {
         let base = self.bar.position();
         tokio::pin!(load);
         let result = loop {
@@ -247,8 +259,15 @@ impl ProgressView {
         };
         let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         self.bar.set_position(base + size * 2);
-        let line = describe(file, &result);
-        self.bar.suspend(|| eprintln!("{line}"));
+        let several = result.units.len() > 1;
+        for unit in &result.units {
+            let shown = match unit.summary() {
+                Some(s) if several => file.with_file_name(&s.file_name),
+                _ => file.to_owned(),
+            };
+            let line = describe(&shown, unit);
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
         result
     }
 
@@ -274,9 +293,15 @@ fn describe(file: &Path, r: &FileResult) -> String {
     let f = Shown(file);
     match r {
         FileResult::Loaded(s) | FileResult::AlreadyDone(s) => format!(
-            "loaded      {f}: {} rows written, {} rejected{}",
+            "loaded      {f}: {} rows written, {} rejected ({}{}){}",
             s.rows_written,
             s.rows_rejected,
+            s.layout,
+            if s.symbols > 1 {
+                format!(", {} symbols", s.symbols)
+            } else {
+                String::new()
+            },
             s.dead_letter
                 .as_ref()
                 .map(|d| format!(" (dead letters: {})", Shown(d)))

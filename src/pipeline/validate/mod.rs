@@ -70,6 +70,15 @@ impl Validator {
         }
     }
 
+    /// A validator for the exchange zone `exchange`, reading naive times as wall times of
+    /// `naive` (the exchange's own zone, UTC, or a vendor's).
+    pub fn with_naive_zone(exchange: Tz, naive: Tz) -> Self {
+        Self {
+            clock: time::ExchangeClock::with_naive_zone(exchange, naive),
+            last: rules::LastBars::default(),
+        }
+    }
+
     /// Checks one record: an accepted bar (which then becomes its symbol's last one) or a
     /// rejection. Checks run in the order time, values, ordering.
     #[inline]

@@ -39,9 +39,14 @@ impl<R: BufRead> BarReader<FirstRate<R>> {
 impl<S: Source> BarReader<S> {
     /// A reader of any layout: `source` yields its records, local times are resolved in `tz`.
     pub fn from_source(source: S, tz: Tz) -> Self {
+        Self::with_validator(source, Validator::new(tz))
+    }
+
+    /// A reader of any layout, checked by `validator`.
+    pub fn with_validator(source: S, validator: Validator) -> Self {
         Self {
             source,
-            validator: Validator::new(tz),
+            validator,
             blank_first: 0,
             blank_count: 0,
             held: None,

@@ -52,6 +52,10 @@ pub struct ExchangeClock {
     /// The UTC offset (seconds) of one UTC hour (hours since the epoch), when it is the same
     /// for the whole hour; `None` for an hour with a transition in it.
     utc_hour: Option<(i64, Option<i32>)>,
+    /// The clock of the zone naive times are written in, when it is not the exchange's (a
+    /// vendor writing UTC or Chicago wall times): it turns them into instants, and this clock
+    /// gives their exchange-local date.
+    naive: Option<Box<ExchangeClock>>,
 }
 
 impl ExchangeClock {
@@ -60,7 +64,17 @@ impl ExchangeClock {
             tz,
             local_hour: None,
             utc_hour: None,
+            naive: None,
         }
+    }
+
+    /// A clock of the exchange zone `exchange` for naive times written in `naive`.
+    pub fn with_naive_zone(exchange: Tz, naive: Tz) -> Self {
+        let mut clock = Self::new(exchange);
+        if naive != exchange {
+            clock.naive = Some(Box::new(Self::new(naive)));
+        }
+        clock
     }
 
     /// The instant and local date of `time`. `last` is the last accepted instant of the same
@@ -69,6 +83,14 @@ impl ExchangeClock {
     #[inline]
     pub fn place(&mut self, time: BarTime, last: Option<i64>) -> Result<Placed, Defect> {
         match time {
+            BarTime::Local(local) if self.naive.is_some() => {
+                let naive = self.naive.as_deref_mut().expect("checked above");
+                let millis = naive.local_to_utc(local, last)?;
+                Ok(Placed {
+                    millis,
+                    local_date: self.local_date_of(millis)?,
+                })
+            }
             BarTime::Local(local) => Ok(Placed {
                 millis: self.local_to_utc(local, last)?,
                 local_date: local.date(),
