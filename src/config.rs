@@ -15,6 +15,8 @@ pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
+mod sources;
+pub use sources::{LayoutRule, SourceConfig, SourceRule, SymbolFrom};
 
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -95,6 +97,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
+    /// `[[source]]`: per-source rules, in file order.
+    pub source: Vec<SourceConfig>,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -395,9 +399,17 @@ pub struct Settings {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
+    /// The `[[source]]` rules in file order, without the built-in default rule.
+    pub sources: Vec<SourceRule>,
 }
 
 impl Settings {
+    /// The first rule whose pattern matches the unit's own name, else the first whose pattern
+    /// matches the delivery's name, else the built-in default rule.
+    pub fn rule_for(&self, unit_name: &str, delivery_name: &str) -> &SourceRule {
+        sources::select(&self.sources, unit_name, delivery_name)
+    }
+
     /// Reads, parses and validates a config file. `contact_points_override` (from
     /// `BAR_INGEST_CONTACT_POINTS`) replaces `database.contact_points` when given.
     pub fn load(path: &Path, contact_points_override: Option<&str>) -> Result<Self, ConfigError> {
@@ -441,6 +453,7 @@ impl Settings {
             metrics,
             retention,
             dead_letter,
+            source: source_tables,
         } = config;
 
         let database = database
@@ -453,6 +466,7 @@ impl Settings {
         let metrics_listen = metrics.validate().map_err(in_file)?;
         retention.validate().map_err(in_file)?;
         dead_letter.validate().map_err(in_file)?;
+        let sources = sources::validate(source_tables).map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -464,6 +478,7 @@ impl Settings {
             metrics_listen,
             retention,
             dead_letter,
+            sources,
         })
     }
 }
