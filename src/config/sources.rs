@@ -101,12 +101,16 @@ pub struct SourceRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutRule {
     /// None: the interval from the file name ([`Interval::from_file_name`]), else one minute.
-    FirstRate { interval: Option<Interval> },
+    FirstRate {
+        interval: Option<Interval>,
+    },
     Polygon,
     Databento,
     Kibot,
     /// Generic CSV; whether it has a symbol column comes from the rule's [`SymbolFrom`].
-    Csv { epoch: EpochUnit },
+    Csv {
+        epoch: EpochUnit,
+    },
 }
 
 /// Where the symbol of a file's records comes from.
@@ -221,7 +225,12 @@ impl SourceConfig {
                 ));
             }
             Some(p) => globset::Glob::new(p)
-                .map_err(|e| invalid("pattern", format!("`{p}` is not a valid glob: {}", e.kind())))?
+                .map_err(|e| {
+                    invalid(
+                        "pattern",
+                        format!("`{p}` is not a valid glob: {}", e.kind()),
+                    )
+                })?
                 .compile_matcher(),
         };
         let name = match self.name {
@@ -264,7 +273,10 @@ impl SourceConfig {
                 ));
             }
             Some(v) => EpochUnit::from_name(v).ok_or_else(|| {
-                invalid("epoch_unit", format!("`{v}`: use one of {EPOCH_UNIT_NAMES}"))
+                invalid(
+                    "epoch_unit",
+                    format!("`{v}`: use one of {EPOCH_UNIT_NAMES}"),
+                )
             })?,
         };
         let layout = match layout_name {
@@ -381,7 +393,10 @@ impl SourceConfig {
             .ok_or_else(|| {
                 invalid(
                     "gate_min_bars",
-                    format!("{} is not a number of bars of at least 1", self.gate_min_bars),
+                    format!(
+                        "{} is not a number of bars of at least 1",
+                        self.gate_min_bars
+                    ),
                 )
             })?;
         Ok(SourceRule {
@@ -404,4 +419,471 @@ impl SourceConfig {
 /// then says what is wrong.
 fn last_line(message: &str) -> String {
     message.lines().last().unwrap_or(message).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigError, Settings};
+
+    fn settings(text: &str) -> Result<Settings, ConfigError> {
+        let config: Config = toml::from_str(text).expect("parses");
+        Settings::validate(config, None, None)
+    }
+
+    fn symbol(s: &str) -> Symbol {
+        Symbol::new(s).unwrap()
+    }
+
+    fn glob_of(rule: &SourceRule) -> Option<&str> {
+        rule.pattern.as_ref().map(|m| m.glob().glob())
+    }
+
+    fn regex_of(rule: &SourceRule) -> Option<&str> {
+        match &rule.symbol {
+            SymbolFrom::Pattern(r) => Some(r.as_str()),
+            _ => None,
+        }
+    }
+
+    const THREE_RULES: &str = r#"
+[input]
+timezone = "America/Chicago"
+
+[[source]]
+name = "firstrate-5min"
+pattern = "*_5min_*.txt"
+layout = "firstrate"
+interval = "5min"
+symbol_map = { FB = "META", brk-b = "BRK.B" }
+gate_min_bars = 50
+
+[[source]]
+pattern = "*.csv.gz"
+layout = "csv"
+timezone = "UTC"
+epoch_unit = "ms"
+symbol = "column"
+gate = false
+
+[[source]]
+name = "kibot"
+pattern = "kibot_*.txt"
+layout = "kibot"
+symbol_pattern = '^kibot_([A-Z.]+)_'
+"#;
+
+    #[test]
+    fn three_rules_parse_into_their_values() {
+        let s = settings(THREE_RULES).unwrap();
+        assert_eq!(s.timezone, chrono_tz::America::Chicago);
+        let [first, second, third] = &s.sources[..] else {
+            panic!("{:?}", s.sources)
+        };
+
+        assert_eq!(first.name, "firstrate-5min");
+        assert_eq!(glob_of(first), Some("*_5min_*.txt"));
+        assert_eq!(
+            first.layout,
+            Some(LayoutRule::FirstRate {
+                interval: Some(Interval::FiveMinutes)
+            })
+        );
+        assert_eq!(first.timezone, None);
+        assert!(matches!(first.symbol, SymbolFrom::FileName));
+        let map: Vec<(&str, &str)> = first
+            .symbol_map
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(map, [("BRK-B", "BRK.B"), ("FB", "META")]);
+        assert_eq!(
+            first.gate,
+            GateOptions {
+                min_bars: 50,
+                ..GateOptions::default()
+            }
+        );
+
+        assert_eq!(second.name, "source[1]");
+        assert_eq!(glob_of(second), Some("*.csv.gz"));
+        assert_eq!(
+            second.layout,
+            Some(LayoutRule::Csv {
+                epoch: EpochUnit::Millis
+            })
+        );
+        assert_eq!(second.timezone, Some(chrono_tz::UTC));
+        assert!(matches!(second.symbol, SymbolFrom::Column));
+        assert!(second.symbol_map.is_empty());
+        assert_eq!(
+            second.gate,
+            GateOptions {
+                enabled: false,
+                ..GateOptions::default()
+            }
+        );
+
+        assert_eq!(third.name, "kibot");
+        assert_eq!(third.layout, Some(LayoutRule::Kibot));
+        assert_eq!(regex_of(third), Some("^kibot_([A-Z.]+)_"));
+        assert_eq!(third.gate, GateOptions::default());
+    }
+
+    #[test]
+    fn a_rule_with_only_a_pattern_takes_the_defaults() {
+        let s = settings("[[source]]\npattern = \"*\"\n").unwrap();
+        let [rule] = &s.sources[..] else {
+            panic!("{:?}", s.sources)
+        };
+        assert_eq!(rule.name, "source[0]");
+        assert_eq!(glob_of(rule), Some("*"));
+        assert_eq!(rule.layout, None);
+        assert_eq!(rule.timezone, None);
+        assert!(matches!(rule.symbol, SymbolFrom::FileName));
+        assert!(rule.symbol_map.is_empty());
+        assert_eq!(rule.gate, GateOptions::default());
+        assert!(settings("").unwrap().sources.is_empty());
+    }
+
+    /// What each layout makes of `symbol` left out, and the FirstRate interval left out.
+    #[test]
+    fn layouts_and_their_symbol_defaults() {
+        let cases = [
+            ("auto", None, "FileName"),
+            (
+                "firstrate",
+                Some(LayoutRule::FirstRate { interval: None }),
+                "FileName",
+            ),
+            ("polygon", Some(LayoutRule::Polygon), "Column"),
+            ("databento", Some(LayoutRule::Databento), "Column"),
+            ("kibot", Some(LayoutRule::Kibot), "FileName"),
+            (
+                "csv",
+                Some(LayoutRule::Csv {
+                    epoch: EpochUnit::Auto,
+                }),
+                "FileName",
+            ),
+        ];
+        for (name, layout, from) in cases {
+            let s = settings(&format!(
+                "[[source]]\npattern = \"*\"\nlayout = \"{name}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(s.sources[0].layout, layout, "{name}");
+            assert_eq!(format!("{:?}", s.sources[0].symbol), from, "{name}");
+        }
+        let s = settings("[[source]]\npattern = \"*\"\nlayout = \"auto\"\nsymbol = \"column\"\n")
+            .unwrap();
+        assert!(matches!(s.sources[0].symbol, SymbolFrom::Column));
+    }
+
+    #[test]
+    fn invalid_tables_name_the_key_and_why() {
+        let ok = "[[source]]\npattern = \"*.txt\"\n";
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[[source]]\nname = \"x\"\n",
+                "source[0].pattern",
+                "required: a glob on the file name, e.g. `*.csv.gz` or `*_1min_*.txt`",
+            ),
+            (
+                "[[source]]\npattern = \"\"\n",
+                "source[0].pattern",
+                "required: a glob on the file name, e.g. `*.csv.gz` or `*_1min_*.txt`",
+            ),
+            (
+                "[[source]]\npattern = \"[a\"\n",
+                "source[0].pattern",
+                "`[a` is not a valid glob: unclosed character class; missing ']'",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nname = \"\"\n",
+                "source[0].name",
+                "must not be empty",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nname = \"default\"\n",
+                "source[0].name",
+                "`default` is the name of the built-in rule",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nname = \"a\"\n[[source]]\npattern = \"*\"\nname = \"a\"\n",
+                "source[1].name",
+                "`a` is already the name of source[0]",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"parquet\"\n",
+                "source[0].layout",
+                "`parquet`: use one of auto, firstrate, polygon, databento, kibot, csv",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"FirstRate\"\n",
+                "source[0].layout",
+                "`FirstRate`: use one of auto, firstrate, polygon, databento, kibot, csv",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\ntimezone = \"Mars/Olympus\"\n",
+                "source[0].timezone",
+                "`Mars/Olympus` is not an IANA time zone name (e.g. America/New_York, or UTC)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"firstrate\"\ninterval = \"2min\"\n",
+                "source[0].interval",
+                "`2min`: use one of 1min, 5min, 30min, 1hour, 1day",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"kibot\"\ninterval = \"1min\"\n",
+                "source[0].interval",
+                "only with layout = \"firstrate\" (layout is `kibot`)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\ninterval = \"1day\"\n",
+                "source[0].interval",
+                "only with layout = \"firstrate\" (layout is `auto`)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"csv\"\nepoch_unit = \"sec\"\n",
+                "source[0].epoch_unit",
+                "`sec`: use one of auto, s, ms, us, ns",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"polygon\"\nepoch_unit = \"ns\"\n",
+                "source[0].epoch_unit",
+                "only with layout = \"csv\" (layout is `polygon`)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol = \"file\"\n",
+                "source[0].symbol",
+                "`file`: use one of name, column",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"firstrate\"\nsymbol = \"column\"\n",
+                "source[0].symbol",
+                "\"column\" is not possible with layout = \"firstrate\": its lines carry no \
+                 symbol; use \"name\"",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"kibot\"\nsymbol = \"column\"\n",
+                "source[0].symbol",
+                "\"column\" is not possible with layout = \"kibot\": its lines carry no symbol; \
+                 use \"name\"",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"databento\"\nsymbol = \"name\"\n",
+                "source[0].symbol",
+                "\"name\" is not possible with layout = \"databento\": each of its lines names \
+                 its symbol; use \"column\"",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_pattern = \"(\"\n",
+                "source[0].symbol_pattern",
+                "`(` is not a valid regex: error: unclosed group",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_pattern = \"^[A-Z]+\"\n",
+                "source[0].symbol_pattern",
+                "`^[A-Z]+` has 0 capture groups; it needs exactly one, the symbol (use (?:...) \
+                 for other groups)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_pattern = \"^([A-Z]+)_(1min)\"\n",
+                "source[0].symbol_pattern",
+                "`^([A-Z]+)_(1min)` has 2 capture groups; it needs exactly one, the symbol (use \
+                 (?:...) for other groups)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol = \"column\"\nsymbol_pattern = \"^(.+)\"\n",
+                "source[0].symbol_pattern",
+                "only with symbol = \"name\" (here each record names its symbol)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"polygon\"\nsymbol_pattern = \"^(.+)\"\n",
+                "source[0].symbol_pattern",
+                "only with symbol = \"name\" (here each record names its symbol)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_map = { FB = \"META_X\" }\n",
+                "source[0].symbol_map",
+                "`META_X` is not a valid symbol: 1 to 32 ASCII letters, digits, `.` or `-`, \
+                 starting with a letter or digit",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_map = { \"F B\" = \"META\" }\n",
+                "source[0].symbol_map",
+                "`F B` is not a valid symbol: 1 to 32 ASCII letters, digits, `.` or `-`, \
+                 starting with a letter or digit",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nsymbol_map = { FB = \"META\", fb = \"X\" }\n",
+                "source[0].symbol_map",
+                "`fb` is renamed twice (symbols are not case-sensitive)",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\ngate_min_bars = 0\n",
+                "source[0].gate_min_bars",
+                "0 is not a number of bars of at least 1",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\ngate_min_bars = -5\n",
+                "source[0].gate_min_bars",
+                "-5 is not a number of bars of at least 1",
+            ),
+        ];
+        for &(table, key, reason) in cases {
+            // Each case also after two good rules: the index in the key follows the table.
+            for (prefix, shift) in [(String::new(), 0), (format!("{ok}{ok}"), 2)] {
+                let text = format!("{prefix}{table}");
+                match settings(&text) {
+                    Err(ConfigError::Invalid {
+                        key: got_key,
+                        reason: got_reason,
+                        ..
+                    }) => {
+                        assert_eq!(got_key, shifted(key, shift), "{text}");
+                        assert_eq!(got_reason, shifted(reason, shift), "{text}");
+                    }
+                    other => panic!("{text}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// `text` with every `source[N]` made `source[N + by]`.
+    fn shifted(text: &str, by: usize) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("source[") {
+            let (before, after) = rest.split_at(at + "source[".len());
+            let end = after.find(']').unwrap();
+            let n: usize = after[..end].parse().unwrap();
+            out.push_str(before);
+            out.push_str(&(n + by).to_string());
+            rest = &after[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn unknown_keys_in_a_source_are_refused() {
+        let err = toml::from_str::<Config>("[[source]]\npattern = \"*\"\nlayuot = \"csv\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `layuot`"), "{err}");
+    }
+
+    fn rule(name: &str, pattern: &str) -> SourceRule {
+        let s = settings(&format!(
+            "[[source]]\nname = \"{name}\"\npattern = \"{pattern}\"\n"
+        ))
+        .unwrap();
+        s.sources.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn matching_is_on_the_own_name_and_case_sensitive() {
+        let r = rule("gz", "*_1min_*.txt");
+        assert!(r.matches("AAPL_full_1min_adjsplit.txt"));
+        assert!(r.matches("inbox/2024/AAPL_full_1min_adjsplit.txt"));
+        assert!(!r.matches("AAPL_full_1min_adjsplit.TXT"));
+        assert!(!r.matches("AAPL_full_5min_adjsplit.txt"));
+        let anchored = rule("aapl", "AAPL*");
+        assert!(anchored.matches("deliveries/AAPL_1min.txt"));
+        assert!(!anchored.matches("aapl_1min.txt"));
+        let default = SourceRule::default_rule();
+        assert!(default.matches("") && default.matches("anything.bin"));
+    }
+
+    #[test]
+    fn rule_for_takes_the_unit_name_first_then_the_delivery_then_the_default() {
+        let s = settings(
+            r#"
+[[source]]
+name = "txt-in-zip"
+pattern = "*.txt"
+[[source]]
+name = "zip"
+pattern = "*.zip"
+[[source]]
+name = "also-txt"
+pattern = "AAPL*.txt"
+"#,
+        )
+        .unwrap();
+        // The unit's own name wins over the delivery's, and the first matching rule wins.
+        assert_eq!(s.rule_for("AAPL_1min.txt", "batch.zip").name, "txt-in-zip");
+        assert_eq!(
+            s.rule_for("AAPL_1min.txt", "AAPL_1min.txt").name,
+            "txt-in-zip"
+        );
+        // No rule for the unit: the delivery's name decides.
+        assert_eq!(s.rule_for("AAPL_1min.csv", "batch.zip").name, "zip");
+        // Neither: the built-in rule.
+        let default = s.rule_for("AAPL_1min.csv", "batch.tar");
+        assert_eq!(default.name, "default");
+        assert!(default.pattern.is_none() && default.layout.is_none());
+        assert!(std::ptr::eq(default, s.rule_for("x", "y")));
+        // No rules at all.
+        assert_eq!(
+            settings("").unwrap().rule_for("a.txt", "a.txt").name,
+            "default"
+        );
+    }
+
+    #[test]
+    fn symbol_for_from_the_file_name_a_pattern_and_the_map() {
+        let s = settings(
+            r#"
+[[source]]
+pattern = "*_full_*"
+symbol_map = { FB = "META" }
+[[source]]
+pattern = "bars-*"
+symbol_pattern = '^bars-([a-z.]+)-\d{8}\.csv$'
+symbol_map = { fb = "meta" }
+[[source]]
+pattern = "*.csv"
+layout = "csv"
+symbol = "column"
+symbol_map = { FB = "META" }
+"#,
+        )
+        .unwrap();
+        let [by_name, by_pattern, by_column] = &s.sources[..] else {
+            panic!()
+        };
+        let got = |r: &SourceRule, name: &str| r.symbol_for(name).map(|s| s.as_str().to_owned());
+        assert_eq!(
+            got(by_name, "BRK.B_full_1min.txt").as_deref(),
+            Some("BRK.B")
+        );
+        assert_eq!(got(by_name, "FB_full_1min.txt").as_deref(), Some("META"));
+        assert_eq!(got(by_name, "in/fb_full_1min.txt").as_deref(), Some("META"));
+        assert_eq!(got(by_name, "_full_1min.txt"), None);
+
+        assert_eq!(
+            got(by_pattern, "bars-brk.b-20240102.csv").as_deref(),
+            Some("BRK.B")
+        );
+        assert_eq!(
+            got(by_pattern, "x/bars-fb-20240102.csv").as_deref(),
+            Some("META")
+        );
+        assert_eq!(got(by_pattern, "bars-FB-20240102.csv"), None, "no match");
+        assert_eq!(
+            got(by_pattern, "bars-.-20240102.csv"),
+            None,
+            "invalid symbol"
+        );
+
+        assert_eq!(got(by_column, "FB_full_1min.csv"), None);
+        assert_eq!(by_column.rename(&symbol("FB")), Some(&symbol("META")));
+        assert_eq!(by_column.rename(&symbol("META")), None);
+
+        let default = SourceRule::default_rule();
+        assert_eq!(got(&default, "FB_full_1min.txt").as_deref(), Some("FB"));
+    }
 }
