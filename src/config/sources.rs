@@ -767,6 +767,34 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
         out
     }
 
+    /// The commented-out `[[source]]` of the example config, uncommented, is a valid rule that
+    /// shows the default gate.
+    #[test]
+    fn the_example_rule_is_valid() {
+        let example = include_str!("../../config/bar-ingest.example.toml");
+        let block = &example[example.find("# [[source]]").expect("example has a rule")..];
+        let text: String = block
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let s = settings(&text).unwrap();
+        let [rule] = &s.sources[..] else {
+            panic!("{text}")
+        };
+        assert_eq!(rule.name, "firstrate-5min");
+        assert_eq!(
+            rule.layout,
+            Some(LayoutRule::FirstRate {
+                interval: Some(Interval::FiveMinutes)
+            })
+        );
+        assert_eq!(regex_of(rule), Some("^([A-Z.]+)_"));
+        assert_eq!(rule.rename(&symbol("FB")), Some(&symbol("META")));
+        assert_eq!(rule.gate, GateOptions::default());
+    }
+
     #[test]
     fn unknown_keys_in_a_source_are_refused() {
         let err = toml::from_str::<Config>("[[source]]\npattern = \"*\"\nlayuot = \"csv\"\n")
