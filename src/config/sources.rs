@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::KeyError;
 use crate::model::Symbol;
 use crate::pipeline::gate::GateOptions;
+use crate::source::layout::Layout;
 use crate::source::times::EpochUnit;
 use crate::source::{Interval, symbol_from_file_name};
 
@@ -247,6 +248,12 @@ impl SourceConfig {
             Some(n) => n,
         };
         let layout_name = self.layout.as_str();
+        if layout_name != "auto" && !Layout::NAMES.contains(&layout_name) {
+            return Err(invalid(
+                "layout",
+                format!("`{layout_name}`: use one of {LAYOUT_NAMES}"),
+            ));
+        }
         let interval = match &self.interval {
             None => None,
             Some(_) if layout_name != "firstrate" => {
@@ -286,12 +293,7 @@ impl SourceConfig {
             "databento" => Some(LayoutRule::Databento),
             "kibot" => Some(LayoutRule::Kibot),
             "csv" => Some(LayoutRule::Csv { epoch }),
-            other => {
-                return Err(invalid(
-                    "layout",
-                    format!("`{other}`: use one of {LAYOUT_NAMES}"),
-                ));
-            }
+            other => unreachable!("layout `{other}` was checked above"),
         };
         let timezone = match &self.timezone {
             None => None,
@@ -616,6 +618,11 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
             ),
             (
                 "[[source]]\npattern = \"*\"\nlayout = \"parquet\"\n",
+                "source[0].layout",
+                "`parquet`: use one of auto, firstrate, polygon, databento, kibot, csv",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nlayout = \"parquet\"\ninterval = \"1min\"\n",
                 "source[0].layout",
                 "`parquet`: use one of auto, firstrate, polygon, databento, kibot, csv",
             ),
