@@ -16,7 +16,7 @@ mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
 mod sources;
-pub use sources::{LayoutRule, SourceRule, SymbolFrom};
+pub use sources::{LayoutRule, SourceConfig, SourceRule, SymbolFrom};
 
 /// A secret (the database password): `Debug` and `Display` never show it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -97,6 +97,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
+    /// `[[source]]`: per-source rules, in file order.
+    pub source: Vec<SourceConfig>,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -397,20 +399,15 @@ pub struct Settings {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
-    /// `[[source]]` rules, in file order (without the built-in default rule).
+    /// The `[[source]]` rules in file order, without the built-in default rule.
     pub sources: Vec<SourceRule>,
 }
 
-static DEFAULT_RULE: std::sync::LazyLock<SourceRule> =
-    std::sync::LazyLock::new(SourceRule::default_rule);
-
 impl Settings {
-    /// The first rule matching the unit's own name, else the delivery's name, else the default.
+    /// The first rule whose pattern matches the unit's own name, else the first whose pattern
+    /// matches the delivery's name, else the built-in default rule.
     pub fn rule_for(&self, unit_name: &str, delivery_name: &str) -> &SourceRule {
-        let by = |name: &str| self.sources.iter().find(|r| r.matches(name));
-        by(unit_name)
-            .or_else(|| by(delivery_name))
-            .unwrap_or(&DEFAULT_RULE)
+        sources::select(&self.sources, unit_name, delivery_name)
     }
 
     /// Reads, parses and validates a config file. `contact_points_override` (from
@@ -456,6 +453,7 @@ impl Settings {
             metrics,
             retention,
             dead_letter,
+            source: source_tables,
         } = config;
 
         let database = database
@@ -468,6 +466,7 @@ impl Settings {
         let metrics_listen = metrics.validate().map_err(in_file)?;
         retention.validate().map_err(in_file)?;
         dead_letter.validate().map_err(in_file)?;
+        let sources = sources::validate(source_tables).map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -479,7 +478,7 @@ impl Settings {
             metrics_listen,
             retention,
             dead_letter,
-            sources: Vec::new(),
+            sources,
         })
     }
 }

@@ -13,12 +13,13 @@ pub fn check_config(file: &Path, points: Option<&str>, connect: bool) -> anyhow:
     let settings = Settings::load(file, points)?;
     let db = &settings.database;
     println!(
-        "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {})",
+        "{}: OK (contact points {}, keyspace {}, inbox {}, time zone {}, source rules {})",
         file.display(),
         db.contact_points.join(","),
         db.keyspace,
         settings.paths.inbox.display(),
-        settings.timezone
+        settings.timezone,
+        settings.sources.len()
     );
     if connect {
         crate::block_on(try_connection(&settings))??;
