@@ -126,6 +126,8 @@ impl Bench {
         self.loader
             .load(&path, options, &CancellationToken::new(), None)
             .await
+            .into_single()
+            .expect("a plain file is one unit")
     }
 
     /// The load-history row of `fingerprint`.

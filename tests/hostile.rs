@@ -34,7 +34,9 @@ async fn load_once(name: &str, path: &std::path::Path) -> (FileResult, tempfile:
         loader.load(path, LoadOptions::default(), &cancel, None),
     )
     .await
-    .expect("the load returned promptly (a FIFO must not block it)");
+    .expect("the load returned promptly (a FIFO must not block it)")
+    .into_single()
+    .expect("a delivery that cannot be opened has one result");
     common::drop_keyspace(&session, &schema).await;
     (result, dir)
 }

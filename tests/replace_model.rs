@@ -226,7 +226,10 @@ fn random_delivery_sequences_end_as_the_model_says() {
                 .join(format!("{symbol}_full_1min_adjsplit.txt"));
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, &body).unwrap();
-            let result = rt.block_on(loader.load(&file, LoadOptions::default(), &cancel, None));
+            let result = rt
+                .block_on(loader.load(&file, LoadOptions::default(), &cancel, None))
+                .into_single()
+                .expect("a plain file is one unit");
             if let FileResult::Failed(_, e) = &result {
                 return Err(TestCaseError::fail(format!("load failed: {}", e.chain())));
             }

@@ -168,12 +168,16 @@ async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
             loader
                 .load(&early_file, LoadOptions::default(), &cancel, None)
                 .await
+                .into_single()
+                .expect("a plain file is one unit")
         })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = loader
         .load(&late_file, LoadOptions::default(), &cancel, None)
-        .await;
+        .await
+        .into_single()
+        .expect("a plain file is one unit");
     assert!(
         !first.is_finished(),
         "the earlier delivery finished first: this test needs it still writing; make it bigger"

@@ -49,6 +49,12 @@ pub struct DeliveryResult {
 }
 
 impl DeliveryResult {
+    /// The result of a delivery of one unit (a plain, gzip or zstd file); None for a zip of
+    /// several members (or none).
+    pub fn into_single(mut self) -> Option<FileResult> {
+        (self.units.len() == 1).then(|| self.units.remove(0))
+    }
+
     /// A shutdown interrupted a unit: the delivery stays claimed and resumes at the next start.
     pub fn interrupted(&self) -> bool {
         self.units
