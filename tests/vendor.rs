@@ -34,7 +34,10 @@ fn reference(spec: &GenSpec, dir: &Path) -> Vec<Stored> {
     for (path, _) in write_all(spec, dir).unwrap() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let symbol = name.split('_').next().unwrap();
-        out.extend(expected_bars(symbol, &std::fs::read_to_string(&path).unwrap()));
+        out.extend(expected_bars(
+            symbol,
+            &std::fs::read_to_string(&path).unwrap(),
+        ));
     }
     out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
     out
@@ -174,15 +177,19 @@ async fn utc_times_are_quarantined_without_a_rule_and_load_right_with_timezone_u
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
-    assert!(all_bars(&session, &schema).await.is_empty(), "nothing written");
+    assert!(
+        all_bars(&session, &schema).await.is_empty(),
+        "nothing written"
+    );
     let quarantined = history(&session, &schema).await;
     assert_eq!(quarantined.len(), 2);
-    assert!(
-        quarantined
-            .iter()
-            .all(|r| r.outcome == Outcome::Quarantined
-                && r.error.as_deref().unwrap_or("").starts_with("suspect_timezone"))
-    );
+    assert!(quarantined.iter().all(|r| {
+        r.outcome == Outcome::Quarantined
+            && r.error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("suspect_timezone")
+    }));
 
     let rules = "[[source]]\npattern = \"*_utc.csv\"\ntimezone = \"UTC\"\n\n\
                  [[source]]\npattern = \"UTCF_*\"\nlayout = \"firstrate\"\ntimezone = \"UTC\"\n";
@@ -235,7 +242,8 @@ async fn symbol_renames_apply_to_multi_symbol_files() {
     let site = Site::new(&schema.keyspace);
     let dir = site.dir.path().join("poly");
     write_layout(&spec, OutLayout::Polygon, &dir).unwrap();
-    let rule = "[[source]]\npattern = \"*.csv\"\nlayout = \"polygon\"\nsymbol_map = { FB = \"META\" }\n";
+    let rule =
+        "[[source]]\npattern = \"*.csv\"\nlayout = \"polygon\"\nsymbol_map = { FB = \"META\" }\n";
     let (code, stderr) = common::run_load(&site.config("load", rule), &[arg(&dir)]);
     assert_eq!(code, 0, "{stderr}");
     let stored = all_bars(&session, &schema).await;
@@ -301,7 +309,11 @@ async fn a_redelivered_day_file_replaces_that_day_of_each_symbol_only() {
     };
     assert!(on_first(&before, "AAA") > 100 && on_first(&before, "BBB") > 100);
     assert_eq!((on_first(&after, "AAA"), on_first(&after, "BBB")), (1, 1));
-    assert_eq!(off_first(&after), off_first(&before), "other days untouched");
+    assert_eq!(
+        off_first(&after),
+        off_first(&before),
+        "other days untouched"
+    );
     common::drop_keyspace(&session, &schema).await;
 }
 

@@ -70,7 +70,11 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &DeliveryRe
 }
 
 /// Moves a delivery of one unit where its result says.
-async fn put_away_one(folders: &Folders, path: &Path, result: &FileResult) -> Result<(), MoveError> {
+async fn put_away_one(
+    folders: &Folders,
+    path: &Path,
+    result: &FileResult,
+) -> Result<(), MoveError> {
     match result {
         FileResult::Loaded(_) | FileResult::AlreadyDone(_) => {
             archive(path, &folders.done, Stamp::Now).await.map(drop)

@@ -228,7 +228,10 @@ impl Loader {
 }
 
 /// Opens a claimed delivery once (a regular file, [`scan::open_regular`]) and lists its units.
-fn open_delivery(path: &Path, name: &std::ffi::OsStr) -> Result<(std::fs::File, Delivery), LoadError> {
+fn open_delivery(
+    path: &Path,
+    name: &std::ffi::OsStr,
+) -> Result<(std::fs::File, Delivery), LoadError> {
     let file = scan::open_regular(path)?;
     let delivery =
         Delivery::read(&file, name, container::Limits::default()).map_err(|e| LoadError::Unit {
@@ -343,8 +346,16 @@ impl FileJob<'_> {
     async fn identify(&mut self) -> Result<Arc<Plan>, Early> {
         let delivery_name = self.path.file_name().unwrap_or_default().to_string_lossy();
         let inner = self.unit.inner_name().to_string_lossy();
-        let rule = self.loader.settings.rule_for(&inner, &delivery_name).clone();
-        let (unit, file, tz) = (Arc::clone(&self.unit), Arc::clone(&self.file), self.loader.tz);
+        let rule = self
+            .loader
+            .settings
+            .rule_for(&inner, &delivery_name)
+            .clone();
+        let (unit, file, tz) = (
+            Arc::clone(&self.unit),
+            Arc::clone(&self.file),
+            self.loader.tz,
+        );
         let decided =
             tokio::task::spawn_blocking(move || Plan::decide(&rule, &unit, &file, tz)).await;
         let plan = match decided {
@@ -428,7 +439,11 @@ impl FileJob<'_> {
     /// nothing is written. The outcome, its reason code and the reason in words.
     fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, Option<&'static str>, String)> {
         if scan.rows_in == 0 {
-            return Some((Outcome::Empty, None, "the file has no data lines".to_owned()));
+            return Some((
+                Outcome::Empty,
+                None,
+                "the file has no data lines".to_owned(),
+            ));
         }
         let threshold = self.loader.reject_threshold;
         if let Some(quarantined) = self.too_many_rejects(scan, threshold) {
@@ -551,7 +566,11 @@ impl FileJob<'_> {
     }
 
     /// Pass 2: writes the good rows; returns the fingerprint of what it read.
-    async fn write_rows(&mut self, plan: &Arc<Plan>, write_timestamp: i64) -> Result<String, Early> {
+    async fn write_rows(
+        &mut self,
+        plan: &Arc<Plan>,
+        write_timestamp: i64,
+    ) -> Result<String, Early> {
         let loader = self.loader;
         let job = RowsJob {
             file: Arc::clone(&self.file),

@@ -64,7 +64,9 @@ impl DeliveryResult {
 
     /// A unit changed while it was loaded: the delivery goes back to the inbox.
     pub fn changed(&self) -> bool {
-        self.units.iter().any(|r| matches!(r, FileResult::Changed(_)))
+        self.units
+            .iter()
+            .any(|r| matches!(r, FileResult::Changed(_)))
     }
 
     /// Every unit loaded, already loaded, or a duplicate (an empty zip has no units: false).

@@ -12,11 +12,11 @@ use crate::config::{LayoutRule, SourceRule, SymbolFrom};
 use crate::model::Symbol;
 use crate::pipeline::gate::{SessionGate, TimesReadAs};
 use crate::pipeline::validate::Validator;
-use crate::source::container::Unit;
+use crate::source::Interval;
 use crate::source::columns;
+use crate::source::container::Unit;
 use crate::source::csv::CsvSpec;
 use crate::source::layout::{self, Layout};
-use crate::source::Interval;
 
 /// Bytes of a unit's start that detection reads (its first line, with room to spare).
 const HEAD_BYTES: usize = 8192;
@@ -148,7 +148,11 @@ fn detect_or_firstrate(name: &str, head: &[u8]) -> Result<Layout, LoadError> {
     match layout::detect(name, head) {
         Ok(found) => Ok(found),
         Err(e) if first_line_is_header(head) => Err(LoadError::Layout(e)),
-        Err(_) => Ok(from_rule(LayoutRule::FirstRate { interval: None }, name, false)),
+        Err(_) => Ok(from_rule(
+            LayoutRule::FirstRate { interval: None },
+            name,
+            false,
+        )),
     }
 }
 

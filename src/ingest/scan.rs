@@ -464,7 +464,10 @@ mod tests {
     fn the_shortest_good_line_is_good_and_one_byte_less_never_is() {
         let line = shortest_good(0);
         assert_eq!(line.len() as u64 + 1, MIN_GOOD_LINE_BYTES);
-        assert_eq!(firstrate_plan().layout.min_record_bytes(), MIN_GOOD_LINE_BYTES);
+        assert_eq!(
+            firstrate_plan().layout.min_record_bytes(),
+            MIN_GOOD_LINE_BYTES
+        );
         let row = |text: &str| BarReader::new(text.as_bytes(), NY).next().unwrap().unwrap();
         assert!(matches!(row(&line), Row::Bar(_)), "{line}");
         for cut in 0..line.len() {

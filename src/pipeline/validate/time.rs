@@ -238,4 +238,48 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.reason, RejectReason::BadTimestamp);
     }
+
+    #[test]
+    fn naive_times_of_another_zone_become_its_instants_with_the_exchange_date() {
+        let local = |d: u32, h: u32, m: u32| {
+            chrono::NaiveDate::from_ymd_opt(2024, 3, d)
+                .unwrap()
+                .and_hms_opt(h, m, 0)
+                .unwrap()
+        };
+        let mut utc = ExchangeClock::with_naive_zone(NY, chrono_tz::UTC);
+        // 13:30 UTC on 11 March 2024 (EDT) is 09:30 in New York, the same day.
+        let at = utc.place(BarTime::Local(local(11, 13, 30)), None).unwrap();
+        assert_eq!(at.millis, 1_710_163_800_000);
+        assert_eq!(
+            at.local_date,
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 11).unwrap()
+        );
+        // 02:30 UTC on 8 March (EST) is 21:30 on the 7th in New York; and 02:30 on the
+        // spring-forward Sunday exists in UTC, so it is no gap there.
+        let late = utc.place(BarTime::Local(local(8, 2, 30)), None).unwrap();
+        assert_eq!(
+            late.local_date,
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 7).unwrap()
+        );
+        assert!(utc.place(BarTime::Local(local(10, 2, 30)), None).is_ok());
+        // Chicago wall times: one hour behind New York all year.
+        let mut chicago = ExchangeClock::with_naive_zone(NY, chrono_tz::America::Chicago);
+        let c = chicago
+            .place(BarTime::Local(local(11, 8, 30)), None)
+            .unwrap();
+        assert_eq!(c.millis, at.millis);
+        // The same zone twice is the plain exchange clock.
+        assert!(ExchangeClock::with_naive_zone(NY, NY).naive.is_none());
+        assert!(
+            ExchangeClock::with_naive_zone(NY, chrono_tz::UTC)
+                .place(BarTime::Local(local(10, 2, 30)), None)
+                .is_ok()
+        );
+        assert!(
+            ExchangeClock::new(NY)
+                .place(BarTime::Local(local(10, 2, 30)), None)
+                .is_err()
+        );
+    }
 }
