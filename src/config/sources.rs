@@ -215,10 +215,24 @@ pub(super) fn validate(tables: Vec<SourceConfig>) -> Result<Vec<SourceRule>, Key
 impl SourceConfig {
     /// Checks the table at index `i` into a rule.
     fn validate(self, i: usize) -> Result<SourceRule, KeyError> {
-        let key = |k: &str| format!("source[{i}].{k}");
-        let invalid = |k: &str, reason: String| KeyError::new(key(k), reason);
+        let at = At(i);
+        let pattern = self.pattern_matcher(at)?;
+        let layout = self.layout_rule(at)?;
+        let symbol = self.symbol_from(at, layout)?;
+        Ok(SourceRule {
+            pattern: Some(pattern),
+            layout,
+            timezone: self.zone(at)?,
+            symbol,
+            symbol_map: self.renames(at)?,
+            gate: self.gate_options(at)?,
+            name: self.rule_name(at)?,
+        })
+    }
 
-        let pattern = match self.pattern.as_deref() {
+    fn pattern_matcher(&self, at: At) -> Result<globset::GlobMatcher, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
+        Ok(match self.pattern.as_deref() {
             None | Some("") => {
                 return Err(invalid(
                     "pattern",
@@ -233,8 +247,12 @@ impl SourceConfig {
                     )
                 })?
                 .compile_matcher(),
-        };
-        let name = match self.name {
+        })
+    }
+
+    fn rule_name(self, at: At) -> Result<String, KeyError> {
+        let (i, invalid) = (at.0, |k: &str, reason: String| at.invalid(k, reason));
+        Ok(match self.name {
             None => format!("source[{i}]"),
             Some(n) if n.trim().is_empty() => {
                 return Err(invalid("name", "must not be empty".into()));
@@ -246,7 +264,12 @@ impl SourceConfig {
                 ));
             }
             Some(n) => n,
-        };
+        })
+    }
+
+    /// The layout, with the keys that only some layouts take (`interval`, `epoch_unit`).
+    fn layout_rule(&self, at: At) -> Result<Option<LayoutRule>, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
         let layout_name = self.layout.as_str();
         if layout_name != "auto" && !Layout::NAMES.contains(&layout_name) {
             return Err(invalid(
@@ -286,7 +309,7 @@ impl SourceConfig {
                 )
             })?,
         };
-        let layout = match layout_name {
+        Ok(match layout_name {
             "auto" => None,
             "firstrate" => Some(LayoutRule::FirstRate { interval }),
             "polygon" => Some(LayoutRule::Polygon),
@@ -294,8 +317,12 @@ impl SourceConfig {
             "kibot" => Some(LayoutRule::Kibot),
             "csv" => Some(LayoutRule::Csv { epoch }),
             other => unreachable!("layout `{other}` was checked above"),
-        };
-        let timezone = match &self.timezone {
+        })
+    }
+
+    fn zone(&self, at: At) -> Result<Option<Tz>, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
+        Ok(match &self.timezone {
             None => None,
             Some(tz) => Some(tz.parse::<Tz>().map_err(|_| {
                 invalid(
@@ -303,7 +330,13 @@ impl SourceConfig {
                     format!("`{tz}` is not an IANA time zone name (e.g. America/New_York, or UTC)"),
                 )
             })?),
-        };
+        })
+    }
+
+    /// Where the symbol comes from: `symbol` and `symbol_pattern`, as the layout allows.
+    fn symbol_from(&self, at: At, layout: Option<LayoutRule>) -> Result<SymbolFrom, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
+        let layout_name = self.layout.as_str();
         let per_record = matches!(layout, Some(LayoutRule::Polygon | LayoutRule::Databento));
         let from_column = match self.symbol.as_deref() {
             None => per_record,
@@ -338,7 +371,7 @@ impl SourceConfig {
                 ));
             }
         };
-        let symbol = match (&self.symbol_pattern, from_column) {
+        Ok(match (&self.symbol_pattern, from_column) {
             (None, false) => SymbolFrom::FileName,
             (None, true) => SymbolFrom::Column,
             (Some(_), true) => {
@@ -366,7 +399,11 @@ impl SourceConfig {
                 }
                 SymbolFrom::Pattern(regex)
             }
-        };
+        })
+    }
+
+    fn renames(&self, at: At) -> Result<BTreeMap<Symbol, Symbol>, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
         let mut symbol_map = BTreeMap::new();
         for (from, to) in &self.symbol_map {
             let valid = |s: &str| {
@@ -389,6 +426,11 @@ impl SourceConfig {
                 ));
             }
         }
+        Ok(symbol_map)
+    }
+
+    fn gate_options(&self, at: At) -> Result<GateOptions, KeyError> {
+        let invalid = |k: &str, reason: String| at.invalid(k, reason);
         let min_bars = u64::try_from(self.gate_min_bars)
             .ok()
             .filter(|&n| n >= 1)
@@ -401,19 +443,21 @@ impl SourceConfig {
                     ),
                 )
             })?;
-        Ok(SourceRule {
-            name,
-            pattern: Some(pattern),
-            layout,
-            timezone,
-            symbol,
-            symbol_map,
-            gate: GateOptions {
-                enabled: self.gate,
-                min_bars,
-                ..GateOptions::default()
-            },
+        Ok(GateOptions {
+            enabled: self.gate,
+            min_bars,
+            ..GateOptions::default()
         })
+    }
+}
+
+/// The index of the `[[source]]` table being checked, for the key errors name.
+#[derive(Clone, Copy)]
+struct At(usize);
+
+impl At {
+    fn invalid(self, key: &str, reason: String) -> KeyError {
+        KeyError::new(format!("source[{}].{key}", self.0), reason)
     }
 }
 
