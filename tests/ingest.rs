@@ -486,13 +486,7 @@ async fn a_permanent_database_error_fails_the_file_not_the_daemon() {
     common::wait_until(WAIT, "the file in failed/ with its sidecar", || {
         site.files_in("failed").len() == 2
     });
-    let sidecar = site
-        .files_in("failed")
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with(".error.json"))
-        .unwrap();
-    let body: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    let body = site.sidecar();
     assert_eq!(body["outcome"], "failed");
     assert!(!body["error"].as_str().unwrap().is_empty(), "{body}");
     assert!(

@@ -341,13 +341,7 @@ async fn a_zip_with_a_bad_member_loads_the_others_and_its_sidecar_names_the_bad_
     let ended = daemon.stop().await;
     assert!(ended.is_ok(), "{ended:?}");
 
-    let sidecar = site
-        .files_in("failed")
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with(".error.json"))
-        .unwrap();
-    let body: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let body = site.sidecar();
     assert_eq!(body["outcome"], "partly_loaded", "{body}");
     let units = body["units"].as_array().unwrap();
     let outcome_of = |name: &str| {

@@ -138,6 +138,16 @@ impl Site {
         v
     }
 
+    /// The one `*.error.json` sidecar in `state/failed`, parsed.
+    pub fn sidecar(&self) -> serde_json::Value {
+        let sidecar = self
+            .files_in("failed")
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(".error.json"))
+            .expect("a sidecar in failed/");
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).expect("the sidecar is JSON")
+    }
+
     /// Writes a config for `instance` with short watch timings; `extra` is appended verbatim.
     pub fn config(&self, instance: &str, extra: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{instance}.toml"));
