@@ -39,8 +39,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Decides how to read `unit` of the delivery named `delivery_name` (the opened `file`),
-    /// under `rule`. Blocking: it may read the unit's first bytes.
+    /// Decides how to read `unit` of the opened delivery `file` under `rule`, in an exchange
+    /// whose zone is `exchange_tz`. Blocking: it may read the unit's first bytes.
     pub(crate) fn decide(
         rule: &SourceRule,
         unit: &Unit,
