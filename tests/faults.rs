@@ -13,7 +13,7 @@ use common::{Site, all_bars, expected_bars, history};
 const WAIT: Duration = Duration::from_secs(240);
 
 fn sorted(mut v: Vec<common::Stored>) -> Vec<common::Stored> {
-    v.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut v);
     v
 }
 

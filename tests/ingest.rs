@@ -45,7 +45,7 @@ async fn load_round_trip_is_exact_across_months_and_dst() {
         std::fs::write(site.inbox().join(bar_gen::file_name(sym)), &text).unwrap();
         expected.extend(expected_bars(sym, &text));
     }
-    expected.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut expected);
     assert!(
         expected.len() > 1000,
         "generator produced too little: {}",
@@ -138,7 +138,7 @@ async fn daemon_loads_preexisting_slow_and_renamed_files_exactly_once() {
         .iter()
         .flat_map(|(s, t)| expected_bars(s, t))
         .collect();
-    expected.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut expected);
     let stored = all_bars(&session, &schema).await;
     assert_eq!(stored.len(), expected.len(), "log:\n{}", site.log("a"));
     assert!(stored == expected, "database differs from the input");

@@ -57,7 +57,7 @@ fn outside(symbol: &str, text: &str, days: &[&str]) -> Vec<Stored> {
 }
 
 fn sorted(mut v: Vec<Stored>) -> Vec<Stored> {
-    v.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut v);
     v
 }
 

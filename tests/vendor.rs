@@ -39,7 +39,7 @@ fn reference(spec: &GenSpec, dir: &Path) -> Vec<Stored> {
             &std::fs::read_to_string(&path).unwrap(),
         ));
     }
-    out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut out);
     out
 }
 
@@ -201,7 +201,7 @@ async fn utc_times_are_quarantined_without_a_rule_and_load_right_with_timezone_u
         .map(|b| ("UTCF".to_owned(), b.1, b.2, b.3, b.4, b.5, b.6))
         .collect();
     expected.extend(as_utcf);
-    expected.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut expected);
     assert_same_bars(&all_bars(&session, &schema).await, &expected, "UTC rule");
     common::drop_keyspace(&session, &schema).await;
 }
@@ -255,7 +255,7 @@ async fn symbol_renames_apply_to_multi_symbol_files() {
         })
         .collect();
     let mut expected = expected;
-    expected.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    common::sort_bars(&mut expected);
     assert_same_bars(&stored, &expected, "renamed");
     common::drop_keyspace(&session, &schema).await;
 }

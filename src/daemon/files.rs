@@ -88,16 +88,15 @@ async fn put_away_one(
         }
         FileResult::Quarantined(s, why) => {
             error!(file = %Shown(path), reason = %why, "file quarantined; moved to failed/");
-            fail(path, folders, s, "quarantined", why).await
+            fail(path, folders, s, result).await
         }
         FileResult::Failed(s, e) => {
-            let why = e.chain();
-            error!(file = %Shown(path), reason = %why, "file not loaded; moved to failed/");
-            fail(path, folders, s, "failed", &why).await
+            error!(file = %Shown(path), reason = %e.chain(), "file not loaded; moved to failed/");
+            fail(path, folders, s, result).await
         }
         FileResult::Empty(s) => {
             warn!(file = %Shown(path), "empty file; moved to failed/");
-            fail(path, folders, s, "empty", "the file has no data lines").await
+            fail(path, folders, s, result).await
         }
         // Handled for the whole delivery by `put_away`.
         FileResult::Changed(_) | FileResult::Interrupted => Ok(()),
@@ -130,10 +129,9 @@ async fn fail(
     path: &Path,
     folders: &Folders,
     summary: &FileSummary,
-    outcome: &str,
-    why: &str,
+    result: &FileResult,
 ) -> Result<(), MoveError> {
-    let mut body = unit_json(summary, outcome, Some(why));
+    let mut body = unit_json(summary, result.outcome_name(), result.why().as_deref());
     body["time"] = now().into();
     write_failed(path, folders, body).await
 }

@@ -357,7 +357,7 @@ impl FileJob<'_> {
             self.loader.tz,
         );
         let decided =
-            tokio::task::spawn_blocking(move || Plan::decide(&rule, &unit, &file, tz)).await;
+            tokio::task::spawn_blocking(move || Plan::decide(rule, &unit, &file, tz)).await;
         let plan = match decided {
             Ok(Ok(plan)) => plan,
             Ok(Err(e)) => return Err(self.fail(e)),
@@ -439,11 +439,7 @@ impl FileJob<'_> {
     /// nothing is written. The outcome, its reason code and the reason in words.
     fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, Option<&'static str>, String)> {
         if scan.rows_in == 0 {
-            return Some((
-                Outcome::Empty,
-                None,
-                "the file has no data lines".to_owned(),
-            ));
+            return Some((Outcome::Empty, None, outcome::NO_DATA_LINES.to_owned()));
         }
         let threshold = self.loader.reject_threshold;
         if let Some(quarantined) = self.too_many_rejects(scan, threshold) {

@@ -39,6 +39,9 @@ pub struct FileSummary {
     pub reason: Option<&'static str>,
 }
 
+/// Why an empty file (or a zip holding no file) is not loaded.
+pub(crate) const NO_DATA_LINES: &str = "the file has no data lines";
+
 /// What became of a delivery (one file of the inbox): one result per unit, in order (a plain,
 /// gzip or zstd file has one unit, a zip one per member), or one result for the whole delivery
 /// when it could not be opened or its units listed. Units after a change or an interruption are
@@ -136,7 +139,7 @@ impl FileResult {
         match self {
             Self::Quarantined(_, why) => Some(why.clone()),
             Self::Failed(_, e) => Some(e.chain()),
-            Self::Empty(_) => Some("the file has no data lines".to_owned()),
+            Self::Empty(_) => Some(NO_DATA_LINES.to_owned()),
             _ => None,
         }
     }

@@ -13,7 +13,6 @@ use crate::model::Symbol;
 use crate::pipeline::gate::{SessionGate, TimesReadAs};
 use crate::pipeline::validate::Validator;
 use crate::source::Interval;
-use crate::source::columns;
 use crate::source::container::Unit;
 use crate::source::csv::CsvSpec;
 use crate::source::layout::{self, Layout};
@@ -42,7 +41,7 @@ impl Plan {
     /// Decides how to read `unit` of the opened delivery `file` under `rule`, in an exchange
     /// whose zone is `exchange_tz`. Blocking: it may read the unit's first bytes.
     pub(crate) fn decide(
-        rule: &SourceRule,
+        rule: SourceRule,
         unit: &Unit,
         file: &File,
         exchange_tz: Tz,
@@ -75,7 +74,7 @@ impl Plan {
             exchange_tz,
             naive_tz: rule.timezone.unwrap_or(exchange_tz),
             symbol,
-            rule: rule.clone(),
+            rule,
         })
     }
 
@@ -147,20 +146,13 @@ fn from_rule(fixed: LayoutRule, name: &str, symbol_column: bool) -> Layout {
 fn detect_or_firstrate(name: &str, head: &[u8]) -> Result<Layout, LoadError> {
     match layout::detect(name, head) {
         Ok(found) => Ok(found),
-        Err(e) if first_line_is_header(head) => Err(LoadError::Layout(e)),
+        Err(e) if e.header => Err(LoadError::Layout(e)),
         Err(_) => Ok(from_rule(
             LayoutRule::FirstRate { interval: None },
             name,
             false,
         )),
     }
-}
-
-/// Whether the first line (a BOM and a `\r` dropped) has the shape of a header line.
-fn first_line_is_header(head: &[u8]) -> bool {
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    columns::looks_like_header(line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The unit's first decoded bytes (at most [`HEAD_BYTES`]).

@@ -223,6 +223,11 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 /// One bar as the tests compare it: (symbol, UTC millis, open, high, low, close, volume).
 pub type Stored = (String, i64, f64, f64, f64, f64, i64);
 
+/// Sorts bars by symbol, then time (the order [`all_bars`] returns).
+pub fn sort_bars(bars: &mut [Stored]) {
+    bars.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+}
+
 /// Every bar in the keyspace's bars table, sorted by symbol and time.
 pub async fn all_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
     use futures_util::TryStreamExt;
@@ -244,7 +249,7 @@ pub async fn all_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
         .try_collect()
         .await
         .expect("read bars");
-    rows.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    sort_bars(&mut rows);
     rows
 }
 
@@ -274,7 +279,7 @@ pub fn expected_bars(symbol: &str, text: &str) -> Vec<Stored> {
             )
         })
         .collect();
-    out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    sort_bars(&mut out);
     out
 }
 

@@ -35,6 +35,9 @@ pub struct DetectError {
     pub file: String,
     /// What detection saw and why it does not decide.
     pub why: String,
+    /// Whether the first line has a header's shape (else it is no known bar line: blank,
+    /// garbage, another vendor's data).
+    pub header: bool,
     /// The first line (lossy, at most [`SHOWN_LINE_BYTES`] bytes).
     pub first_line: String,
 }
@@ -51,7 +54,8 @@ pub fn detect(file_name: &str, head: &[u8]) -> Result<Layout, DetectError> {
     let head = head.strip_prefix(UTF8_BOM).unwrap_or(head);
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let found = if columns::looks_like_header(line) {
+    let header = columns::looks_like_header(line);
+    let found = if header {
         from_header(line)
     } else {
         from_data_line(file_name, line)
@@ -59,6 +63,7 @@ pub fn detect(file_name: &str, head: &[u8]) -> Result<Layout, DetectError> {
     found.map_err(|why| DetectError {
         file: Shown(Path::new(file_name)).to_string(),
         why,
+        header,
         first_line: text::lossy(&line[..line.len().min(SHOWN_LINE_BYTES)]).into_owned(),
     })
 }
