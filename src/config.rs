@@ -424,6 +424,21 @@ impl Settings {
         Self::validate(config, Some(path), contact_points_override)
     }
 
+    /// The settings the command line finds with no flags: the file `path`, else the file named
+    /// by `BAR_INGEST_CONFIG`, else the built-in defaults; contact points from
+    /// `BAR_INGEST_CONTACT_POINTS` when it is set. (For library users such as the Python
+    /// package, which take no command line.)
+    pub fn from_environment(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_path = std::env::var_os(ENV_CONFIG).filter(|p| !p.is_empty());
+        let points = std::env::var(ENV_CONTACT_POINTS)
+            .ok()
+            .filter(|p| !p.is_empty());
+        match path.or(env_path.as_deref().map(Path::new)) {
+            Some(file) => Self::load(file, points.as_deref()),
+            None => Self::defaults(points.as_deref()),
+        }
+    }
+
     /// Built-in defaults (no file), with the same override and validation.
     pub fn defaults(contact_points_override: Option<&str>) -> Result<Self, ConfigError> {
         Self::validate(Config::default(), None, contact_points_override)

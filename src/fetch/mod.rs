@@ -1,9 +1,11 @@
-//! The read side: bars of a symbol over a time range, every month bucket queried concurrently,
-//! merged in time order, filtered to a trading session and optionally aggregated.
+//! The read side: bars of one or more symbols over a time range, every month bucket queried
+//! concurrently, merged in order (symbol, then time), filtered to a trading session and
+//! optionally aggregated.
 //!
 //! Submodules: [`range`] parses `--from`/`--to` and plans the month buckets; `day` knows each
 //! exchange-local day's open and close as instants; `read` runs the bucket queries and merges
-//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; the command itself lives in the binary.
+//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; [`columnar`] builds Arrow
+//! record batches and writes them as Parquet or Arrow IPC; the command itself lives in the binary.
 //!
 //! # Sessions
 //! - [`SessionFilter::Regular`]: bars opening in `[09:30, 16:00)` exchange time on NYSE trading
@@ -16,6 +18,7 @@
 //! `between_time`) and ignored early closes; the regular session here ends before 16:00 (13:00 on
 //! half days), as the exchange's does.
 
+pub mod columnar;
 mod day;
 pub mod output;
 pub mod range;
@@ -26,7 +29,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use futures_util::stream::BoxStream;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -55,6 +58,16 @@ pub enum SessionFilter {
 }
 
 impl SessionFilter {
+    /// The filter of a command-line name: `regular`, `extended` or `all`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "regular" => Some(Self::Regular),
+            "extended" => Some(Self::Extended),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+
     /// Whether bars of `segment` pass.
     fn keeps(self, segment: Segment) -> bool {
         match self {
@@ -65,11 +78,13 @@ impl SessionFilter {
     }
 }
 
-/// What to fetch. Build it with [`FetchRequest::new`] and adjust the public fields.
+/// What to fetch. Build it with [`FetchRequest::new`] (or [`FetchRequest::symbols`]) and adjust
+/// the public fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchRequest {
-    /// The symbol; one with no rows gives an empty stream.
-    pub symbol: Symbol,
+    /// The symbols (at least one; duplicates are read once), emitted in ascending order; one with
+    /// no rows contributes nothing.
+    pub symbols: Vec<Symbol>,
     /// First instant included (a bar is included when it *opens* in the range).
     pub from: DateTime<Utc>,
     /// Last instant included.
@@ -85,8 +100,14 @@ pub struct FetchRequest {
 impl FetchRequest {
     /// Every one-minute bar of `symbol` opening in `[from, to]`, 8 months queried at once.
     pub fn new(symbol: Symbol, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self::symbols(vec![symbol], from, to)
+    }
+
+    /// Every one-minute bar of each of `symbols` opening in `[from, to]`, 8 months (of any
+    /// symbols) queried at once.
+    pub fn symbols(symbols: Vec<Symbol>, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         Self {
-            symbol,
+            symbols,
             from,
             to,
             session: SessionFilter::All,
@@ -96,8 +117,20 @@ impl FetchRequest {
     }
 }
 
-/// Bars in strictly increasing time order; an `Err` item ends the stream.
+/// Bars in order (symbol by symbol, each in strictly increasing time); an `Err` item ends the
+/// stream.
 pub type BarStream = BoxStream<'static, Result<Bar, FetchError>>;
+
+/// Consecutive bars of one symbol, in time order (never empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChunk {
+    pub symbol: Symbol,
+    pub bars: Vec<Bar>,
+}
+
+/// Chunks in order: symbol by symbol (ascending), each symbol's bars in strictly increasing
+/// time; an `Err` item ends the stream.
+pub type ChunkStream = BoxStream<'static, Result<BarChunk, FetchError>>;
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +165,15 @@ pub enum FetchError {
         bucket: Bucket,
         source: Box<scylla::client::pager::NextRowError>,
     },
+    /// A bar's time cannot be a nanosecond timestamp (columnar output holds 1677 to 2262).
+    #[error(
+        "a bar of {symbol} at {ts_millis} ms since 1970 is outside the range of nanosecond \
+         timestamps (1677-09-21 to 2262-04-11) that columnar output holds"
+    )]
+    TimestampRange { symbol: String, ts_millis: i64 },
+    /// Building a record batch failed (a bug: the columns are built to match the schema).
+    #[error("building a record batch: {0}")]
+    Arrow(#[source] arrow_schema::ArrowError),
     /// A bucket's reader task ended without finishing (a bug: it panicked).
     #[error("the reader of {symbol} month {bucket} stopped unexpectedly: {reason}")]
     ReaderStopped {
@@ -170,11 +212,24 @@ impl Fetcher {
         })
     }
 
-    /// The bars `request` asks for, as a stream in time order. Queries start when the stream is
-    /// first polled (inside a Tokio runtime) and stop when it is dropped.
+    /// The bars `request` asks for, as a stream: symbol by symbol, each in time order (use
+    /// [`Fetcher::fetch_chunks`] to know which symbol a bar belongs to). Queries start when the
+    /// stream is first polled (inside a Tokio runtime) and stop when it is dropped.
     pub fn fetch(&self, request: FetchRequest) -> Result<BarStream, FetchError> {
+        let chunks = self.fetch_chunks(request)?;
+        Ok(chunks
+            .map_ok(|chunk| futures_util::stream::iter(chunk.bars.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed())
+    }
+
+    /// The bars `request` asks for, in chunks labelled with their symbol: symbols in ascending
+    /// order, each symbol's bars in time order. Every partition (symbol and month) of the request
+    /// is queried under the one bound `request.concurrency`. Queries start when the stream is
+    /// first polled (inside a Tokio runtime) and stop when it is dropped.
+    pub fn fetch_chunks(&self, request: FetchRequest) -> Result<ChunkStream, FetchError> {
         let FetchRequest {
-            symbol,
+            mut symbols,
             from,
             to,
             session,
@@ -189,6 +244,11 @@ impl Fetcher {
                 "concurrency {concurrency} is not in 1..={MAX_CONCURRENCY}"
             )));
         }
+        if symbols.is_empty() {
+            return Err(FetchError::InvalidRequest("no symbol to fetch".into()));
+        }
+        symbols.sort_unstable();
+        symbols.dedup();
         let filter = match (interval, session) {
             (Interval::Day1, SessionFilter::Extended) => {
                 return Err(FetchError::InvalidRequest(
@@ -202,7 +262,7 @@ impl Fetcher {
         let plan = read::Plan {
             session: Arc::clone(&self.session),
             select: self.select.clone(),
-            symbol,
+            symbols: symbols.into(),
             range,
             tz: self.tz,
             filter,
@@ -216,8 +276,8 @@ impl Fetcher {
     }
 }
 
-/// Bars of one symbol over an inclusive time range, in time order, as a stream: every month
-/// bucket of the range is queried (up to `request.concurrency` at once, each paged by the
+/// Bars of the symbols of `request` over an inclusive time range, symbol by symbol in time order,
+/// as a stream: every month bucket of the range is queried (up to `request.concurrency` at once, each paged by the
 /// driver), filtered to `request.session` and aggregated to `request.interval`. Memory stays
 /// bounded whatever the range. An unknown symbol gives an empty stream.
 ///

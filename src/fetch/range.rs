@@ -133,7 +133,7 @@ impl TimeRange {
 
     /// Every month bucket the range touches, in order: the exchange-local months (in `tz`) of
     /// `from` through `to`.
-    pub fn buckets(&self, tz: Tz) -> impl Iterator<Item = Bucket> + Send + 'static {
+    pub fn buckets(&self, tz: Tz) -> impl Iterator<Item = Bucket> + Send + use<> {
         let first = Bucket::of_local_date(local_date(tz, self.from_ms));
         let last = Bucket::of_local_date(local_date(tz, self.to_ms));
         std::iter::successors(Some(first), move |b| (*b < last).then(|| b.next()))

@@ -1,5 +1,7 @@
-//! The concurrent read: one task per month bucket, at most `concurrency` ahead, each streaming
-//! its partition (driver-paged) through a bounded channel; buckets are emitted in order.
+//! The concurrent read: one task per partition (a symbol's month bucket), at most `concurrency`
+//! ahead, each streaming its partition (driver-paged) through a bounded channel; partitions are
+//! emitted in order (symbol by symbol, each month after the one before), so one bound covers
+//! every symbol of a request.
 //!
 //! With `--session regular` or `extended`, a month's query is narrowed to the clustering ranges of
 //! that session on each trading day, so the database reads only the rows wanted.
@@ -22,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::day::{Day, DayCache};
 use super::range::TimeRange;
 use super::resample::{Interval, Resampler};
-use super::{FetchError, SessionFilter};
+use super::{BarChunk, FetchError, SessionFilter};
 use crate::model::{Bar, Bucket, Symbol};
 use crate::store::BarRow;
 use chrono_tz::Tz;
@@ -48,15 +50,18 @@ pub(crate) fn select_cql(bars_table: &str) -> String {
 pub(crate) struct Plan {
     pub session: Arc<Session>,
     pub select: PreparedStatement,
-    pub symbol: Symbol,
+    /// The symbols, in the order they are emitted.
+    pub symbols: Arc<[Symbol]>,
     pub range: TimeRange,
     pub tz: Tz,
     pub filter: SessionFilter,
     pub interval: Interval,
 }
 
-/// One bucket being read: its channel and its task (aborted if the reader is dropped early).
+/// One partition being read: its channel and its task (aborted if the reader is dropped early).
 struct BucketReader {
+    /// Index of the symbol in [`Plan::symbols`].
+    symbol: usize,
     bucket: Bucket,
     chunks: mpsc::Receiver<Vec<Bar>>,
     task: JoinHandle<Result<(), FetchError>>,
@@ -68,40 +73,38 @@ impl Drop for BucketReader {
     }
 }
 
-/// The in-order merge of bucket readers, with up to `concurrency` of them running.
+/// The in-order merge of partition readers, with up to `concurrency` of them running.
 pub(crate) struct Merge {
     plan: Arc<Plan>,
-    /// Buckets not started yet, in order.
-    pending: Box<dyn Iterator<Item = Bucket> + Send>,
-    /// Started buckets, in order; the front one is being emitted.
+    /// Partitions not started yet, in order: (index into [`Plan::symbols`], month).
+    pending: Box<dyn Iterator<Item = (usize, Bucket)> + Send>,
+    /// Started partitions, in order; the front one is being emitted.
     running: VecDeque<BucketReader>,
-    /// Most buckets read at once.
+    /// Most partitions read at once.
     concurrency: usize,
-    /// The chunk being emitted.
-    current: std::vec::IntoIter<Bar>,
-    /// Set after the last bar or the first error.
+    /// Set after the last chunk or the first error.
     done: bool,
 }
 
 impl Merge {
     pub fn new(plan: Plan, concurrency: usize) -> Self {
-        let pending = Box::new(plan.range.buckets(plan.tz));
+        let (range, tz) = (plan.range, plan.tz);
+        let pending = Box::new(
+            (0..plan.symbols.len()).flat_map(move |i| range.buckets(tz).map(move |b| (i, b))),
+        );
         Self {
             plan: Arc::new(plan),
             pending,
             running: VecDeque::new(),
             concurrency: concurrency.max(1),
-            current: Vec::new().into_iter(),
             done: false,
         }
     }
 
-    /// The next bar in time order, an error (after which the merge ends), or None at the end.
-    pub async fn next(&mut self) -> Option<Result<Bar, FetchError>> {
+    /// The next chunk of bars (symbol by symbol, each in time order), an error (after which the
+    /// merge ends), or None at the end. Chunks are never empty.
+    pub async fn next(&mut self) -> Option<Result<BarChunk, FetchError>> {
         loop {
-            if let Some(bar) = self.current.next() {
-                return Some(Ok(bar));
-            }
             if self.done {
                 return None;
             }
@@ -110,9 +113,9 @@ impl Merge {
                 self.done = true;
                 return None;
             };
-            if let Some(chunk) = front.chunks.recv().await {
-                self.current = chunk.into_iter();
-                continue;
+            if let Some(bars) = front.chunks.recv().await {
+                let symbol = self.plan.symbols[front.symbol].clone();
+                return Some(Ok(BarChunk { symbol, bars }));
             }
             // The front bucket's channel closed: its task ended. Find out how.
             let Some(mut finished) = self.running.pop_front() else {
@@ -121,7 +124,7 @@ impl Merge {
             let outcome = match (&mut finished.task).await {
                 Ok(result) => result,
                 Err(join) => Err(FetchError::ReaderStopped {
-                    symbol: self.plan.symbol.to_string(),
+                    symbol: self.plan.symbols[finished.symbol].to_string(),
                     bucket: finished.bucket,
                     reason: join.to_string(),
                 }),
@@ -134,16 +137,18 @@ impl Merge {
         }
     }
 
-    /// Starts bucket tasks until `concurrency` run.
+    /// Starts partition tasks until `concurrency` run.
     fn start_buckets(&mut self) {
         while self.running.len() < self.concurrency {
-            let Some(bucket) = self.pending.next() else {
+            let Some((symbol, bucket)) = self.pending.next() else {
                 return;
             };
             let (tx, rx) = mpsc::channel(CHUNKS_PER_BUCKET);
             let plan = Arc::clone(&self.plan);
-            let task = tokio::spawn(async move { read_bucket(&plan, bucket, tx).await });
+            let task =
+                tokio::spawn(async move { read_bucket(&plan, symbol, bucket, tx).await });
             self.running.push_back(BucketReader {
+                symbol,
                 bucket,
                 chunks: rx,
                 task,
@@ -203,10 +208,11 @@ fn clustering_ranges(
 /// chunks. Returns early, without error, when the merger has gone (the fetch was dropped).
 async fn read_bucket(
     plan: &Plan,
+    symbol: usize,
     bucket: Bucket,
     tx: mpsc::Sender<Vec<Bar>>,
 ) -> Result<(), FetchError> {
-    let symbol = plan.symbol.as_str();
+    let symbol = &plan.symbols[symbol];
     let bucket_name = bucket.to_string();
     let ranges = clustering_ranges(plan.tz, plan.range, plan.filter, bucket);
     let queries = ranges.len();
@@ -224,7 +230,7 @@ async fn read_bucket(
             .execute_iter(
                 plan.select.clone(),
                 (
-                    symbol,
+                    symbol.as_str(),
                     bucket_name.as_str(),
                     CqlTimestamp(lo),
                     CqlTimestamp(hi),
@@ -232,19 +238,19 @@ async fn read_bucket(
             )
             .await
             .map_err(|source| FetchError::Query {
-                symbol: plan.symbol.to_string(),
+                symbol: symbol.to_string(),
                 bucket,
                 source: Box::new(source),
             })?;
         let mut rows = pager
             .rows_stream::<BarRow>()
             .map_err(|source| FetchError::Types {
-                symbol: plan.symbol.to_string(),
+                symbol: symbol.to_string(),
                 bucket,
                 source: Box::new(source),
             })?;
         while let Some(row) = rows.try_next().await.map_err(|source| FetchError::Rows {
-            symbol: plan.symbol.to_string(),
+            symbol: symbol.to_string(),
             bucket,
             source: Box::new(source),
         })? {
@@ -255,7 +261,7 @@ async fn read_bucket(
             }
         }
     }
-    tracing::debug!(symbol, bucket = %bucket, queries, rows_read, "bucket read");
+    tracing::debug!(symbol = symbol.as_str(), bucket = %bucket, queries, rows_read, "bucket read");
     out.finish().await;
     Ok(())
 }

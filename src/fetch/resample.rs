@@ -46,6 +46,21 @@ impl Interval {
         }
     }
 
+    /// Every interval, shortest first.
+    pub const ALL: [Self; 6] = [
+        Self::Minute1,
+        Self::Minutes5,
+        Self::Minutes15,
+        Self::Minutes30,
+        Self::Hour1,
+        Self::Day1,
+    ];
+
+    /// The interval of a command-line name (`1m`, `5m`, `15m`, `30m`, `1h`, `1d`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+
     /// The name used on the command line (`1m`, `5m`, ..., `1d`).
     pub fn name(self) -> &'static str {
         match self {
