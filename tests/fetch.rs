@@ -586,3 +586,261 @@ fn bad_dates_and_reversed_ranges_exit_2_naming_the_argument() {
         }
     }
 }
+
+/// `(symbol, bar)` pairs of a chunked fetch, in the order they came.
+async fn fetch_labelled(
+    session: &Arc<Session>,
+    schema: &Schema,
+    request: FetchRequest,
+) -> Vec<(String, Bar)> {
+    let fetcher = fetch::Fetcher::prepare(Arc::clone(session), schema, New_York)
+        .await
+        .unwrap();
+    let chunks: Vec<fetch::BarChunk> = fetcher
+        .fetch_chunks(request)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    chunks
+        .into_iter()
+        .flat_map(|c| {
+            assert!(!c.bars.is_empty(), "an empty chunk of {}", c.symbol);
+            let name = c.symbol.to_string();
+            c.bars.into_iter().map(move |b| (name.clone(), b))
+        })
+        .collect()
+}
+
+/// Three symbols with bars in three months each (a different number per symbol).
+async fn three_symbols(session: &Session, schema: &Schema) -> Vec<(String, Bar)> {
+    let mut want = Vec::new();
+    for (k, name) in ["AAA", "MMM", "ZZZ"].into_iter().enumerate() {
+        let symbol = Symbol::new(name).unwrap();
+        let mut bars = Vec::new();
+        for (m, day) in [(1, 2), (2, 5), (3, 4)] {
+            let n = 20 + 7 * k as u32;
+            let end = 9 * 60 + 30 + n;
+            bars.extend(minutes((2024, m, day), (9, 30), (end / 60, end % 60), 100 * m));
+        }
+        insert(session, schema, &symbol, &bars).await;
+        want.extend(bars.into_iter().map(|b| (name.to_owned(), b)));
+    }
+    want
+}
+
+#[tokio::test]
+async fn several_symbols_come_back_symbol_by_symbol_under_one_bound() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_many").await;
+    let session = Arc::new(session);
+    let want = three_symbols(&session, &schema).await;
+
+    // Asked out of order, one twice, one without rows: sorted, each once, nothing for NONE.
+    let names = ["ZZZ", "AAA", "NONE", "MMM", "aaa"];
+    let symbols: Vec<Symbol> = names.iter().map(|n| Symbol::new(n).unwrap()).collect();
+    for concurrency in [1, 2, 8] {
+        let mut req = FetchRequest::symbols(
+            symbols.clone(),
+            ny(2024, 1, 1, 0, 0),
+            ny(2024, 3, 31, 23, 0),
+        );
+        req.concurrency = concurrency;
+        let got = fetch_labelled(&session, &schema, req).await;
+        assert_eq!(got, want, "concurrency {concurrency}");
+    }
+    // The flat stream has the same bars in the same order.
+    let req = FetchRequest::symbols(symbols, ny(2024, 1, 1, 0, 0), ny(2024, 3, 31, 23, 0));
+    let flat = fetch_all(&session, &schema, req).await;
+    let bars: Vec<Bar> = want.iter().map(|(_, b)| *b).collect();
+    assert_eq!(flat, bars);
+    // No symbol at all is an invalid request, not an empty result.
+    let fetcher = fetch::Fetcher::prepare(Arc::clone(&session), &schema, New_York)
+        .await
+        .unwrap();
+    let empty = FetchRequest::symbols(Vec::new(), ny(2024, 1, 1, 0, 0), ny(2024, 1, 2, 0, 0));
+    assert!(matches!(
+        fetcher.fetch_chunks(empty),
+        Err(fetch::FetchError::InvalidRequest(_))
+    ));
+
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// The rows of record batches as CSV lines like `fetch --utc --format csv` prints them (the
+/// symbol first when the batches have that column).
+fn batches_as_csv(batches: &[arrow_array::RecordBatch]) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
+    let mut lines = Vec::new();
+    for b in batches {
+        let symbol = b
+            .column_by_name("symbol")
+            .map(|c| c.as_string::<i32>().clone());
+        let ts = b
+            .column_by_name("timestamp")
+            .unwrap()
+            .as_primitive::<TimestampNanosecondType>();
+        let price = |name: &str| {
+            b.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let (open, high, low, close) = (price("open"), price("high"), price("low"), price("close"));
+        let volume = b
+            .column_by_name("volume")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let t = DateTime::from_timestamp_nanos(ts.value(i));
+            let mut line = symbol
+                .as_ref()
+                .map(|s| format!("{},", s.value(i)))
+                .unwrap_or_default();
+            line += &format!(
+                "{},{},{},{},{},{}",
+                t.format("%Y-%m-%dT%H:%M:%SZ"),
+                open.value(i),
+                high.value(i),
+                low.value(i),
+                close.value(i),
+                volume.value(i)
+            );
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+fn read_parquet(path: &Path) -> (arrow_schema::SchemaRef, Vec<arrow_array::RecordBatch>) {
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = Arc::clone(builder.schema());
+    let batches = builder.build().unwrap().map(Result::unwrap).collect();
+    (schema, batches)
+}
+
+#[tokio::test]
+async fn parquet_and_arrow_outputs_hold_the_values_of_the_csv_output() {
+    let (session, schema, _settings) = common::fresh_schema("fetch_columnar").await;
+    three_symbols(&session, &schema).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &schema.keyspace);
+    let range = [
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-03-31",
+        "--session",
+        "regular",
+    ];
+    fn with<'a>(range: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [&["MMM", "ZZZ", "AAA"][..], range, extra].concat()
+    }
+
+    let out = run_fetch(&config, &with(&range, &["--utc"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let mut csv_lines = csv.lines();
+    assert_eq!(
+        csv_lines.next(),
+        Some("symbol,timestamp,open,high,low,close,volume")
+    );
+    let csv_rows: Vec<String> = csv_lines.map(str::to_owned).collect();
+    assert_eq!(csv_rows.len(), 3 * (20 + 27 + 34));
+
+    let file = dir.path().join("bars.parquet");
+    let out = run_fetch(
+        &config,
+        &with(
+            &range,
+            &["--format", "parquet", "-o", file.to_str().unwrap()],
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!dir.path().join("bars.parquet.tmp").exists());
+    let (parquet_schema, batches) = read_parquet(&file);
+    let fields: Vec<String> = parquet_schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "symbol:Utf8",
+            "timestamp:Timestamp(ns, \"UTC\")",
+            "open:Float64",
+            "high:Float64",
+            "low:Float64",
+            "close:Float64",
+            "volume:Int64"
+        ]
+    );
+    assert_eq!(batches_as_csv(&batches), csv_rows);
+
+    // Arrow IPC into a pipe (stdout of the child), labelled with the exchange's zone.
+    let out = run_fetch(
+        &config,
+        &with(&range, &["--format", "arrow", "--exchange-time"]),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(out.stdout), None).unwrap();
+    let ipc_schema = reader.schema();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(
+        ipc_schema
+            .field_with_name("timestamp")
+            .unwrap()
+            .data_type()
+            .to_string(),
+        "Timestamp(ns, \"America/New_York\")"
+    );
+    assert_eq!(batches_as_csv(&batches), csv_rows);
+
+    // One symbol: no symbol column; an unknown one: a valid file with the schema and no rows.
+    let out = run_fetch(
+        &config,
+        &[
+            "AAA",
+            range[0],
+            range[1],
+            range[2],
+            range[3],
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (one_schema, batches) = read_parquet(&file);
+    assert!(one_schema.field_with_name("symbol").is_err());
+    let aaa: Vec<String> = csv_rows
+        .iter()
+        .filter_map(|r| r.strip_prefix("AAA,").map(str::to_owned))
+        .collect();
+    assert_eq!(batches_as_csv(&batches), aaa);
+    let out = run_fetch(
+        &config,
+        &[
+            "NOSUCH",
+            range[0],
+            range[1],
+            range[2],
+            range[3],
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (empty_schema, batches) = read_parquet(&file);
+    assert_eq!(empty_schema.fields().len(), 6);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+
+    common::drop_keyspace(&session, &schema).await;
+}

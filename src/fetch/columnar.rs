@@ -358,10 +358,10 @@ mod tests {
     }
 
     /// Every batch of a stream whose chunks are ready at once.
-    fn collect(
-        mut s: BoxStream<'static, Result<RecordBatch, FetchError>>,
-    ) -> Vec<RecordBatch> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    fn collect(mut s: BoxStream<'static, Result<RecordBatch, FetchError>>) -> Vec<RecordBatch> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let mut out = Vec::new();
             while let Some(b) = s.next().await {
@@ -379,7 +379,10 @@ mod tests {
         }
         .schema();
         let names: Vec<&str> = utc.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["timestamp", "open", "high", "low", "close", "volume"]);
+        assert_eq!(
+            names,
+            ["timestamp", "open", "high", "low", "close", "volume"]
+        );
         assert_eq!(
             utc.field(0).data_type(),
             &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -403,7 +406,11 @@ mod tests {
             zone: None,
             symbol: true,
         };
-        let input = vec![chunk("AAA", 0, 5), chunk("AAA", 300_000, 2), chunk("BBB", 0, 4)];
+        let input = vec![
+            chunk("AAA", 0, 5),
+            chunk("AAA", 300_000, 2),
+            chunk("BBB", 0, 4),
+        ];
         let out = batches(input.clone(), columns, 3);
         let sizes: Vec<usize> = out.iter().map(RecordBatch::num_rows).collect();
         assert_eq!(sizes, [3, 3, 3, 2]);
@@ -451,7 +458,9 @@ mod tests {
         assert!(batches(Vec::new(), columns, 10).is_empty());
         let far = chunk("X", i64::MAX / 1000, 1);
         let stream = futures_util::stream::iter(vec![Ok(far)]).boxed();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let first = rt.block_on(async { record_batches(stream, columns, 10).next().await });
         let err = first.unwrap().unwrap_err();
         assert!(

@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use futures_util::{StreamExt, TryStreamExt};
 use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 

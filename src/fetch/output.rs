@@ -1,10 +1,12 @@
-//! Bars written as CSV or JSON lines, timestamps in exchange time or UTC, prices that round-trip.
+//! Bars written as CSV or JSON lines (with a `symbol` column for several symbols), timestamps in
+//! exchange time or UTC, prices that round-trip.
 
 use std::io::{self, Write};
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike};
 use chrono_tz::Tz;
 
+use super::BarChunk;
 use crate::model::Bar;
 
 /// The CSV header line (without the newline).
@@ -30,12 +32,14 @@ pub enum Clock {
 }
 
 /// Writes bars to `out` in one format. Call [`BarWriter::header`] once, [`BarWriter::bar`] per
-/// bar, then [`BarWriter::finish`].
+/// bar (or [`BarWriter::chunk`] per chunk), then [`BarWriter::finish`].
 #[derive(Debug)]
 pub struct BarWriter<W: Write> {
     out: W,
     format: Format,
     clock: Clock,
+    /// Whether each line starts with the bar's symbol (results of several symbols).
+    symbol_column: bool,
     /// Reused line buffer (one allocation for the whole run).
     line: String,
 }
@@ -46,26 +50,52 @@ impl<W: Write> BarWriter<W> {
             out,
             format,
             clock,
+            symbol_column: false,
             line: String::with_capacity(128),
         }
     }
 
+    /// The same writer with a first column `symbol` (CSV) or a first key `"symbol"` (JSON lines).
+    pub fn with_symbol_column(mut self) -> Self {
+        self.symbol_column = true;
+        self
+    }
+
     /// The header (CSV only; JSON lines have none).
     pub fn header(&mut self) -> io::Result<()> {
-        match self.format {
-            Format::Csv => writeln!(self.out, "{CSV_HEADER}"),
-            Format::Jsonl => Ok(()),
+        match (self.format, self.symbol_column) {
+            (Format::Csv, false) => writeln!(self.out, "{CSV_HEADER}"),
+            (Format::Csv, true) => writeln!(self.out, "symbol,{CSV_HEADER}"),
+            (Format::Jsonl, _) => Ok(()),
         }
     }
 
-    /// One bar, one line.
+    /// One bar, one line (without a symbol: for a writer without the symbol column).
     pub fn bar(&mut self, bar: &Bar) -> io::Result<()> {
+        self.line(None, bar)
+    }
+
+    /// Every bar of a chunk, a line each (with the chunk's symbol when the writer has the column).
+    pub fn chunk(&mut self, chunk: &BarChunk) -> io::Result<()> {
+        let symbol = self.symbol_column.then_some(chunk.symbol.as_str());
+        for bar in &chunk.bars {
+            self.line(symbol, bar)?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, symbol: Option<&str>, bar: &Bar) -> io::Result<()> {
         use std::fmt::Write as _;
         let line = &mut self.line;
         line.clear();
-        // Writing into a String cannot fail; the results are ignored on purpose.
+        // Writing into a String cannot fail; the results are ignored on purpose. Symbols are
+        // letters, digits, `.` and `-`: nothing to quote or escape.
         match self.format {
             Format::Csv => {
+                if let Some(symbol) = symbol {
+                    line.push_str(symbol);
+                    line.push(',');
+                }
                 push_timestamp(line, self.clock, bar.ts_millis);
                 let _ = write!(
                     line,
@@ -74,7 +104,11 @@ impl<W: Write> BarWriter<W> {
                 );
             }
             Format::Jsonl => {
-                line.push_str("{\"timestamp\":\"");
+                line.push('{');
+                if let Some(symbol) = symbol {
+                    let _ = write!(line, "\"symbol\":\"{symbol}\",");
+                }
+                line.push_str("\"timestamp\":\"");
                 push_timestamp(line, self.clock, bar.ts_millis);
                 line.push('"');
                 for (name, value) in [
@@ -202,6 +236,41 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
         assert_eq!(v["close"].as_f64(), Some(0.1 + 0.2));
+    }
+
+    #[test]
+    fn a_symbol_column_comes_first_in_both_formats() {
+        let chunk = BarChunk {
+            symbol: crate::model::Symbol::new("BRK.B").unwrap(),
+            bars: vec![BAR, BAR],
+        };
+        let mut w = BarWriter::new(Vec::new(), Format::Csv, Clock::Utc).with_symbol_column();
+        w.header().unwrap();
+        w.chunk(&chunk).unwrap();
+        let csv = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "symbol,timestamp,open,high,low,close,volume\n\
+             BRK.B,2005-01-03T13:00:00Z,0.9911,0.9911,0.9839,0.30000000000000004,19209\n\
+             BRK.B,2005-01-03T13:00:00Z,0.9911,0.9911,0.9839,0.30000000000000004,19209\n"
+        );
+        let mut w = BarWriter::new(Vec::new(), Format::Jsonl, Clock::Utc).with_symbol_column();
+        w.chunk(&chunk).unwrap();
+        let jsonl = String::from_utf8(w.finish().unwrap()).unwrap();
+        let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first["symbol"], "BRK.B");
+        assert_eq!(first["volume"], 19209);
+        // Without the column, a chunk writes what `bar` writes.
+        let mut w = BarWriter::new(Vec::new(), Format::Csv, Clock::Utc);
+        w.chunk(&chunk).unwrap();
+        let plain = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(
+            plain,
+            render(Format::Csv, Clock::Utc, &[BAR, BAR])
+                .split_once('\n')
+                .unwrap()
+                .1
+        );
     }
 
     #[test]

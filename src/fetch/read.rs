@@ -145,8 +145,7 @@ impl Merge {
             };
             let (tx, rx) = mpsc::channel(CHUNKS_PER_BUCKET);
             let plan = Arc::clone(&self.plan);
-            let task =
-                tokio::spawn(async move { read_bucket(&plan, symbol, bucket, tx).await });
+            let task = tokio::spawn(async move { read_bucket(&plan, symbol, bucket, tx).await });
             self.running.push_back(BucketReader {
                 symbol,
                 bucket,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use bar_ingest::config::{ENV_CONFIG, ENV_CONTACT_POINTS};
+use bar_ingest::fetch::columnar::BatchFormat;
 use bar_ingest::fetch::output::Format;
 use bar_ingest::fetch::{DEFAULT_CONCURRENCY, Interval, MAX_CONCURRENCY, SessionFilter};
 use bar_ingest::telemetry::LogFormat;
@@ -39,7 +40,7 @@ pub enum Command {
     Load(LoadArgs),
     /// Create the keyspace and tables if they are missing, then exit.
     InitSchema,
-    /// Print bars of a symbol over a time range (CSV or JSON lines).
+    /// Print bars of one or more symbols over a time range (CSV, JSON lines, Parquet or Arrow).
     Fetch(FetchArgs),
     /// Validate a config file; print what is wrong and exit non-zero if anything is.
     CheckConfig {
@@ -84,9 +85,15 @@ pub struct LoadArgs {
     (2024-03-08T14:30:00Z). Both ends are inclusive."
 )]
 pub struct FetchArgs {
-    /// Ticker symbol, as in the file names (AAPL, BRK.B).
-    #[arg(value_name = "SYMBOL")]
-    pub symbol: String,
+    /// Ticker symbols, as in the file names (AAPL, BRK.B). With several (or --symbols-file),
+    /// the output has a first column `symbol` and is ordered by symbol, then time.
+    #[arg(value_name = "SYMBOL", required_unless_present = "symbols_file")]
+    pub symbols: Vec<String>,
+
+    /// A file of symbols, one per line (blank lines and `#` comments skipped), fetched with any
+    /// SYMBOL given.
+    #[arg(long, value_name = "FILE")]
+    pub symbols_file: Option<PathBuf>,
 
     /// First bar time included.
     #[arg(long, value_name = "T")]
@@ -110,11 +117,18 @@ pub struct FetchArgs {
     #[arg(long, value_enum, default_value_t = IntervalArg::Minute1)]
     pub interval: IntervalArg,
 
-    /// Timestamps in UTC (RFC 3339) instead of exchange time.
-    #[arg(long)]
+    /// Timestamps in UTC (RFC 3339) instead of exchange time (csv, jsonl). Parquet and Arrow
+    /// timestamps are instants labelled UTC by default.
+    #[arg(long, conflicts_with = "exchange_time")]
     pub utc: bool,
 
-    /// Write to FILE (via FILE.tmp, renamed when complete) instead of stdout.
+    /// Label Parquet and Arrow timestamps with the exchange's time zone (input.timezone) instead
+    /// of UTC; the instants are the same. (csv and jsonl are in exchange time by default.)
+    #[arg(long)]
+    pub exchange_time: bool,
+
+    /// Write to FILE (via FILE.tmp, renamed when complete) instead of stdout (parquet and arrow
+    /// are not written to a terminal).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -176,13 +190,26 @@ pub enum FormatArg {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// A Parquet file (typed columns, zstd, the time zone in the schema).
+    Parquet,
+    /// An Arrow IPC stream (typed record batches, as they arrive).
+    Arrow,
 }
 
-impl From<FormatArg> for Format {
+/// What `--format` writes: text lines or record batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    Text(Format),
+    Batches(BatchFormat),
+}
+
+impl From<FormatArg> for OutputKind {
     fn from(a: FormatArg) -> Self {
         match a {
-            FormatArg::Csv => Self::Csv,
-            FormatArg::Jsonl => Self::Jsonl,
+            FormatArg::Csv => Self::Text(Format::Csv),
+            FormatArg::Jsonl => Self::Text(Format::Jsonl),
+            FormatArg::Parquet => Self::Batches(BatchFormat::Parquet),
+            FormatArg::Arrow => Self::Batches(BatchFormat::ArrowIpc),
         }
     }
 }
