@@ -621,7 +621,12 @@ async fn three_symbols(session: &Session, schema: &Schema) -> Vec<(String, Bar)>
         for (m, day) in [(1, 2), (2, 5), (3, 4)] {
             let n = 20 + 7 * k as u32;
             let end = 9 * 60 + 30 + n;
-            bars.extend(minutes((2024, m, day), (9, 30), (end / 60, end % 60), 100 * m));
+            bars.extend(minutes(
+                (2024, m, day),
+                (9, 30),
+                (end / 60, end % 60),
+                100 * m,
+            ));
         }
         insert(session, schema, &symbol, &bars).await;
         want.extend(bars.into_iter().map(|b| (name.to_owned(), b)));
