@@ -150,7 +150,16 @@ mod tests {
         Slots::new(Bounds { min, max }, initial)
     }
 
-    #[tokio::test]
+    /// Awaits `task`, failing (not hanging) if it never ends: on the paused clock the timeout
+    /// fires as soon as nothing else can run.
+    async fn ends<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(60), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: still waiting"))
+            .expect("the task did not panic")
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_wait_for_a_slot_ends_when_one_is_given_back() {
         let slots = slots(1, 2, 2);
         let a = slots.acquire().await;
@@ -161,7 +170,7 @@ mod tests {
         });
         assert!(slots.acquire().now_or_never().is_none(), "both slots taken");
         drop(a);
-        let c = waiting.await.expect("the waiter got the slot given back");
+        let c = ends(waiting, "the waiter of the slot given back").await;
         assert!(slots.acquire().now_or_never().is_none());
         drop(c);
         assert!(slots.acquire().now_or_never().is_some());
@@ -191,7 +200,7 @@ mod tests {
         assert!(slots.acquire().now_or_never().is_some());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn wider_bounds_wake_the_waiters() {
         let slots = slots(1, 1, 1);
         let _held = slots.acquire().await;
@@ -201,11 +210,14 @@ mod tests {
                 tokio::spawn(async move { slots.acquire().await })
             })
             .collect();
-        tokio::task::yield_now().await;
+        // Every waiter registered and asleep before the bounds change.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
         slots.set_bounds(Bounds { min: 4, max: 8 });
         assert_eq!(slots.limit(), 4);
         for w in waiters {
-            w.await.expect("a waiter got one of the new slots");
+            ends(w, "a waiter of the new slots").await;
         }
     }
 }
