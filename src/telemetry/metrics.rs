@@ -27,7 +27,7 @@ pub(crate) const BYTES_READ: &str = "bar_ingest_bytes_read_total";
 pub(crate) const BACKLOG_FILES: &str = "bar_ingest_backlog_files";
 /// Bytes waiting: in the inbox plus being processed.
 pub(crate) const BACKLOG_BYTES: &str = "bar_ingest_backlog_bytes";
-/// Batches sent and not yet acknowledged.
+/// Batches (and range deletes) holding a slot in flight, retries included.
 pub(crate) const BATCHES_IN_FLIGHT: &str = "bar_ingest_batches_in_flight";
 /// The adaptive limit on batches in flight.
 pub(crate) const WRITE_CONCURRENCY_LIMIT: &str = "bar_ingest_write_concurrency_limit";
@@ -179,7 +179,7 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: Kind::Gauge,
         labels: "",
         unit: None,
-        help: "Batches sent to the database and not yet acknowledged.",
+        help: "Batches (and range deletes) holding a slot in flight: sent and not yet acknowledged, or waiting to be retried.",
     },
     MetricDef {
         name: WRITE_CONCURRENCY_LIMIT,
