@@ -142,6 +142,18 @@ async fn a_reload_applies_the_live_keys_and_names_the_others() {
     common::drop_keyspace(&session, &schema).await;
 }
 
+/// The daemon process, killed if the test ends without stopping it (a failed assertion).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().is_ok_and(|s| s.is_none()) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Waits until the daemon's log holds `needle`.
 fn wait_for_log(site: &Site, instance: &str, needle: &str) {
     common::wait_until(WAIT, needle, || site.log(instance).contains(needle));
@@ -156,24 +168,24 @@ async fn sighup_reloads_the_config_file_of_the_running_binary() {
     let config = TestConfig::new(&site, "h");
     let settings = config.read().expect("the test config is valid");
     let schema = Schema::from_config(&settings.database);
-    let mut child = site.spawn_daemon(&config.path);
+    let mut daemon = Running(site.spawn_daemon(&config.path));
     let cap = |value: f64, what: &str| config.wait_for_metric(ROWS_CAP, value, what);
     cap(0.0, "the daemon up, with no rows cap");
 
     config.write("max_rows_per_second = 100000\n", "700ms");
-    common::signal(&child, "HUP");
+    common::signal(&daemon.0, "HUP");
     cap(100_000.0, "the cap of the file read again");
     wait_for_log(&site, "h", "configuration reloaded");
     wait_for_log(&site, "h", "`watch.settle` differs");
 
     config.write("max_rows_per_second = 5\n", "700ms");
-    common::signal(&child, "HUP");
+    common::signal(&daemon.0, "HUP");
     wait_for_log(&site, "h", "reload refused");
     let log = site.log("h");
     assert!(log.contains("ingest.max_rows_per_second"), "{log}");
     assert_eq!(config.metric(ROWS_CAP), Some(100_000.0));
 
-    let status = common::terminate(&mut child);
+    let status = common::terminate(&mut daemon.0);
     assert!(status.success(), "{status:?}\n{}", site.log("h"));
     let session = common::connect(&settings).await;
     common::drop_keyspace(&session, &schema).await;
