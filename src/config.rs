@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
+pub mod reload;
 mod sources;
 pub use sources::{LayoutRule, SourceConfig, SourceRule, SymbolFrom};
 
@@ -35,6 +36,18 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Serialized as a digest keyed by a random key of this process, never the secret: enough to
+/// tell whether a reload changed it, and worth nothing outside the process (no dictionary
+/// attack on a digest that ended up somewhere).
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(rand::random);
+        let digest = blake3::keyed_hash(key, self.0.as_bytes());
+        serializer.serialize_str(&format!("digest:{}", digest.to_hex()))
     }
 }
 
@@ -78,7 +91,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file. Every section is optional; every key has a default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the bars go and how to reach the cluster.
@@ -102,7 +115,7 @@ pub struct Config {
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Name of this instance in the load history and of its `processing/<instance>` folder
@@ -112,8 +125,18 @@ pub struct IngestConfig {
     pub batch_rows: usize,
     /// Upper bound on a batch's estimated size in bytes (ScyllaDB warns at 128 KiB).
     pub batch_max_bytes: usize,
-    /// Batches being written at once, over all files (the in-flight bound).
+    /// Most batches being written at once, over all files: the upper bound of the adaptive
+    /// limit on batches in flight (set `min_batches_in_flight` to the same for a fixed limit).
     pub max_batches_in_flight: usize,
+    /// Fewest batches in flight the adaptive limit backs off to (None: 4, or
+    /// `max_batches_in_flight` if that is lower).
+    pub min_batches_in_flight: Option<usize>,
+    /// The limit at start (None: 32, kept within the bounds).
+    pub initial_batches_in_flight: Option<usize>,
+    /// Rows sent per second at most, over all files (0: no limit).
+    pub max_rows_per_second: u64,
+    /// Estimated bytes of batches sent per second at most, over all files (0: no limit).
+    pub max_bytes_per_second: u64,
     /// Files loaded at once by the daemon.
     pub files_in_parallel: usize,
     /// Share of rejected rows (0..=1) above which a file is quarantined whole, nothing written.
@@ -135,7 +158,11 @@ impl Default for IngestConfig {
             instance: String::new(),
             batch_rows: 100,
             batch_max_bytes: 32 * 1024,
-            max_batches_in_flight: 32,
+            max_batches_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            min_batches_in_flight: None,
+            initial_batches_in_flight: None,
+            max_rows_per_second: 0,
+            max_bytes_per_second: 0,
             files_in_parallel: 2,
             reject_threshold: 0.5,
             retry_initial: Duration::from_millis(200),
@@ -146,7 +173,7 @@ impl Default for IngestConfig {
 }
 
 /// How the inbox is watched (`watch.mode` in the config: `notify` or `poll`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {
     /// inotify events, backed up by a periodic rescan. For local filesystems.
@@ -156,7 +183,7 @@ pub enum WatchMode {
 }
 
 /// `[watch]`: how new files are noticed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// `notify` (inotify, local filesystems) or `poll` (NFS/CIFS, where inotify sees nothing).
@@ -194,7 +221,7 @@ impl Default for WatchConfig {
 
 /// `[database]`: cluster, keyspace, tables, consistency, credentials and TLS. Its `Debug` hides
 /// the password.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `host[:port]` of one or more nodes; the driver discovers the rest of the cluster.
@@ -254,7 +281,7 @@ impl Default for DatabaseConfig {
 }
 
 /// `[database.replication]`: the keyspace's replication strategy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplicationConfig {
     /// `SimpleStrategy` (one DC, dev) or `NetworkTopologyStrategy` (production).
@@ -276,7 +303,7 @@ impl Default for ReplicationConfig {
 }
 
 /// `[database.tls]`: encryption to the cluster.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Use TLS for every connection.
@@ -292,7 +319,7 @@ pub struct TlsConfig {
 }
 
 /// `[paths]`: the inbox and the folders the daemon keeps.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathsConfig {
     /// Folder watched for new bar files.
@@ -312,7 +339,7 @@ impl Default for PathsConfig {
 }
 
 /// `[input]`: how the vendor files are to be read.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputConfig {
     /// IANA time zone of the naive timestamps in the files (the exchange's).
@@ -328,7 +355,7 @@ impl Default for InputConfig {
 }
 
 /// `[metrics]`: the Prometheus endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `ip:port` for `/metrics`, `/healthz`, `/readyz` (loopback unless you mean otherwise).
@@ -373,12 +400,32 @@ pub struct Ingest {
     pub instance: String,
     pub batch_rows: usize,
     pub batch_max_bytes: usize,
-    pub max_batches_in_flight: usize,
+    /// The bounds and the start of the adaptive limit on batches in flight.
+    pub in_flight: InFlightBounds,
+    /// The caps on rows and bytes sent per second.
+    pub pace: PaceLimits,
     pub files_in_parallel: usize,
     pub reject_threshold: f64,
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub shutdown_deadline: Duration,
+}
+
+/// The adaptive limit on batches in flight: it starts at `initial` and stays within
+/// `min..=max` (1 <= min <= initial <= max).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlightBounds {
+    pub min: usize,
+    pub initial: usize,
+    pub max: usize,
+}
+
+/// Caps on what is sent to the cluster per second (0: no cap). Bytes are the batches'
+/// estimated size, the estimate `ingest.batch_max_bytes` bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaceLimits {
+    pub rows_per_second: u64,
+    pub bytes_per_second: u64,
 }
 
 /// Settings after validation: parsed values only, each section checked on its own; every value
@@ -401,6 +448,9 @@ pub struct Settings {
     pub dead_letter: DeadLetterConfig,
     /// The `[[source]]` rules in file order, without the built-in default rule.
     pub sources: Vec<SourceRule>,
+    /// The file as read, defaults filled in: what a reload compares key by key (changes made
+    /// to the fields above afterwards are not seen there).
+    pub(crate) as_read: Config,
 }
 
 impl Settings {
@@ -459,6 +509,7 @@ impl Settings {
             key: e.key,
             reason: e.reason,
         };
+        let as_read = config.clone();
         let Config {
             database,
             paths,
@@ -494,6 +545,7 @@ impl Settings {
             retention,
             dead_letter,
             sources,
+            as_read,
         })
     }
 }
@@ -775,7 +827,6 @@ impl IngestConfig {
         for (key, value) in [
             ("ingest.batch_rows", self.batch_rows),
             ("ingest.batch_max_bytes", self.batch_max_bytes),
-            ("ingest.max_batches_in_flight", self.max_batches_in_flight),
             ("ingest.files_in_parallel", self.files_in_parallel),
         ] {
             if value == 0 {
@@ -807,12 +858,81 @@ impl IngestConfig {
             instance: self.instance_name()?,
             batch_rows: self.batch_rows,
             batch_max_bytes: self.batch_max_bytes,
-            max_batches_in_flight: self.max_batches_in_flight,
+            in_flight: self.in_flight()?,
+            pace: self.pace()?,
             files_in_parallel: self.files_in_parallel,
             reject_threshold: self.reject_threshold,
             retry_initial: self.retry_initial,
             retry_max: self.retry_max,
             shutdown_deadline: self.shutdown_deadline,
+        })
+    }
+
+    /// The bounds of the adaptive limit, the unset ones from the defaults kept within the set
+    /// ones (a file from before the limit adapted, with only `max_batches_in_flight`, still
+    /// validates: its limit adapts below that maximum).
+    fn in_flight(&self) -> Result<InFlightBounds, KeyError> {
+        let max = self.max_batches_in_flight;
+        if !(1..=MAX_IN_FLIGHT_CAP).contains(&max) {
+            return Err(KeyError::new(
+                "ingest.max_batches_in_flight",
+                format!("{max} is not from 1 to {MAX_IN_FLIGHT_CAP}"),
+            ));
+        }
+        let min = self
+            .min_batches_in_flight
+            .unwrap_or(DEFAULT_MIN_IN_FLIGHT.min(max));
+        if !(1..=max).contains(&min) {
+            return Err(KeyError::new(
+                "ingest.min_batches_in_flight",
+                format!("{min} is not from 1 to ingest.max_batches_in_flight ({max})"),
+            ));
+        }
+        let initial = self
+            .initial_batches_in_flight
+            .unwrap_or(DEFAULT_INITIAL_IN_FLIGHT.clamp(min, max));
+        if !(min..=max).contains(&initial) {
+            return Err(KeyError::new(
+                "ingest.initial_batches_in_flight",
+                format!(
+                    "{initial} is outside the bounds ingest.min_batches_in_flight ({min}) to \
+                     ingest.max_batches_in_flight ({max})"
+                ),
+            ));
+        }
+        Ok(InFlightBounds { min, initial, max })
+    }
+
+    /// The caps per second: none, or at least one full batch per second (below that, batches
+    /// would go out one every few seconds: lower `batch_rows` for a trickle).
+    fn pace(&self) -> Result<PaceLimits, KeyError> {
+        for (key, cap, batch, batch_key) in [
+            (
+                "ingest.max_rows_per_second",
+                self.max_rows_per_second,
+                self.batch_rows,
+                "ingest.batch_rows",
+            ),
+            (
+                "ingest.max_bytes_per_second",
+                self.max_bytes_per_second,
+                self.batch_max_bytes,
+                "ingest.batch_max_bytes",
+            ),
+        ] {
+            if cap != 0 && cap < batch as u64 {
+                return Err(KeyError::new(
+                    key,
+                    format!(
+                        "{cap} is below one batch ({batch_key} = {batch}); use 0 for no cap, \
+                         or at least one batch per second"
+                    ),
+                ));
+            }
+        }
+        Ok(PaceLimits {
+            rows_per_second: self.max_rows_per_second,
+            bytes_per_second: self.max_bytes_per_second,
         })
     }
 
@@ -881,6 +1001,16 @@ impl MetricsConfig {
         })
     }
 }
+
+/// Default upper bound of the adaptive limit on batches in flight. Under a steady load the
+/// limit climbs to it (see the README): it caps the queueing a loader may add on the cluster.
+const DEFAULT_MAX_IN_FLIGHT: usize = 128;
+/// Default lower bound of the adaptive limit.
+const DEFAULT_MIN_IN_FLIGHT: usize = 4;
+/// Default start of the adaptive limit.
+const DEFAULT_INITIAL_IN_FLIGHT: usize = 32;
+/// Most batches in flight a configuration may allow: each holds up to `batch_max_bytes`.
+const MAX_IN_FLIGHT_CAP: usize = 1024;
 
 /// ScyllaDB's batch size warning threshold: our batches stay below it.
 pub(crate) const MAX_BATCH_BYTES: usize = 128 * 1024;
@@ -1169,6 +1299,58 @@ mod tests {
         );
     }
 
+    fn ingest(text: &str) -> Ingest {
+        let config: Config = toml::from_str(text).unwrap();
+        Settings::validate(config, None, None).unwrap().ingest
+    }
+
+    #[test]
+    fn in_flight_bounds_default_and_files_from_before_stay_valid() {
+        let bounds = |min, initial, max| InFlightBounds { min, initial, max };
+        assert_eq!(ingest("").in_flight, bounds(4, 32, 128));
+        // A file written for the fixed bound: the limit adapts below it.
+        assert_eq!(
+            ingest("[ingest]\nmax_batches_in_flight = 64\n").in_flight,
+            bounds(4, 32, 64)
+        );
+        assert_eq!(
+            ingest("[ingest]\nmax_batches_in_flight = 2\n").in_flight,
+            bounds(2, 2, 2)
+        );
+        assert_eq!(
+            ingest("[ingest]\nmax_batches_in_flight = 16\n").in_flight,
+            bounds(4, 16, 16)
+        );
+        // A fixed limit: both bounds the same.
+        let fixed = "[ingest]\nmin_batches_in_flight = 48\nmax_batches_in_flight = 48\n";
+        assert_eq!(ingest(fixed).in_flight, bounds(48, 48, 48));
+        assert_eq!(
+            ingest("[ingest]\nmin_batches_in_flight = 40\n").in_flight,
+            bounds(40, 40, 128)
+        );
+    }
+
+    #[test]
+    fn pace_caps_default_to_none_and_take_one_batch_per_second_at_least() {
+        assert_eq!(ingest("").pace, PaceLimits::default());
+        let caps = "[ingest]\nmax_rows_per_second = 50000\nmax_bytes_per_second = 32768\n";
+        assert_eq!(
+            ingest(caps).pace,
+            PaceLimits {
+                rows_per_second: 50_000,
+                bytes_per_second: 32_768,
+            }
+        );
+        // The floor follows the batch size.
+        let small = "[ingest]\nbatch_rows = 10\nmax_rows_per_second = 10\n";
+        assert_eq!(ingest(small).pace.rows_per_second, 10);
+        let config: Config = toml::from_str("[ingest]\nmax_rows_per_second = 99\n").unwrap();
+        let err = Settings::validate(config, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ingest.batch_rows = 100"), "{err}");
+    }
+
     #[test]
     fn every_section_names_its_key() {
         let cases = [
@@ -1196,6 +1378,38 @@ mod tests {
                 "ingest.reject_threshold",
             ),
             ("[ingest]\ninstance = \"a/b\"\n", "ingest.instance"),
+            (
+                "[ingest]\nmax_batches_in_flight = 0\n",
+                "ingest.max_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmax_batches_in_flight = 1025\n",
+                "ingest.max_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmin_batches_in_flight = 0\n",
+                "ingest.min_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmax_batches_in_flight = 8\nmin_batches_in_flight = 9\n",
+                "ingest.min_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmax_batches_in_flight = 16\ninitial_batches_in_flight = 17\n",
+                "ingest.initial_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmin_batches_in_flight = 8\ninitial_batches_in_flight = 7\n",
+                "ingest.initial_batches_in_flight",
+            ),
+            (
+                "[ingest]\nmax_rows_per_second = 99\n",
+                "ingest.max_rows_per_second",
+            ),
+            (
+                "[ingest]\nmax_bytes_per_second = 32767\n",
+                "ingest.max_bytes_per_second",
+            ),
             ("[watch]\npoll_interval = \"0s\"\n", "watch.poll_interval"),
         ];
         for (text, key) in cases {

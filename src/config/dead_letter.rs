@@ -1,7 +1,7 @@
 //! `[dead_letter]`: the budget of each input file's dead-letter log, so that one bad file cannot
 //! fill the disk its state folder shares with the inbox.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::KeyError;
 
@@ -13,7 +13,7 @@ pub const MIN_BYTES_PER_FILE: u64 = 16 * 1024;
 /// `[dead_letter]`: how much of a file's rejects its dead-letter log keeps in full. Counts per
 /// reason of every reject are kept whatever the budget (the log's last line, the metrics, the
 /// load history).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
     /// The first this many rejected lines of a file are kept in full (0: only the counts).

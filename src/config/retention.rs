@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::KeyError;
 
@@ -13,7 +13,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 /// `[retention]`: limits per archive folder, how often they are applied, and the free-space
 /// floor. By default nothing is ever deleted (no folder has a limit) and claiming pauses below
 /// 1 GiB free on the state root's filesystem.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// How often the folders are swept (also once at start).
@@ -54,7 +54,7 @@ impl Default for RetentionConfig {
 }
 
 /// The limits of one folder. Neither set (the default): the folder keeps everything.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FolderRetention {
     /// Files whose modification time is older than this are retired.
@@ -74,7 +74,7 @@ impl FolderRetention {
 }
 
 /// What happens to a file past its folder's limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RetentionAction {
     /// The file (and a failed file's sidecar) is deleted.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::KeyError;
 use crate::model::Symbol;
@@ -32,7 +32,7 @@ const DEFAULT_RULE_NAME: &str = "default";
 
 /// One `[[source]]` table as written (unknown keys refused); [`validate`] checks it into a
 /// [`SourceRule`]. Only `pattern` is required.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     /// The rule's name in logs (default `source[i]`).

@@ -2,7 +2,9 @@
 //! takes them into processing/, the loader runs each file through every stage, and the result
 //! decides where the file goes. [`run`] takes its stop signal as a future (the binary turns
 //! SIGTERM/SIGINT into it), so tests run the daemon in-process: when it resolves, no new file is
-//! claimed, files in flight get `ingest.shutdown_deadline` to finish, and `run` returns.
+//! claimed, files in flight get `ingest.shutdown_deadline` to finish, and `run` returns. It
+//! takes reloads the same way, as a channel of [`Reload`] requests (the binary sends one per
+//! SIGHUP): the live keys apply at once, the others are named as needing a restart.
 //! Beside the flow: retention sweeps the archive folders, and below the free-space floor no new
 //! file is claimed.
 
@@ -10,6 +12,7 @@ mod backlog;
 mod blocking;
 mod changing;
 mod files;
+pub mod reload;
 pub mod retention;
 mod space;
 
@@ -35,6 +38,8 @@ use crate::store::{self, retry::RetryCause};
 use crate::telemetry::health::{self, Health};
 use crate::telemetry::{exporter, metrics, systemd};
 use space::SpaceFloor;
+
+pub use reload::Reload;
 
 /// Paths reported by the watcher and not yet claimed.
 const WATCH_QUEUE: usize = 1024;
@@ -65,11 +70,13 @@ pub enum DaemonError {
     Exporter(#[from] exporter::ExporterError),
 }
 
-/// Runs the daemon until `shutdown` resolves. Errors: anything that keeps it from starting,
-/// and a watcher that stops on its own.
+/// Runs the daemon until `shutdown` resolves, applying the `reloads` it receives (none when
+/// the sender is dropped). Errors: anything that keeps it from starting, and a watcher that
+/// stops on its own.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: mpsc::Receiver<Reload>,
 ) -> Result<(), DaemonError> {
     let stop = CancellationToken::new();
     let on_stop = stop.clone();
@@ -85,6 +92,13 @@ pub async fn run(
         info!("stopped before the database was reachable");
         return Ok(());
     };
+    let loader = daemon.loader.clone();
+    tokio::spawn(reload::serve(
+        reloads,
+        settings.clone(),
+        loader,
+        hard.clone(),
+    ));
     daemon.resume().await?;
     let (watcher, rx) = daemon.start_watcher(&settings);
     daemon.claim_loop(rx).await;

@@ -78,7 +78,7 @@ pub enum WaitForDatabase {
 
 /// Everything needed to load files, shared by every file being loaded.
 pub struct Loader {
-    /// Batches under the in-flight bound, with retries.
+    /// Batches at the pace caps and under the adaptive in-flight limit, with retries.
     writer: Writer,
     history: History,
     /// Range tombstone of the replaced range, below the new rows' timestamp.
@@ -126,10 +126,12 @@ impl Loader {
         store::check_access(&session, &schema, store::Access::Load, user).await?;
         let statements = BarStatements::prepare(&session, &schema).await?;
         let history = History::prepare(&session, &schema).await?;
+        let ingest = &settings.ingest;
         let writer = Writer::new(
             Arc::new(session),
             &statements,
-            settings.ingest.max_batches_in_flight,
+            ingest.in_flight,
+            ingest.pace,
             Retrier::new(backoff, health),
         );
         Ok(Some(Arc::new(Self {
@@ -147,6 +149,12 @@ impl Loader {
             dead_letter_budget: settings.dead_letter,
             instance: settings.ingest.instance.clone(),
         })))
+    }
+
+    /// Applies the keys of `ingest` a reload may change while files load: the bounds of the
+    /// adaptive limit on batches in flight and the pace caps (from the next batch on).
+    pub fn apply_live(&self, ingest: &crate::config::Ingest) {
+        self.writer.set_live(ingest.in_flight, ingest.pace);
     }
 
     /// The database session (for readiness probes).

@@ -1,5 +1,6 @@
 //! Pass 2 over a unit: a reader thread batches the good rows by partition into a bounded
-//! channel; each batch is written under the shared bound on batches in flight. Stops at the
+//! channel; each batch waits for its turn (the pace caps, then a slot under the adaptive limit
+//! on batches in flight, both shared by every file) and is written. Stops at the
 //! first write the database refuses for good, or at shutdown.
 
 use std::collections::HashMap;
@@ -76,8 +77,8 @@ pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> 
         if file_cancel.is_cancelled() {
             break;
         }
-        let permit = tokio::select! {
-            p = job.writer.slot() => p,
+        let slot = tokio::select! {
+            s = job.writer.turn(&batch) => s,
             _ = file_cancel.cancelled() => break,
         };
         // Collect finished writes as we go, so errors stop the file early.
@@ -87,10 +88,9 @@ pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> 
         let writer = job.writer.clone();
         let (token, shapes) = (file_cancel.clone(), Arc::clone(&shapes));
         writes.spawn(async move {
-            let _permit = permit;
             let n = batch.bars.len() as u64;
             writer
-                .write_batch(&batch, &shapes, &token)
+                .write_batch(slot, &batch, &shapes, &token)
                 .await
                 .map(|()| n)
         });

@@ -49,8 +49,21 @@ impl BatchLimits {
     /// Rows one batch holds at most for a symbol of `symbol_len` bytes: the row limit and the
     /// byte limit together.
     pub fn rows_per_batch(&self, symbol_len: usize) -> usize {
-        let row_bytes = ROW_OVERHEAD_BYTES + symbol_len + 4;
-        self.max_rows.min(self.max_bytes / row_bytes).max(1)
+        self.max_rows
+            .min(self.max_bytes / row_bytes(symbol_len))
+            .max(1)
+    }
+}
+
+/// Estimated bytes of one row of a symbol of `symbol_len` bytes in a batch.
+fn row_bytes(symbol_len: usize) -> usize {
+    ROW_OVERHEAD_BYTES + symbol_len + 4
+}
+
+impl PartitionBatch {
+    /// The batch's estimated size on the wire (the estimate `batch_max_bytes` bounds).
+    pub fn estimated_bytes(&self) -> usize {
+        self.bars.len() * row_bytes(self.symbol.as_str().len())
     }
 }
 

@@ -1,19 +1,26 @@
-//! Write: sends one partition batch at a time under a shared bound on batches in flight, with
-//! the store's retries for whatever the database could not take now.
+//! Write: sends one partition batch at a time, at the pace of the configured caps and under the
+//! adaptive limit on batches in flight (both shared by every file being loaded), with the
+//! store's retries for whatever the database could not take now.
 
-use std::sync::Arc;
-use std::time::Instant;
+mod slots;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::PartitionBatch;
+use super::limit::Bounds;
+use super::pace::Pace;
+use crate::config::{InFlightBounds, PaceLimits};
 use crate::store::BarStatements;
 use crate::store::retry::{RequestError, Retrier};
 use crate::telemetry::metrics;
+pub(crate) use slots::Slot;
+use slots::Slots;
 
 /// The batch statement shapes of one file (see [`Writer::shapes`]).
 pub(crate) struct BatchShapes {
@@ -22,13 +29,15 @@ pub(crate) struct BatchShapes {
     timestamp_micros: i64,
 }
 
-/// Sends statements with retries under a shared in-flight bound.
+/// Sends statements with retries, paced and under the adaptive in-flight limit.
 #[derive(Clone)]
 pub(crate) struct Writer {
     session: Arc<Session>,
     insert: PreparedStatement,
-    /// Permits = batches in flight, over every file being loaded.
-    in_flight: Arc<Semaphore>,
+    /// Slots = batches in flight, over every file being loaded.
+    slots: Arc<Slots>,
+    /// The caps on rows and bytes per second, over every file being loaded.
+    pacer: Arc<Pacer>,
     retrier: Retrier,
 }
 
@@ -36,15 +45,24 @@ impl Writer {
     pub fn new(
         session: Arc<Session>,
         statements: &BarStatements,
-        max_in_flight: usize,
+        in_flight: InFlightBounds,
+        pace: PaceLimits,
         retrier: Retrier,
     ) -> Self {
         Self {
             session,
             insert: statements.insert.clone(),
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            slots: Slots::new(bounds(in_flight), in_flight.initial),
+            pacer: Arc::new(Pacer::new(pace)),
             retrier,
         }
+    }
+
+    /// New bounds of the in-flight limit and new pace caps, from the next batch on (a reload;
+    /// `in_flight.initial` only matters at start).
+    pub fn set_live(&self, in_flight: InFlightBounds, pace: PaceLimits) {
+        self.slots.set_bounds(bounds(in_flight));
+        self.pacer.set(pace);
     }
 
     pub fn session(&self) -> &Arc<Session> {
@@ -56,13 +74,18 @@ impl Writer {
         &self.retrier
     }
 
-    /// Waits for an in-flight slot. Hold the permit while the batch is written.
-    pub(crate) async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the in-flight semaphore is never closed")
+    /// Waits for an in-flight slot. Hold it while the request is being written.
+    pub(crate) async fn slot(&self) -> Slot {
+        self.slots.acquire().await
+    }
+
+    /// Waits for `batch`'s turn: its share of the pace caps, then a slot in flight (in that
+    /// order, so that a batch held back by the pace does not sit on a slot, and the limit
+    /// judges only batches actually sent).
+    pub(crate) async fn turn(&self, batch: &PartitionBatch) -> Slot {
+        let rows = batch.bars.len() as u64;
+        self.pacer.wait(rows, batch.estimated_bytes() as u64).await;
+        self.slot().await
     }
 
     /// The batch statements of one file's writes: unlogged, idempotent, at the file's write
@@ -86,8 +109,10 @@ impl Writer {
 
     /// Writes one partition batch as an unlogged batch at `shapes`' client timestamp (see DESIGN
     /// "replace, not merge"), retrying until it is acknowledged, refused for good, or cancelled.
+    /// `slot` hears how each attempt went, and is given back at the end.
     pub async fn write_batch(
         &self,
+        mut slot: Slot,
         batch: &PartitionBatch,
         shapes: &BatchShapes,
         cancel: &CancellationToken,
@@ -105,19 +130,91 @@ impl Writer {
             .iter()
             .map(|bar| BarStatements::insert_values(&batch.symbol, &bucket, bar))
             .collect();
-        metrics::batches_in_flight(1.0);
-        let result = self
-            .retrier
-            .retrying(cancel, || async {
-                let started = Instant::now();
-                let r = self.session.batch(statement, &values).await.map(|_| ());
-                if r.is_ok() {
-                    metrics::write_latency(started.elapsed());
-                }
-                r
+        self.retrier
+            .retrying_heard(cancel, &mut slot, || async {
+                self.session.batch(statement, &values).await.map(|_| ())
             })
-            .await;
-        metrics::batches_in_flight(-1.0);
-        result
+            .await
+    }
+}
+
+/// The adaptive limit's bounds from the configured ones.
+fn bounds(in_flight: InFlightBounds) -> Bounds {
+    Bounds {
+        min: in_flight.min,
+        max: in_flight.max,
+    }
+}
+
+/// The pace caps as a shared pair of token buckets.
+#[derive(Debug)]
+struct Pacer {
+    /// Never held across an await.
+    pace: Mutex<Pace>,
+}
+
+impl Pacer {
+    fn new(limits: PaceLimits) -> Self {
+        metrics::pace_limits(limits.rows_per_second, limits.bytes_per_second);
+        Self {
+            pace: Mutex::new(Pace::new(
+                limits.rows_per_second,
+                limits.bytes_per_second,
+                now(),
+            )),
+        }
+    }
+
+    /// Waits until `rows` rows and `bytes` bytes may be sent.
+    async fn wait(&self, rows: u64, bytes: u64) {
+        let wait = self.lock().reserve(rows, bytes, now());
+        if wait > Duration::ZERO {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn set(&self, limits: PaceLimits) {
+        let (rows, bytes) = (limits.rows_per_second, limits.bytes_per_second);
+        self.lock().set_rates(rows, bytes, now());
+        metrics::pace_limits(rows, bytes);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Now, on tokio's clock (which tests can pause and advance).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 50 000 rows/s, batches of 100 rows: after the burst (5000 rows), 95 000 more rows take
+    /// 1.9 s on tokio's paused clock; lifting the cap lets the rest go at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_batches_at_the_cap_and_a_new_cap_applies_at_once() {
+        let pacer = Pacer::new(PaceLimits {
+            rows_per_second: 50_000,
+            bytes_per_second: 0,
+        });
+        let start = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            pacer.wait(100, 12_000).await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1899) && took <= Duration::from_millis(1901),
+            "{took:?}"
+        );
+        pacer.set(PaceLimits::default());
+        let start = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            pacer.wait(100, 12_000).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

@@ -83,6 +83,38 @@ impl RetryCause {
             Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
         )
     }
+
+    /// Whether the cause says the cluster is too busy for what is sent (the adaptive limit on
+    /// batches in flight backs off), rather than down, starting, or failing.
+    pub(crate) fn means_congestion(self) -> bool {
+        match self {
+            Self::ClientTimeout | Self::ServerTimeout | Self::Overloaded | Self::RateLimited => {
+                true
+            }
+            Self::Connection
+            | Self::NoNode
+            | Self::SchemaAgreement
+            | Self::Unavailable
+            | Self::Bootstrapping
+            | Self::ServerFailure
+            | Self::ServerError => false,
+        }
+    }
+}
+
+/// Hears how each attempt of a request went (the write path's adaptive limit listens).
+pub(crate) trait Attempts {
+    /// An attempt is about to be sent.
+    fn sending(&mut self);
+    /// The attempt came back: taken, or not taken now for this cause. (A refusal for good is
+    /// not reported: it says nothing about how busy the cluster is.)
+    fn came_back(&mut self, taken: Result<(), RetryCause>);
+}
+
+/// Nobody listens.
+impl Attempts for () {
+    fn sending(&mut self) {}
+    fn came_back(&mut self, _: Result<(), RetryCause>) {}
 }
 
 /// What to do about a failed request.
@@ -314,6 +346,21 @@ impl Retrier {
     pub async fn retrying<T, E, F, Fut>(
         &self,
         cancel: &CancellationToken,
+        attempt: F,
+    ) -> Result<T, RequestError>
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        self.retrying_heard(cancel, &mut (), attempt).await
+    }
+
+    /// [`Self::retrying`], telling `heard` about every attempt.
+    pub async fn retrying_heard<T, E, F, Fut>(
+        &self,
+        cancel: &CancellationToken,
+        heard: &mut impl Attempts,
         mut attempt: F,
     ) -> Result<T, RequestError>
     where
@@ -326,8 +373,10 @@ impl Retrier {
             if cancel.is_cancelled() {
                 return Err(RequestError::Cancelled);
             }
+            heard.sending();
             let err = match attempt().await {
                 Ok(v) => {
+                    heard.came_back(Ok(()));
                     self.health.set_database_up(true);
                     return Ok(v);
                 }
@@ -339,6 +388,7 @@ impl Retrier {
                     return Err(RequestError::Refused(Box::new(err)));
                 }
                 Disposition::Retry(cause) => {
+                    heard.came_back(Err(cause));
                     metrics::write_retry(cause.as_str());
                     if cause.means_unreachable() {
                         self.health.set_database_up(false);

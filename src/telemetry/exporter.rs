@@ -171,6 +171,8 @@ mod tests {
             metrics::retention_swept("done", 1, 10, 100);
             metrics::write_latency(Duration::from_millis(3));
             metrics::backlog(2, 2048);
+            metrics::write_concurrency_limit(32);
+            metrics::pace_limits(0, 0);
             metrics::rows_rejected("bad_number", 1);
             metrics::file_finished(metrics::FileOutcomeLabel::Loaded, Duration::from_secs(2));
         });

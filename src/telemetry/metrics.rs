@@ -27,8 +27,14 @@ pub(crate) const BYTES_READ: &str = "bar_ingest_bytes_read_total";
 pub(crate) const BACKLOG_FILES: &str = "bar_ingest_backlog_files";
 /// Bytes waiting: in the inbox plus being processed.
 pub(crate) const BACKLOG_BYTES: &str = "bar_ingest_backlog_bytes";
-/// Batches sent and not yet acknowledged.
+/// Batches (and range deletes) holding a slot in flight, retries included.
 pub(crate) const BATCHES_IN_FLIGHT: &str = "bar_ingest_batches_in_flight";
+/// The adaptive limit on batches in flight.
+pub(crate) const WRITE_CONCURRENCY_LIMIT: &str = "bar_ingest_write_concurrency_limit";
+/// The cap on rows sent per second (0: none).
+pub(crate) const MAX_ROWS_PER_SECOND: &str = "bar_ingest_max_rows_per_second";
+/// The cap on estimated bytes sent per second (0: none).
+pub(crate) const MAX_BYTES_PER_SECOND: &str = "bar_ingest_max_bytes_per_second";
 /// Write retries, by cause.
 pub(crate) const WRITE_RETRIES: &str = "bar_ingest_write_retries_total";
 /// Latency of one successful batch write, seconds.
@@ -173,7 +179,28 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: Kind::Gauge,
         labels: "",
         unit: None,
-        help: "Batches sent to the database and not yet acknowledged.",
+        help: "Batches (and range deletes) holding a slot in flight: sent and not yet acknowledged, or waiting to be retried.",
+    },
+    MetricDef {
+        name: WRITE_CONCURRENCY_LIMIT,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "The adaptive limit on batches in flight, between ingest.min_batches_in_flight and ingest.max_batches_in_flight.",
+    },
+    MetricDef {
+        name: MAX_ROWS_PER_SECOND,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "The cap on rows sent per second in force (ingest.max_rows_per_second; 0: none).",
+    },
+    MetricDef {
+        name: MAX_BYTES_PER_SECOND,
+        kind: Kind::Gauge,
+        labels: "",
+        unit: None,
+        help: "The cap on estimated batch bytes sent per second in force (ingest.max_bytes_per_second; 0: none).",
     },
     MetricDef {
         name: WRITE_RETRIES,
@@ -384,8 +411,18 @@ pub(crate) fn backlog(files: u64, bytes: u64) {
     metrics::gauge!(BACKLOG_BYTES).set(bytes as f64);
 }
 
-pub(crate) fn batches_in_flight(delta: f64) {
-    metrics::gauge!(BATCHES_IN_FLIGHT).increment(delta);
+pub(crate) fn batches_in_flight(n: usize) {
+    metrics::gauge!(BATCHES_IN_FLIGHT).set(n as f64);
+}
+
+pub(crate) fn write_concurrency_limit(n: usize) {
+    metrics::gauge!(WRITE_CONCURRENCY_LIMIT).set(n as f64);
+}
+
+/// The pace caps in force (0: none).
+pub(crate) fn pace_limits(rows_per_second: u64, bytes_per_second: u64) {
+    metrics::gauge!(MAX_ROWS_PER_SECOND).set(rows_per_second as f64);
+    metrics::gauge!(MAX_BYTES_PER_SECOND).set(bytes_per_second as f64);
 }
 
 pub(crate) fn write_retry(cause: &'static str) {

@@ -376,9 +376,11 @@ pub fn free_port() -> u16 {
 
 // ---- the daemon run in-process, and its metrics ----
 
-/// `daemon::run(settings, shutdown)` on a task, its shutdown future resolved by [`Self::stop`].
+/// `daemon::run(settings, shutdown, reloads)` on a task, its shutdown future resolved by
+/// [`Self::stop`], reloads sent by [`Self::reload`].
 pub struct InProcess {
     stop: tokio::sync::oneshot::Sender<()>,
+    reloads: tokio::sync::mpsc::Sender<bar_ingest::daemon::Reload>,
     task: tokio::task::JoinHandle<Result<(), bar_ingest::daemon::DaemonError>>,
 }
 
@@ -386,16 +388,41 @@ impl InProcess {
     /// Starts the daemon on a task of the current runtime.
     pub fn start(settings: Settings) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(bar_ingest::daemon::run(settings, async move {
+        let (reloads, requests) = tokio::sync::mpsc::channel(1);
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
-        Self { stop, task }
+        };
+        let task = tokio::spawn(bar_ingest::daemon::run(settings, shutdown, requests));
+        Self {
+            stop,
+            reloads,
+            task,
+        }
+    }
+
+    /// Asks the daemon to apply `settings` (as SIGHUP does with the file read again) and
+    /// returns what it did; panics if it does not answer within 60 s.
+    pub async fn reload(
+        &self,
+        settings: Result<Settings, bar_ingest::config::ConfigError>,
+    ) -> Result<bar_ingest::config::reload::Changes, bar_ingest::config::ConfigError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let request = bar_ingest::daemon::Reload {
+            settings,
+            done: Some(done),
+        };
+        self.reloads.send(request).await.expect("the daemon runs");
+        tokio::time::timeout(Duration::from_secs(60), answer)
+            .await
+            .expect("the daemon answers a reload within 60 s")
+            .expect("the daemon answers")
     }
 
     /// Resolves the shutdown future and returns what `run` returned; panics if it does not
     /// return within 30 s or its task panicked.
     pub async fn stop(self) -> Result<(), bar_ingest::daemon::DaemonError> {
         let _ = self.stop.send(());
+        drop(self.reloads);
         Self::ended(
             self.task,
             "run returns soon after its shutdown future resolves",
@@ -406,7 +433,7 @@ impl InProcess {
     /// What `run` returned on its own, its shutdown future never resolved (a start-up failure);
     /// panics if it does not return within 30 s.
     pub async fn ended_on_its_own(self) -> Result<(), bar_ingest::daemon::DaemonError> {
-        let _keep_running = self.stop;
+        let _keep_running = (self.stop, self.reloads);
         Self::ended(self.task, "run returns at once").await
     }
 

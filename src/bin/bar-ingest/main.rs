@@ -1,5 +1,6 @@
 //! The `bar-ingest` binary: parse the command line, start logging, turn signals into the
-//! daemon's shutdown, dispatch, and map errors to exit codes.
+//! daemon's shutdown (SIGTERM, SIGINT) and reloads (SIGHUP), dispatch, and map errors to exit
+//! codes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -76,15 +77,52 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
+            let file = cli.config.clone();
+            let points = points.map(str::to_owned);
             block_on(async move {
                 let stop = stop_signals().context("cannot listen for stop signals")?;
-                daemon::run(settings, stop)
+                let reloads = reload_signals(file, points).context("cannot listen for SIGHUP")?;
+                daemon::run(settings, stop, reloads)
                     .await
                     .map_err(anyhow::Error::from)
             })??;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reload requests queued for the daemon before it takes them (while it waits for the
+/// database, say); SIGHUPs beyond wait for room.
+const RELOADS_QUEUED: usize = 4;
+
+/// Turns each SIGHUP into a reload request: the config file (`file`, or the built-in defaults)
+/// read and validated again, with the same contact-point override. Call inside the runtime:
+/// the handler is installed at once (before, SIGHUP would end the process).
+fn reload_signals(
+    file: Option<std::path::PathBuf>,
+    points: Option<String>,
+) -> std::io::Result<tokio::sync::mpsc::Receiver<daemon::Reload>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(RELOADS_QUEUED);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let (file, points) = (file.clone(), points.clone());
+            tracing::info!("SIGHUP received: reading the configuration again");
+            let read = tokio::task::spawn_blocking(move || {
+                load_settings(file.as_deref(), points.as_deref())
+            })
+            .await;
+            let Ok(settings) = read else {
+                tracing::error!("reading the configuration failed (a bug); nothing changes");
+                continue;
+            };
+            if tx.send(daemon::Reload::new(settings)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once with
