@@ -8,9 +8,10 @@ FROM rust:1.88-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# The workspace's development tool (bar-gen, a dev-dependency): cargo reads its manifest to
-# resolve the workspace, even though only bar-ingest is built.
+# The workspace's development tool (bar-gen, a dev-dependency) and the Python package's crate:
+# cargo reads their manifests to resolve the workspace, even though only bar-ingest is built.
 COPY tools ./tools
+COPY python ./python
 # The registry and target caches survive between builds; the binary is copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
