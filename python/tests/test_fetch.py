@@ -5,6 +5,7 @@ conftest.py)."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -379,3 +380,53 @@ def test_a_signal_interrupts_a_fetch(env: Env) -> None:
     )
     # The client is still usable.
     assert client.fetch("AAPL", "2024-03-08", "2024-03-08").num_rows > 0
+
+
+# ---- the command's Parquet and Arrow outputs, read by pyarrow, pandas and polars ----
+
+
+def cli_output(env: Env, fmt: str, *extra: str) -> bytes:
+    """`bar-ingest fetch AAPL MSFT ... --session regular --format FMT` into a pipe (stdout)."""
+    args = [env.bar_ingest, "--config", env.config, "fetch", "AAPL", "MSFT"]
+    args += ["--from", START, "--to", END, "--session", "regular", "--format", fmt, *extra]
+    return subprocess.run(args, check=True, capture_output=True, timeout=300).stdout
+
+
+def test_the_commands_parquet_and_arrow_outputs_read_everywhere_with_the_csv_values(
+    env: Env, tmp_path
+) -> None:
+    import io
+
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "bars.parquet"
+    args = [env.bar_ingest, "--config", env.config, "fetch", "AAPL", "MSFT", "--from", START]
+    args += ["--to", END, "--session", "regular", "--format", "parquet", "-o", str(path)]
+    subprocess.run(args, check=True, timeout=300)
+    by_pyarrow = pq.read_table(path)
+    assert by_pyarrow.schema.remove_metadata() == expected_schema(symbol=True)
+    arrow_bytes = cli_output(env, "arrow", "--exchange-time")
+    by_ipc = ipc.open_stream(io.BytesIO(arrow_bytes)).read_all()
+    assert by_ipc.schema == expected_schema(tz=NY, symbol=True)
+
+    # Every value equals the CSV output of the same range, symbol by symbol.
+    for s in ("AAPL", "MSFT"):
+        cli = env.cli_fetch(s, START, END, "regular")
+        assert len(cli) > 1000
+        for table in (by_pyarrow, by_ipc):
+            part = table.filter(pc.equal(table.column("symbol"), s))
+            assert table_bars(part) == cli
+
+    # pandas and polars read both, with tz-aware timestamps and the same rows.
+    frame = pd.read_parquet(path)
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert frame["volume"].dtype == "int64" and frame["open"].dtype == "float64"
+    assert frame["timestamp"].astype("int64").tolist() == by_pyarrow.column("timestamp").cast(pa.int64()).to_pylist()
+    polars_parquet = pl.read_parquet(path)
+    polars_ipc = pl.read_ipc_stream(io.BytesIO(arrow_bytes))
+    assert polars_parquet.schema["timestamp"] == pl.Datetime("ns", "UTC")
+    assert polars_ipc.schema["timestamp"] == pl.Datetime("ns", NY)
+    assert polars_parquet["close"].to_list() == by_pyarrow.column("close").to_pylist()
+    assert polars_ipc.height == by_pyarrow.num_rows
+    assert polars_ipc["volume"].to_list() == by_pyarrow.column("volume").to_pylist()
