@@ -806,44 +806,26 @@ async fn parquet_and_arrow_outputs_hold_the_values_of_the_csv_output() {
     assert_eq!(batches_as_csv(&batches), csv_rows);
 
     // One symbol: no symbol column; an unknown one: a valid file with the schema and no rows.
-    let out = run_fetch(
-        &config,
-        &[
-            "AAA",
-            range[0],
-            range[1],
-            range[2],
-            range[3],
-            "--format",
-            "parquet",
-            "-o",
-            file.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (one_schema, batches) = read_parquet(&file);
+    let parquet_of = |symbol: &str| {
+        let path = file.to_str().unwrap();
+        let args = [
+            &[symbol][..],
+            &range[..],
+            &["--format", "parquet", "-o", path],
+        ]
+        .concat();
+        let out = run_fetch(&config, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        read_parquet(&file)
+    };
+    let (one_schema, batches) = parquet_of("AAA");
     assert!(one_schema.field_with_name("symbol").is_err());
     let aaa: Vec<String> = csv_rows
         .iter()
         .filter_map(|r| r.strip_prefix("AAA,").map(str::to_owned))
         .collect();
     assert_eq!(batches_as_csv(&batches), aaa);
-    let out = run_fetch(
-        &config,
-        &[
-            "NOSUCH",
-            range[0],
-            range[1],
-            range[2],
-            range[3],
-            "--format",
-            "parquet",
-            "-o",
-            file.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (empty_schema, batches) = read_parquet(&file);
+    let (empty_schema, batches) = parquet_of("NOSUCH");
     assert_eq!(empty_schema.fields().len(), 6);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
 
