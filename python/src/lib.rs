@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -27,7 +27,6 @@ use bar_ingest::fetch::{
     FetchError as RustFetchError, FetchRequest, Fetcher, Interval, MAX_CONCURRENCY, SessionFilter,
 };
 use bar_ingest::model::Symbol;
-use bar_ingest::store::{self, Access, Schema};
 
 create_exception!(
     bar_ingest,
@@ -134,10 +133,12 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// A Python exception for a fetch error: `ValueError` for an unusable request, else `FetchError`.
+/// A Python exception for a fetch error: `ValueError` for an unusable request, `ConnectError`
+/// for no usable session, else `FetchError`.
 fn fetch_error(error: &RustFetchError) -> PyErr {
     match error {
         RustFetchError::InvalidRequest(_) => PyValueError::new_err(chain(error)),
+        RustFetchError::Session(_) => ConnectError::new_err(chain(error)),
         _ => FetchError::new_err(chain(error)),
     }
 }
@@ -281,14 +282,7 @@ impl Client {
         let tz = settings.timezone;
         let source = settings.source.clone();
         let fetcher = block_on(py, async move {
-            let session = store::connect(&settings)
-                .await
-                .map_err(|e| ConnectError::new_err(chain(&e)))?;
-            let schema = Schema::from_config(&settings.database);
-            store::check_access(&session, &schema, Access::Fetch, settings.database.user())
-                .await
-                .map_err(|e| ConnectError::new_err(chain(&e)))?;
-            Fetcher::prepare(Arc::new(session), &schema, tz)
+            Fetcher::connect(&settings)
                 .await
                 .map_err(|e| fetch_error(&e))
         })??;

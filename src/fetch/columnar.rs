@@ -10,9 +10,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
-};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono_tz::Tz;
@@ -77,8 +76,8 @@ impl Columns {
 pub struct BatchBuilder {
     columns: Columns,
     schema: SchemaRef,
-    /// `symbol` values (empty unless `columns.symbol`).
-    symbols: Vec<String>,
+    /// `symbol` values (empty unless `columns.symbol`): one buffer, no allocation per row.
+    symbols: StringBuilder,
     ts: Vec<i64>,
     open: Vec<f64>,
     high: Vec<f64>,
@@ -93,7 +92,7 @@ impl BatchBuilder {
         Self {
             schema: columns.schema(),
             columns,
-            symbols: Vec::new(),
+            symbols: StringBuilder::new(),
             ts: Vec::with_capacity(capacity),
             open: Vec::with_capacity(capacity),
             high: Vec::with_capacity(capacity),
@@ -138,8 +137,9 @@ impl BatchBuilder {
         }
         if self.columns.symbol {
             let name = chunk.symbol.as_str();
-            self.symbols
-                .extend(std::iter::repeat_n(name, bars.len()).map(str::to_owned));
+            for _ in 0..bars.len() {
+                self.symbols.append_value(name);
+            }
         }
         Ok(bars.len())
     }
@@ -149,8 +149,7 @@ impl BatchBuilder {
         let capacity = self.ts.capacity();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         if self.columns.symbol {
-            let symbols = std::mem::take(&mut self.symbols);
-            arrays.push(Arc::new(StringArray::from(symbols)));
+            arrays.push(Arc::new(self.symbols.finish()));
         }
         let ts = std::mem::replace(&mut self.ts, Vec::with_capacity(capacity));
         arrays.push(Arc::new(

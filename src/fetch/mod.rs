@@ -37,6 +37,7 @@ use scylla::statement::prepared::PreparedStatement;
 use day::Segment;
 pub use resample::Interval;
 
+use crate::config::Settings;
 use crate::model::{Bar, Bucket, Symbol};
 use crate::store::{self, Schema, StoreError};
 
@@ -138,6 +139,10 @@ pub enum FetchError {
     /// The request itself is unusable (e.g. `from` after `to`).
     #[error("invalid fetch request: {0}")]
     InvalidRequest(String),
+    /// No usable session: the cluster is unreachable, or refused the credentials, the TLS
+    /// handshake or the permission to read the bars.
+    #[error(transparent)]
+    Session(StoreError),
     /// The bars query could not be prepared: the keyspace or table is missing or differs.
     #[error(
         "{0}\n(does the bars table exist? `bar-ingest init-schema` creates it; check \
@@ -193,6 +198,20 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// Connects with `settings`, checks the permission to read the bars and prepares the query:
+    /// everything a reader (`bar-ingest fetch`, the Python package) does before fetching.
+    pub async fn connect(settings: &Settings) -> Result<Self, FetchError> {
+        let session = store::connect(settings)
+            .await
+            .map_err(FetchError::Session)?;
+        let schema = Schema::from_config(&settings.database);
+        let user = settings.database.user();
+        store::check_access(&session, &schema, store::Access::Fetch, user)
+            .await
+            .map_err(FetchError::Session)?;
+        Self::prepare(Arc::new(session), &schema, settings.timezone).await
+    }
+
     /// Prepares the bucket query against `schema`'s bars table. `tz` is the exchange time zone
     /// (buckets are exchange-local months; the sessions are exchange-local times).
     pub async fn prepare(

@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono_tz::Tz;
@@ -19,7 +18,6 @@ use bar_ingest::fetch::output::{BarWriter, Clock};
 use bar_ingest::fetch::range::{ArgError, RangeEnd, parse_time};
 use bar_ingest::fetch::{ChunkStream, FetchError, FetchRequest, Fetcher, Interval, SessionFilter};
 use bar_ingest::model::Symbol;
-use bar_ingest::store::{self, Schema};
 
 use crate::cli::{FetchArgs, OutputKind};
 use crate::exit;
@@ -61,11 +59,7 @@ pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode
             return Ok(exit::code(exit::CANNOT_RUN));
         }
     };
-    let session = Arc::new(store::connect(&settings).await?);
-    let schema = Schema::from_config(&settings.database);
-    let user = settings.database.user();
-    store::check_access(&session, &schema, store::Access::Fetch, user).await?;
-    let fetcher = Fetcher::prepare(session, &schema, tz).await?;
+    let fetcher = Fetcher::connect(&settings).await?;
     let chunks = fetcher.fetch_chunks(plan.request)?;
 
     match &args.output {
