@@ -72,7 +72,7 @@ async fn node_stopped_for_30_s_mid_load_pauses_and_then_completes() {
         "the load cannot have finished without the node"
     );
     // The retries show in the metrics while the node is away, not only in the log.
-    let endpoint = endpoint_from_log(&site.log("o")).expect("the endpoint in the log");
+    let endpoint = common::endpoint_from_log(&site.log("o")).expect("the endpoint in the log");
     let retries = write_retries(endpoint);
     assert!(
         retries > 0.0,
@@ -111,33 +111,6 @@ fn write_retries(endpoint: std::net::SocketAddr) -> f64 {
         .sum()
 }
 
-/// The address of /metrics, /healthz and /readyz, from the daemon's text log (colour codes
-/// removed).
-fn endpoint_from_log(log: &str) -> Option<std::net::SocketAddr> {
-    let line = log
-        .lines()
-        .find(|l| l.contains("serving /metrics, /healthz and /readyz"))?;
-    let mut plain = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI sequence: ESC [ parameters final-letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("address="))?
-        .parse()
-        .ok()
-}
-
 /// `/readyz` follows the database: 200 while the node is up, 503 saying "database
 /// unreachable" within a few probe intervals of `scripts/dev-db stop`, 200 again once
 /// `scripts/dev-db start` brought it back. `/healthz` answers 200 throughout.
@@ -156,7 +129,7 @@ async fn readyz_is_503_while_the_node_is_stopped_and_200_after_it_returns() {
             "the daemon exited:\n{}",
             site.log("r")
         );
-        endpoint = endpoint_from_log(&site.log("r"));
+        endpoint = common::endpoint_from_log(&site.log("r"));
         endpoint.is_some()
     });
     let endpoint = endpoint.unwrap();

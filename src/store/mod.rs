@@ -4,6 +4,7 @@ mod access;
 mod bars;
 mod columns;
 pub mod retry;
+mod retry_policy;
 mod schema;
 mod schema_check;
 mod session;

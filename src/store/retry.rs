@@ -76,12 +76,10 @@ impl RetryCause {
     }
 
     /// Whether the cause means the cluster cannot be reached (readiness turns false), rather
-    /// than a busy cluster answering.
+    /// than a busy cluster answering. (`Unavailable` is an answer: the node is reached, the
+    /// replicas are not; readiness reports it apart.)
     pub(crate) fn means_unreachable(self) -> bool {
-        matches!(
-            self,
-            Self::ClientTimeout | Self::Connection | Self::NoNode | Self::Unavailable
-        )
+        matches!(self, Self::ClientTimeout | Self::Connection | Self::NoNode)
     }
 
     /// Whether the cause says the cluster is too busy for what is sent (the adaptive limit on
@@ -378,6 +376,7 @@ impl Retrier {
                 Ok(v) => {
                     heard.came_back(Ok(()));
                     self.health.set_database_up(true);
+                    self.health.set_replicas_unavailable(None);
                     return Ok(v);
                 }
                 Err(e) => e,
@@ -392,6 +391,9 @@ impl Retrier {
                     metrics::write_retry(cause.as_str());
                     if cause.means_unreachable() {
                         self.health.set_database_up(false);
+                    }
+                    if cause == RetryCause::Unavailable {
+                        self.health.set_replicas_unavailable(Some(err.to_string()));
                     }
                     let delay = self.backoff.delay(failures);
                     if failures == 0 || failures.is_power_of_two() {

@@ -25,6 +25,7 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
         .consistency(settings.database.consistency)
         .request_timeout(Some(db.request_timeout))
         .load_balancing_policy(policy.build())
+        .retry_policy(std::sync::Arc::new(super::retry_policy::ReportUnavailable))
         .build();
     let mut builder = SessionBuilder::new()
         .known_nodes(&settings.database.contact_points)

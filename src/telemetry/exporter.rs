@@ -213,6 +213,18 @@ mod tests {
         assert!(body.contains("watcher"), "{body}");
         health.set_database_up(true);
         health.set_watcher_ready(true);
+        let (code, body) = readyz(State(endpoint.clone())).await;
+        assert_eq!((code, body.as_str()), (StatusCode::OK, "ready\n"));
+        // The node answers but the replicas are missing: not ready, with what the cluster said,
+        // until a write is taken again.
+        health.set_replicas_unavailable(Some("alive: 1, required: 2".into()));
+        let (code, body) = readyz(State(endpoint.clone())).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("replicas_unavailable"), "{body}");
+        assert!(body.contains("alive: 1, required: 2"), "{body}");
+        health.set_database_up(true);
+        assert!(!health.ready(), "the probe's answer does not clear it");
+        health.set_replicas_unavailable(None);
         let (code, body) = readyz(State(endpoint)).await;
         assert_eq!((code, body.as_str()), (StatusCode::OK, "ready\n"));
     }

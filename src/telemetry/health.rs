@@ -3,6 +3,7 @@
 //! Every change of a flag is mirrored into the `bar_ingest_database_up`, `bar_ingest_ready` and
 //! `bar_ingest_claims_paused` gauges, so that Prometheus sees what `/readyz` says.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Shared readiness flags. Cheap to read and write from any task.
@@ -14,6 +15,10 @@ pub struct Health {
     watcher_ready: AtomicBool,
     /// Free space on the state root is below the floor: no new file is claimed.
     disk_space_low: AtomicBool,
+    /// The cluster answers but refuses writes for want of live replicas (`Unavailable` at the
+    /// configured consistency): what it said, until a write is taken again. The database probe
+    /// does not clear it, since a node that answers a probe may still lack its replicas.
+    replicas_unavailable: Mutex<Option<String>>,
 }
 
 /// The `/readyz` reason while free space is below the floor (its first word is the reason code
@@ -54,23 +59,55 @@ impl Health {
         self.disk_space_low.load(Ordering::Relaxed)
     }
 
-    /// Ready to take files: database reachable, watcher running, enough free space.
+    /// Records that writes are refused for want of replicas (`Some(what the cluster said)`), or
+    /// that one was taken again (`None`).
+    pub(crate) fn set_replicas_unavailable(&self, said: Option<String>) {
+        let was = {
+            let mut slot = self
+                .replicas_unavailable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *slot, said).is_some()
+        };
+        if was != self.replicas_unavailable().is_some() {
+            super::metrics::ready(self.ready());
+        }
+    }
+
+    fn replicas_unavailable(&self) -> Option<String> {
+        self.replicas_unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ready to take files: database reachable with the replicas writes need, watcher running,
+    /// enough free space.
     pub fn ready(&self) -> bool {
-        self.database_up() && self.watcher_ready.load(Ordering::Relaxed) && !self.disk_space_low()
+        self.database_up()
+            && self.replicas_unavailable().is_none()
+            && self.watcher_ready.load(Ordering::Relaxed)
+            && !self.disk_space_low()
     }
 
     /// Why the service is not ready, one short phrase per cause (empty when ready): the body of
     /// a 503 from `/readyz`.
-    pub(crate) fn not_ready_reasons(&self) -> Vec<&'static str> {
+    pub(crate) fn not_ready_reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if !self.database_up() {
-            reasons.push("database unreachable");
+            reasons.push("database unreachable".to_owned());
+        }
+        if let Some(said) = self.replicas_unavailable() {
+            reasons.push(format!(
+                "replicas_unavailable: writes are refused, too few replicas are alive for the \
+                 configured consistency; retrying until a node returns ({said})"
+            ));
         }
         if !self.watcher_ready.load(Ordering::Relaxed) {
-            reasons.push("inbox watcher not running (starting, or stopping)");
+            reasons.push("inbox watcher not running (starting, or stopping)".to_owned());
         }
         if self.disk_space_low() {
-            reasons.push(DISK_SPACE_LOW);
+            reasons.push(DISK_SPACE_LOW.to_owned());
         }
         reasons
     }

@@ -460,3 +460,30 @@ pub fn scrape(addr: std::net::SocketAddr) -> std::collections::BTreeMap<String, 
         })
         .collect()
 }
+
+/// The address of /metrics, /healthz and /readyz, from the daemon's text log (colour codes
+/// removed).
+pub fn endpoint_from_log(log: &str) -> Option<std::net::SocketAddr> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics, /healthz and /readyz"))?;
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequence: ESC [ parameters final-letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))?
+        .parse()
+        .ok()
+}
