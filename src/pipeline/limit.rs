@@ -12,10 +12,15 @@
 //! - **One decrease per round trip.** Each decrease starts a new epoch; news from an attempt
 //!   sent before it (a burst of timeouts from the same crowded moment) was already acted on and
 //!   is ignored, so one bad moment costs one decrease, not a fall to the floor.
-//! - **Baseline.** The latency the cluster gives when it is not in trouble: it drops at once to
-//!   a lower round-trip median and creeps up towards a higher one by 1/[`BASELINE_CREEP`] per
-//!   window, so a slowly growing latency (more in flight, a bigger cluster load) becomes the new
-//!   normal, while a sudden rise triggers a decrease.
+//! - **Baseline.** The latency the cluster gives when it is not in trouble: a smoothed
+//!   round-trip median, moving down by 1/[`BASELINE_DROP`] and up by 1/[`BASELINE_CREEP`] of the
+//!   gap per window, so a slowly growing latency (more in flight, a bigger cluster load) becomes
+//!   the new normal, while one unusually fast round trip (noise) does not make the next ordinary
+//!   one look like a rise.
+//! - **A rise is sustained.** Latency counts as risen only after [`RISE_WINDOWS`] round trips in
+//!   a row above [`LATENCY_RISE`] times the baseline: one slow round trip (a garbage-collection
+//!   pause on one node) holds the limit where it is, a compaction storm or another loader lowers
+//!   it.
 //! - **Used.** The limit grows only in a window where the in-flight count reached it: a loader
 //!   held back by its reader (or by the pace limit) does not inflate a limit it never tests.
 
@@ -29,6 +34,10 @@ pub(crate) const LATENCY_RISE: f64 = 1.5;
 pub(crate) const MIN_WINDOW: usize = 16;
 /// The baseline moves up by 1/this of the gap to a higher round-trip median, per window.
 pub(crate) const BASELINE_CREEP: u32 = 8;
+/// The baseline moves down by 1/this of the gap to a lower round-trip median, per window.
+pub(crate) const BASELINE_DROP: u32 = 4;
+/// Round trips in a row above the latency threshold that make a rise (and a decrease).
+pub(crate) const RISE_WINDOWS: u32 = 2;
 
 /// The bounds of the limit (both at least 1, `min <= max`: the configuration checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +98,8 @@ pub(crate) struct Limiter {
     peak: usize,
     /// None until the first window closes.
     baseline: Option<Duration>,
+    /// Round trips in a row whose median was above the threshold.
+    slow_windows: u32,
 }
 
 impl Limiter {
@@ -102,6 +113,7 @@ impl Limiter {
             window: Vec::with_capacity(MIN_WINDOW),
             peak: 0,
             baseline: None,
+            slow_windows: 0,
         }
     }
 
@@ -161,10 +173,17 @@ impl Limiter {
     fn close_window(&mut self) -> Option<Change> {
         let median = median(&mut self.window);
         let baseline = *self.baseline.get_or_insert(median);
-        self.baseline = Some(creep(baseline, median));
+        self.baseline = Some(smooth(baseline, median));
         if median.as_secs_f64() > baseline.as_secs_f64() * LATENCY_RISE {
-            return Some(self.decrease(Why::LatencyRose));
+            self.slow_windows += 1;
+            if self.slow_windows >= RISE_WINDOWS {
+                return Some(self.decrease(Why::LatencyRose));
+            }
+            // Slow once: neither up nor down until the next round trip says which it was.
+            self.start_window();
+            return None;
         }
+        self.slow_windows = 0;
         let used = self.peak >= self.limit;
         self.start_window();
         if used && self.limit < self.bounds.max {
@@ -178,6 +197,7 @@ impl Limiter {
         let lower = (self.limit as f64 * BACKOFF).floor() as usize;
         self.limit = self.bounds.clamp(lower);
         self.epoch += 1;
+        self.slow_windows = 0;
         self.start_window();
         Change::Decreased(self.limit, why)
     }
@@ -194,10 +214,10 @@ fn median(samples: &mut [Duration]) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-/// The baseline after a window with `median`: down at once, up by a fraction of the gap.
-fn creep(baseline: Duration, median: Duration) -> Duration {
+/// The baseline after a window with `median`: a fraction of the gap, down or up.
+fn smooth(baseline: Duration, median: Duration) -> Duration {
     if median <= baseline {
-        median
+        baseline - (baseline - median) / BASELINE_DROP
     } else {
         baseline + (median - baseline) / BASELINE_CREEP
     }
@@ -297,23 +317,73 @@ mod tests {
             saturated_window(&mut l, 10 * MS),
             vec![Change::Increased(33)]
         );
-        // Three times the baseline: down by 0.7 at the end of the window.
+        // Three times the baseline: held for one round trip, down by 0.7 at the end of the
+        // second.
+        assert!(saturated_window(&mut l, 30 * MS).is_empty());
+        assert_eq!(l.limit(), 33);
         assert_eq!(
             saturated_window(&mut l, 30 * MS),
             vec![Change::Decreased(23, Why::LatencyRose)]
         );
-        // Still slow: the baseline creeps up, and the limit goes down once per window...
+        // Still slow: the baseline creeps up, and the limit goes down at most every other
+        // window (a decrease starts the count of slow round trips again)...
         let mut windows = 0;
-        while let [Change::Decreased(..)] = saturated_window(&mut l, 30 * MS)[..] {
+        let mut previous_was_decrease = true;
+        loop {
+            let changes = saturated_window(&mut l, 30 * MS);
             windows += 1;
-            assert!(windows < 20, "the baseline never caught up");
+            assert!(windows < 40, "the baseline never caught up");
+            match changes[..] {
+                [Change::Increased(_)] => break,
+                [Change::Decreased(..)] => {
+                    assert!(!previous_was_decrease, "two decreases in a row");
+                    previous_was_decrease = true;
+                }
+                [] => previous_was_decrease = false,
+                _ => panic!("{changes:?}"),
+            }
         }
         // ...until the baseline has caught up and the new latency is normal: it grows again.
-        assert!(l.limit() >= 4);
+        assert!(l.limit() >= 4 && l.limit() < 23, "{}", l.limit());
         assert!(matches!(
             saturated_window(&mut l, 30 * MS)[..],
             [Change::Increased(_)]
         ));
+    }
+
+    #[test]
+    fn one_slow_round_trip_holds_the_limit_without_a_decrease() {
+        let mut l = limiter(4, 32, 256);
+        saturated_window(&mut l, 10 * MS);
+        // A pause: one round trip at five times the baseline.
+        assert!(saturated_window(&mut l, 50 * MS).is_empty());
+        assert_eq!(l.limit(), 33);
+        // Back to normal: growth goes on, and a later single slow round trip is forgiven too.
+        assert_eq!(
+            saturated_window(&mut l, 10 * MS),
+            vec![Change::Increased(34)]
+        );
+        assert!(saturated_window(&mut l, 50 * MS).is_empty());
+        assert_eq!(
+            saturated_window(&mut l, 10 * MS),
+            vec![Change::Increased(35)]
+        );
+    }
+
+    #[test]
+    fn noisy_round_trips_around_a_steady_latency_never_decrease() {
+        // ±40% around 10 ms, a fast one always followed by a slow one: with a baseline that
+        // dropped at once to the fast one, the slow one (2.3 times it) would be a rise.
+        let mut l = limiter(4, 32, 256);
+        for round in 0..40 {
+            let latency = [6.0, 14.0, 10.0, 9.0][round % 4];
+            let changes = saturated_window(&mut l, Duration::from_secs_f64(latency / 1000.0));
+            assert!(
+                changes.iter().all(|c| matches!(c, Change::Increased(_))),
+                "{changes:?} in round {round}"
+            );
+        }
+        assert!(l.limit() > 32 + 20, "it kept growing: {}", l.limit());
     }
 
     #[test]
