@@ -363,7 +363,7 @@ async fn one_node_killed_mid_load_and_restarted_loses_nothing() {
     let (session, schema, _whole) = cluster_schema("cl_one").await;
     let site = Site::new(&schema.keyspace);
     let config = daemon_config(&site, "a", 3_000);
-    let (text, want) = bar_file("CLU", 12, 101);
+    let (text, want) = bar_file("CLU", 20, 101);
     let total = want.len() as f64;
 
     let mut load = Loading::start(&site, &config, "a", &text);
