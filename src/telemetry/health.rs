@@ -16,9 +16,12 @@ pub struct Health {
     /// Free space on the state root is below the floor: no new file is claimed.
     disk_space_low: AtomicBool,
     /// The cluster answers but refuses writes for want of live replicas (`Unavailable` at the
-    /// configured consistency): what it said, until a write is taken again. The database probe
-    /// does not clear it, since a node that answers a probe may still lack its replicas.
-    replicas_unavailable: Mutex<Option<String>>,
+    /// configured consistency), until a write is taken again. The database probe does not
+    /// clear it, since a node that answers a probe may still lack its replicas. A flag, so that
+    /// every taken write clears it without a lock.
+    replicas_unavailable: AtomicBool,
+    /// What the cluster said in its last `Unavailable` answer, for `/readyz`.
+    replicas_said: Mutex<String>,
 }
 
 /// The `/readyz` reason while free space is below the floor (its first word is the reason code
@@ -62,30 +65,24 @@ impl Health {
     /// Records that writes are refused for want of replicas (`Some(what the cluster said)`), or
     /// that one was taken again (`None`).
     pub(crate) fn set_replicas_unavailable(&self, said: Option<String>) {
-        let was = {
-            let mut slot = self
-                .replicas_unavailable
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            std::mem::replace(&mut *slot, said).is_some()
-        };
-        if was != self.replicas_unavailable().is_some() {
+        let missing = said.is_some();
+        if let Some(said) = said {
+            *self.replicas_said.lock().unwrap_or_else(|e| e.into_inner()) = said;
+        }
+        if self.replicas_unavailable.swap(missing, Ordering::Relaxed) != missing {
             super::metrics::ready(self.ready());
         }
     }
 
-    fn replicas_unavailable(&self) -> Option<String> {
-        self.replicas_unavailable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn replicas_unavailable(&self) -> bool {
+        self.replicas_unavailable.load(Ordering::Relaxed)
     }
 
     /// Ready to take files: database reachable with the replicas writes need, watcher running,
     /// enough free space.
     pub fn ready(&self) -> bool {
         self.database_up()
-            && self.replicas_unavailable().is_none()
+            && !self.replicas_unavailable()
             && self.watcher_ready.load(Ordering::Relaxed)
             && !self.disk_space_low()
     }
@@ -97,7 +94,8 @@ impl Health {
         if !self.database_up() {
             reasons.push("database unreachable".to_owned());
         }
-        if let Some(said) = self.replicas_unavailable() {
+        if self.replicas_unavailable() {
+            let said = self.replicas_said.lock().unwrap_or_else(|e| e.into_inner());
             reasons.push(format!(
                 "replicas_unavailable: writes are refused, too few replicas are alive for the \
                  configured consistency; retrying until a node returns ({said})"
