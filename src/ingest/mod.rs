@@ -12,6 +12,7 @@ mod plan;
 mod replace;
 mod rows;
 mod scan;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -330,11 +331,8 @@ impl FileJob<'_> {
         record.write_timestamp = self.write_timestamp(&scan, dead_letter).await?;
         self.record(&record, "cannot record the load history")
             .await?;
-        let written = self.write_rows(&plan, record.write_timestamp).await?;
-        if written != scan.fingerprint {
-            warn!(file = %Shown(self.path), "the file changed while it was being loaded; handing it back");
-            return Err(FileResult::Changed(self.take_summary()));
-        }
+        self.write_rows(&plan, &scan, record.write_timestamp)
+            .await?;
         self.replace_range(&plan, &scan, record.write_timestamp)
             .await?;
         record.rows_written = self.summary.rows_written as i64;
@@ -569,12 +567,13 @@ impl FileJob<'_> {
         Ok(timestamp)
     }
 
-    /// Pass 2: writes the good rows; returns the fingerprint of what it read.
+    /// Pass 2: writes the good rows of the content pass 1 validated, and nothing else.
     async fn write_rows(
         &mut self,
         plan: &Arc<Plan>,
+        scan: &Scan,
         write_timestamp: i64,
-    ) -> Result<String, Early> {
+    ) -> Result<(), Early> {
         let loader = self.loader;
         let job = RowsJob {
             file: Arc::clone(&self.file),
@@ -584,11 +583,19 @@ impl FileJob<'_> {
             limits: loader.limits,
             write_timestamp,
             progress: self.progress.clone(),
+            content: Arc::clone(&scan.content),
         };
         match rows::write_rows(job, self.cancel).await {
-            Written::All { rows, fingerprint } => {
+            Written::All { rows } => {
                 self.summary.rows_written = rows;
-                Ok(fingerprint)
+                Ok(())
+            }
+            Written::Changed { rows, why } => {
+                self.summary.rows_written = rows;
+                warn!(file = %Shown(self.path), written = rows, change = %why,
+                    "the file changed while it was being loaded; only rows of the content \
+                     validated were written; handing it back");
+                Err(FileResult::Changed(self.take_summary()))
             }
             Written::Stopped { rows, why } => {
                 self.summary.rows_written = rows;

@@ -1,6 +1,8 @@
 //! Pass 2 over a unit: a reader thread batches the good rows by partition into a bounded
 //! channel; each batch waits for its turn (the pace caps, then a slot under the adaptive limit
-//! on batches in flight, both shared by every file) and is written. Stops at the
+//! on batches in flight, both shared by every file) and is written. Only the content pass 1
+//! validated is read (its length, each chunk checked against pass 1's hash before its rows are
+//! batched): a unit that changed or grew stops with [`Written::Changed`]. Stops at the
 //! first write the database refuses for good, or at shutdown.
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use super::Progress;
 use super::outcome::LoadError;
 use super::plan::Plan;
 use super::scan::Pass;
+use super::verify::{Content, ContentChanged};
 use crate::model::Symbol;
 use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
 use crate::pipeline::validate::Row;
@@ -28,8 +31,11 @@ const BATCHES_QUEUED: usize = 16;
 
 /// How pass 2 ended.
 pub(crate) enum Written {
-    /// Every batch acknowledged; the content read had this fingerprint.
-    All { rows: u64, fingerprint: String },
+    /// Every batch acknowledged; the content read was pass 1's, whole.
+    All { rows: u64 },
+    /// The unit is not what pass 1 validated (it changed or grew): rows acknowledged so far
+    /// (all of them from content that matched pass 1's), and how it differs.
+    Changed { rows: u64, why: String },
     /// Stopped early: rows acknowledged so far, and why.
     Stopped { rows: u64, why: Stop },
 }
@@ -52,6 +58,18 @@ pub(crate) struct RowsJob<'a> {
     pub(crate) limits: BatchLimits,
     pub(crate) write_timestamp: i64,
     pub(crate) progress: Option<Arc<Progress>>,
+    /// What pass 1 read: the only content whose rows are written.
+    pub(crate) content: Arc<Content>,
+}
+
+/// How the reader thread ended.
+enum ReadEnd {
+    /// Every row of pass 1's content read.
+    All,
+    /// The writer side stopped taking batches.
+    WriterStopped,
+    /// The content is not pass 1's: why.
+    Changed(String),
 }
 
 impl RowsJob<'_> {
@@ -102,20 +120,42 @@ pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> 
     tally.finish(reader.await, cancel)
 }
 
-/// The reader thread: validated rows → partition batches → the channel. Returns the fingerprint
-/// of what it read, or None when the writer side stopped taking batches.
+/// The reader thread: validated rows → partition batches → the channel.
 fn spawn_reader(
     job: &RowsJob<'_>,
     tx: mpsc::Sender<PartitionBatch>,
-) -> JoinHandle<Result<Option<String>, LoadError>> {
+) -> JoinHandle<Result<ReadEnd, LoadError>> {
     let (limits, symbol_len) = (job.limits, job.longest_symbol());
     let (unit, plan) = (Arc::clone(&job.unit), Arc::clone(&job.plan));
     let (progress, file) = (job.progress.clone(), Arc::clone(&job.file));
+    let content = Arc::clone(&job.content);
     tokio::task::spawn_blocking(move || {
-        let mut pass = Pass::new(&file, &unit, &plan, progress)?;
+        // A plain file that grew or shrank since pass 1: nothing of it is written.
+        if unit.is_whole_plain() {
+            let now = file.metadata().map_err(|source| LoadError::Unit {
+                unit: unit.name().to_string_lossy().into_owned(),
+                source,
+            })?;
+            if now.len() != content.len {
+                return Ok(ReadEnd::Changed(format!(
+                    "it has {} bytes, not the {} validated",
+                    now.len(),
+                    content.len
+                )));
+            }
+        }
+        let mut pass = Pass::new(&file, &unit, &plan, progress, Some(content))?;
         let mut batcher = Batcher::new(limits, symbol_len);
         let mut symbols = Interned::new(plan.symbol.clone().map(Arc::new));
-        while let Some(row) = pass.next_row()? {
+        loop {
+            let row = match pass.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(LoadError::Unit { source, .. }) if ContentChanged::is(&source) => {
+                    return Ok(ReadEnd::Changed(source.to_string()));
+                }
+                Err(e) => return Err(e),
+            };
             let Row::Bar(v) = row else { continue };
             let Some(symbol) = symbols.get(v.symbol) else {
                 return Err(LoadError::Unit {
@@ -128,17 +168,17 @@ fn spawn_reader(
             };
             for b in batcher.push(symbol, v.bucket, v.bar).into_iter().flatten() {
                 if tx.blocking_send(b).is_err() {
-                    return Ok(None);
+                    return Ok(ReadEnd::WriterStopped);
                 }
             }
         }
         for b in batcher.finish() {
             if tx.blocking_send(b).is_err() {
-                return Ok(None);
+                return Ok(ReadEnd::WriterStopped);
             }
         }
         pass.end();
-        Ok(Some(pass.fingerprint()))
+        Ok(ReadEnd::All)
     })
 }
 
@@ -226,7 +266,7 @@ impl Tally {
 
     fn finish(
         self,
-        reader: Result<Result<Option<String>, LoadError>, JoinError>,
+        reader: Result<Result<ReadEnd, LoadError>, JoinError>,
         cancel: &CancellationToken,
     ) -> Written {
         let rows = self.rows;
@@ -235,9 +275,10 @@ impl Tally {
             (Some(Stop::Failed(e)), _) => stopped(Stop::Failed(e)),
             _ if cancel.is_cancelled() => stopped(Stop::Cancelled),
             (Some(Stop::Cancelled), _) => stopped(Stop::Cancelled),
-            (None, Ok(Ok(Some(fingerprint)))) => Written::All { rows, fingerprint },
+            (None, Ok(Ok(ReadEnd::All))) => Written::All { rows },
+            (None, Ok(Ok(ReadEnd::Changed(why)))) => Written::Changed { rows, why },
             // The channel closed with no failure recorded: only a cancellation does that.
-            (None, Ok(Ok(None))) => stopped(Stop::Cancelled),
+            (None, Ok(Ok(ReadEnd::WriterStopped))) => stopped(Stop::Cancelled),
             (None, Ok(Err(e))) => stopped(Stop::Failed(e)),
             (None, Err(source)) => stopped(Stop::Failed(LoadError::Task {
                 what: "the reader task",

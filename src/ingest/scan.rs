@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use super::Progress;
 use super::outcome::LoadError;
 use super::plan::Plan;
+use super::verify::{Content, Recorded, Verified};
 use crate::account::dead_letter::DeadLetterLog;
 use crate::model::{Bucket, Symbol};
 use crate::pipeline::gate::Verdict;
@@ -50,6 +51,8 @@ pub(crate) struct Scan {
     pub(crate) last_bar: Option<i64>,
     /// What the time-zone gate made of the good rows (None when validation stopped early).
     pub(crate) verdict: Option<Verdict>,
+    /// The decoded content's length and chunk hashes: pass 2 writes rows of exactly this.
+    pub(crate) content: Arc<Content>,
 }
 
 impl Scan {
@@ -74,34 +77,40 @@ impl Scan {
 struct HashState {
     hasher: blake3::Hasher,
     bytes: u64,
+    /// The chunk hashes pass 2 verifies against.
+    recorded: Recorded,
 }
 
 /// Shared so the caller can finish the hash after the reader was consumed.
 type SharedHasher = Arc<Mutex<HashState>>;
 
-/// Reads everything through a BLAKE3 hasher (one lock per buffer refill, not per line).
+/// Reads everything through a BLAKE3 hasher (one lock per buffer refill, not per line); in
+/// pass 2 (no hasher) only counts the progress.
 struct Hashing<R> {
     inner: R,
-    hasher: SharedHasher,
+    hasher: Option<SharedHasher>,
     progress: Option<Arc<Progress>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        hash(&self.hasher, &buf[..n], self.progress.as_deref());
+        if let Some(hasher) = &self.hasher {
+            hash(hasher, &buf[..n]);
+        }
+        if let Some(p) = &self.progress {
+            p.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
 
-/// Adds `bytes` to the hash and to the progress.
-fn hash(hasher: &SharedHasher, bytes: &[u8], progress: Option<&Progress>) {
+/// Adds `bytes` to the hash and the chunk hashes.
+fn hash(hasher: &SharedHasher, bytes: &[u8]) {
     let mut h = hasher.lock().unwrap_or_else(PoisonError::into_inner);
     h.hasher.update(bytes);
+    h.recorded.update(bytes);
     h.bytes += bytes.len() as u64;
-    if let Some(p) = progress {
-        p.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    }
 }
 
 /// A unit opened for one pass: validated rows, and the hash of what was read.
@@ -115,22 +124,30 @@ pub(crate) struct Pass<'a> {
 
 impl<'a> Pass<'a> {
     /// A pass over `unit` of the delivery `file`, from the unit's first byte, read as `plan`
-    /// says. A plain file counts its bytes in `progress` as they are read; a compressed unit
-    /// counts its compressed size once the pass ends ([`Pass::end`]).
+    /// says. Pass 1 (`verify` None) hashes what it reads; pass 2 reads only the content pass 1
+    /// recorded (`verify`), each chunk checked before its rows come out, and fails with
+    /// [`ContentChanged`](super::verify::ContentChanged) where it differs. A plain file counts
+    /// its bytes in `progress` as they are read; a compressed unit counts its compressed size
+    /// once the pass ends ([`Pass::end`]).
     pub(crate) fn new(
         file: &File,
         unit: &'a Unit,
         plan: &'a Plan,
         progress: Option<Arc<Progress>>,
+        verify: Option<Arc<Content>>,
     ) -> Result<Self, LoadError> {
         let decoded = unit.open(file).map_err(|source| unit_error(unit, source))?;
         let hasher = SharedHasher::default();
         let counted = progress.clone().filter(|_| unit.is_whole_plain());
+        let (inner, hashing): (Box<dyn Read + Send>, _) = match verify {
+            Some(content) => (Box::new(Verified::new(decoded, content)), None),
+            None => (decoded, Some(Arc::clone(&hasher))),
+        };
         let reader = BufReader::with_capacity(
             READ_BUFFER_BYTES,
             Hashing {
-                inner: decoded,
-                hasher: Arc::clone(&hasher),
+                inner,
+                hasher: hashing,
                 progress: counted,
             },
         );
@@ -180,7 +197,7 @@ impl<'a> Pass<'a> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(unit_error(self.unit, e)),
             };
-            hash(&fresh, &buf[..n], None);
+            hash(&fresh, &buf[..n]);
         }
         self.hasher = fresh;
         Ok(self.hashed_bytes())
@@ -199,6 +216,12 @@ impl<'a> Pass<'a> {
     pub(crate) fn fingerprint(&self) -> String {
         let h = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
         h.hasher.finalize().to_hex().to_string()
+    }
+
+    /// The length and chunk hashes of everything read (pass 1).
+    fn content(&self) -> Content {
+        let h = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        h.recorded.content()
     }
 
     /// Ends the pass: a compressed unit's bytes count in the progress now.
@@ -315,7 +338,7 @@ fn scan_sized(
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
-    let mut pass = Pass::new(file, unit, plan, progress)?;
+    let mut pass = Pass::new(file, unit, plan, progress, None)?;
     let mut gate = plan.gate();
     let min_record_bytes = plan.layout.min_record_bytes();
     let mut s = Scan::default();
@@ -351,6 +374,7 @@ fn scan_sized(
     s.rejected_by_reason = dead_letter.by_reason().clone();
     s.fingerprint = pass.fingerprint();
     s.size = pass.hashed_bytes();
+    s.content = Arc::new(pass.content());
     if s.stopped_after_line.is_none() {
         s.verdict = Some(gate.verdict());
     }
