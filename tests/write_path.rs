@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bar_ingest::account::history::Outcome;
 use bar_ingest::ingest::{FileResult, LoadOptions, Progress};
-use common::{Stored, expected_bars};
+use common::{Stored, expected_bars, history};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -133,4 +134,182 @@ async fn pass_2_wrote_rows_appended_or_changed_after_pass_1() {
         );
         common::drop_keyspace(&session, &schema).await;
     }
+}
+
+/// Loads `file` with `loader`: its one unit's result.
+async fn load_one(
+    loader: &Arc<bar_ingest::ingest::Loader>,
+    file: &Path,
+    progress: Option<Arc<Progress>>,
+) -> FileResult {
+    loader
+        .load(file, LoadOptions::default(), &CancellationToken::new(), progress)
+        .await
+        .into_single()
+        .expect("a plain file is one unit")
+}
+
+/// A permanent failure mid-load left the history at `loading` for ever (nothing wrote
+/// `failed`), and a re-drop of the same content then reused that old write timestamp: it lost
+/// to a delivery of the same days loaded in between. Now the failure is recorded as `failed`
+/// with its error, and the re-drop takes a new timestamp and replaces the partial rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_stayed_loading_and_its_redrop_lost_to_a_later_delivery() {
+    let (session, schema, mut settings) = common::fresh_schema("wp_failed").await;
+    settings.ingest.pace.rows_per_second = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    let name = "FAIL_full_1min_adjsplit.txt";
+    let (first, between) = (bars(20, 960, 1), bars(20, 960, 2));
+    let first_file = write_file(&dir.path().join("first"), name, &first);
+    let between_file = write_file(&dir.path().join("between"), name, &between);
+
+    // The bars table vanishes mid-load: a permanent error.
+    let progress = Arc::new(Progress::default());
+    let loading = {
+        let (loader, file, progress) = (loader.clone(), first_file.clone(), progress.clone());
+        tokio::spawn(async move { load_one(&loader, &file, Some(progress)).await })
+    };
+    common::wait_until_async(WAIT, "some rows written", || {
+        let p = progress.clone();
+        async move { p.rows_written.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    session
+        .query_unpaged(format!("DROP TABLE {}", schema.bars()), ())
+        .await
+        .expect("drop the bars table");
+    let failed = loading.await.unwrap();
+    assert!(matches!(failed, FileResult::Failed(..)), "{failed:?}");
+    let after_failure = history(&session, &schema).await;
+    bar_ingest::store::init_schema(&session, &schema)
+        .await
+        .expect("the bars table again");
+
+    // A delivery of the same days, then the failed content dropped again.
+    let loaded = load_one(&loader, &between_file, None).await;
+    assert!(matches!(loaded, FileResult::Loaded(_)), "{loaded:?}");
+    let again = load_one(&loader, &first_file, None).await;
+    assert!(matches!(again, FileResult::Loaded(_)), "{again:?}");
+    let stored = common::all_bars(&session, &schema).await;
+    assert!(
+        stored == expected_bars("FAIL", &first),
+        "the re-dropped content lost to the delivery loaded before it ({} rows stored)",
+        stored.len()
+    );
+    assert_eq!(after_failure.len(), 1, "{after_failure:?}");
+    let record = &after_failure[0];
+    assert_eq!(record.outcome, Outcome::Failed, "{record:?}");
+    assert!(record.error.is_some() && record.finished_at.is_some(), "{record:?}");
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// A zip of a big member and then a member of symbol `ZIPX`.
+fn zip_of(members: &[(&str, &str)]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in members {
+        w.start_file(*name, SimpleFileOptions::default()).unwrap();
+        w.write_all(content.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The write timestamp was taken when each unit started, not at claim: the second member of
+/// a zip claimed before another delivery of its days, but started after that one loaded,
+/// replaced the newer delivery. Now every member writes at the delivery's claim time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_member_outranked_a_delivery_claimed_after_its_zip() {
+    let (session, schema, mut settings) = common::fresh_schema("wp_zipts").await;
+    settings.ingest.pace.rows_per_second = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    let (big, in_zip, newer) = (bars(20, 960, 1), bars(3, 60, 2), bars(3, 60, 3));
+    let zip_body = zip_of(&[
+        ("BIGZ_full_1min_adjsplit.txt", &big),
+        ("ZIPX_full_1min_adjsplit.txt", &in_zip),
+    ]);
+    let zip_file = dir.path().join("bundle.zip");
+    std::fs::write(&zip_file, zip_body).unwrap();
+    let newer_file = write_file(&dir.path().join("newer"), "ZIPX_full_1min_adjsplit.txt", &newer);
+
+    let progress = Arc::new(Progress::default());
+    let zip_load = {
+        let (loader, file, progress) = (loader.clone(), zip_file.clone(), progress.clone());
+        tokio::spawn(async move {
+            loader
+                .load(&file, LoadOptions::default(), &CancellationToken::new(), Some(progress))
+                .await
+        })
+    };
+    // The zip is claimed and writing its first member; the newer delivery comes and loads.
+    common::wait_until_async(WAIT, "the first member writing", || {
+        let p = progress.clone();
+        async move { p.rows_written.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    let newer_result = load_one(&loader, &newer_file, None).await;
+    assert!(matches!(newer_result, FileResult::Loaded(_)), "{newer_result:?}");
+    assert!(
+        !zip_load.is_finished(),
+        "the zip finished before the newer delivery: make its first member bigger"
+    );
+    let zipped = zip_load.await.unwrap();
+    assert!(zipped.all_loaded(), "{zipped:?}");
+    let stored: Vec<Stored> = common::all_bars(&session, &schema)
+        .await
+        .into_iter()
+        .filter(|b| b.0 == "ZIPX")
+        .collect();
+    assert!(
+        stored == expected_bars("ZIPX", &newer),
+        "the zip's member replaced the delivery claimed after the zip"
+    );
+    let records = history(&session, &schema).await;
+    let zip_times: std::collections::BTreeSet<i64> = records
+        .iter()
+        .filter(|r| r.file_name.starts_with("bundle.zip!"))
+        .map(|r| r.write_timestamp)
+        .collect();
+    assert_eq!(zip_times.len(), 1, "every member at the claim time: {records:?}");
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// A file resumed at start-up after a crash in pass 1 (no history row yet) took the time it
+/// resumed as its write timestamp: it replaced a delivery of its days claimed after it and
+/// loaded while it waited. Now it keeps its claim time (the claim rename's status-change time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_resumed_after_a_crash_in_pass_1_outranked_a_newer_delivery() {
+    let (session, schema, settings) = common::fresh_schema("wp_resume").await;
+    let dir = tempfile::tempdir().unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    let name = "RES_full_1min_adjsplit.txt";
+    let (claimed_first, newer) = (bars(3, 60, 1), bars(3, 60, 2));
+    // Claimed by an earlier run (renamed into processing/), which then crashed in pass 1.
+    let staged = write_file(&dir.path().join("inbox"), name, &claimed_first);
+    std::fs::create_dir_all(dir.path().join("processing")).unwrap();
+    let claimed = dir.path().join("processing").join(name);
+    std::fs::rename(&staged, &claimed).unwrap();
+    // A newer delivery of the same days, claimed after it, loads first.
+    std::thread::sleep(Duration::from_millis(5));
+    let newer_file = write_file(&dir.path().join("newer"), name, &newer);
+    let loaded = load_one(&loader, &newer_file, None).await;
+    assert!(matches!(loaded, FileResult::Loaded(_)), "{loaded:?}");
+    // The restart resumes the claimed file.
+    let options = LoadOptions {
+        resuming: true,
+        ..LoadOptions::default()
+    };
+    let resumed = loader
+        .load(&claimed, options, &CancellationToken::new(), None)
+        .await
+        .into_single()
+        .expect("one unit");
+    assert!(matches!(resumed, FileResult::Loaded(_)), "{resumed:?}");
+    let stored = common::all_bars(&session, &schema).await;
+    assert!(
+        stored == expected_bars("RES", &newer),
+        "the resumed file, claimed first, replaced the newer delivery"
+    );
+    common::drop_keyspace(&session, &schema).await;
 }

@@ -312,7 +312,12 @@ impl Daemon {
                     continue;
                 }
             };
-            let task = self.file_task(claimed, LoadOptions::default());
+            // The delivery's write timestamp: the later-claimed of two deliveries wins.
+            let options = LoadOptions {
+                claimed_at: Some(micros_since_epoch()),
+                ..LoadOptions::default()
+            };
+            let task = self.file_task(claimed, options);
             self.files.spawn(async move {
                 let _permit = permit;
                 task.await;
@@ -436,6 +441,13 @@ fn note_change(changing: &Mutex<Changing>, path: &Path, result: &DeliveryResult)
     } else if !result.interrupted() {
         changing.settled(&file_name(path));
     }
+}
+
+/// Now, in µs since the epoch (0 if the clock is before it).
+fn micros_since_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The name a file has in the inbox.

@@ -66,6 +66,10 @@ pub struct LoadOptions {
     pub force: bool,
     /// The file was found in processing/ at start: an earlier run may have finished it.
     pub resuming: bool,
+    /// When the delivery was claimed (µs since the epoch): the write timestamp of every one of
+    /// its units, so that of two deliveries the later-claimed wins. None: a resumed file's
+    /// claim time is its status-change time (set by the claim's rename), else now.
+    pub claimed_at: Option<i64>,
 }
 
 /// Whether [`Loader::connect`] waits for a database that is down.
@@ -198,6 +202,8 @@ impl Loader {
             return one_result(FileResult::Empty(delivery_summary()), started);
         }
         let file = Arc::new(file);
+        // The write timestamp of every unit of this delivery, taken once (see `claim_time`).
+        let claimed_at = claim_time(&file, options);
         let mut result = DeliveryResult::default();
         for unit in delivery.into_units() {
             if cancel.is_cancelled() {
@@ -213,9 +219,7 @@ impl Loader {
                 options,
                 cancel,
                 progress: progress.clone(),
-                // The write timestamp of this delivery is taken when it is picked up, so that
-                // of two deliveries loaded at once, the one that arrived later wins.
-                claimed_at: now_micros(),
+                claimed_at,
                 summary: FileSummary::default(),
             };
             job.summary.file_name = job.unit.name().to_string_lossy().into_owned();
@@ -233,6 +237,29 @@ impl Loader {
             }
         }
         result
+    }
+}
+
+/// When the delivery was claimed, in µs since the epoch: the write timestamp of each of its
+/// units (unless a unit resumes an interrupted load, which keeps its recorded one), so that of
+/// two deliveries the later-claimed wins, whichever finishes first and whatever a zip's members
+/// or a restart do. The daemon passes the time of its claim. A file resumed at start-up (an
+/// earlier run claimed it and crashed or stopped, possibly before any history row was written,
+/// e.g. in pass 1) takes its status-change time: the claim's rename into processing/ set it,
+/// and nothing changes the file in processing/ afterwards (capped at now). `load` takes the
+/// time it opened the file.
+fn claim_time(file: &std::fs::File, options: LoadOptions) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    let now = now_micros();
+    if let Some(t) = options.claimed_at {
+        return t;
+    }
+    if !options.resuming {
+        return now;
+    }
+    match file.metadata() {
+        Ok(m) => (m.ctime() * 1_000_000 + m.ctime_nsec() / 1000).min(now),
+        Err(_) => now,
     }
 }
 
@@ -300,8 +327,8 @@ struct FileJob<'a> {
     options: LoadOptions,
     cancel: &'a CancellationToken,
     progress: Option<Arc<Progress>>,
-    /// Microseconds since the epoch when the file was picked up: its write timestamp unless
-    /// the history holds an interrupted load of the same content.
+    /// Microseconds since the epoch when the delivery was claimed ([`claim_time`]): its write
+    /// timestamp unless it resumes an interrupted load of the same content.
     claimed_at: i64,
     summary: FileSummary,
 }
@@ -331,13 +358,9 @@ impl FileJob<'_> {
         record.write_timestamp = self.write_timestamp(&scan, dead_letter).await?;
         self.record(&record, "cannot record the load history")
             .await?;
-        self.write_rows(&plan, &scan, record.write_timestamp)
-            .await?;
-        self.replace_range(&plan, &scan, record.write_timestamp)
-            .await?;
-        record.rows_written = self.summary.rows_written as i64;
-        record.outcome = Outcome::Loaded;
-        self.record_final(&mut record).await?;
+        if let Err(early) = self.write_and_replace(&plan, &scan, &mut record).await {
+            return Err(self.record_not_loaded(&mut record, early).await);
+        }
         info!(
             file = %Shown(Path::new(self.unit.name())), layout = plan.layout.name(),
             symbol = %self.summary.symbol, symbols = self.summary.symbols, rows_in = scan.rows_in,
@@ -345,6 +368,57 @@ impl FileJob<'_> {
             months = scan.months.len(), "file loaded"
         );
         Ok(FileResult::Loaded(self.take_summary()))
+    }
+
+    /// Pass 2, the replaced range and the final history row (`loaded`).
+    async fn write_and_replace(
+        &mut self,
+        plan: &Arc<Plan>,
+        scan: &Scan,
+        record: &mut HistoryRecord,
+    ) -> Result<(), Early> {
+        self.write_rows(plan, scan, record.write_timestamp).await?;
+        self.replace_range(plan, scan, record.write_timestamp)
+            .await?;
+        record.rows_written = self.summary.rows_written as i64;
+        record.outcome = Outcome::Loaded;
+        self.record_final(record).await
+    }
+
+    /// A unit that failed for good, or changed, after its `loading` row was recorded: the
+    /// history says `failed` with why and how many rows were written (which a later delivery
+    /// of the content replaces: only a resume reuses a `loading` row's timestamp). An
+    /// interruption leaves `loading`, to be resumed. Returns `early` as it was.
+    async fn record_not_loaded(&mut self, record: &mut HistoryRecord, early: Early) -> Early {
+        let why = match &early {
+            FileResult::Failed(s, e) => {
+                record.rows_written = s.rows_written as i64;
+                e.chain()
+            }
+            FileResult::Changed(s) => {
+                record.rows_written = s.rows_written as i64;
+                format!(
+                    "the file changed while it was being loaded ({} rows of the content \
+                     validated were written); handed back to be loaded again",
+                    s.rows_written
+                )
+            }
+            _ => return early,
+        };
+        record.outcome = Outcome::Failed;
+        record.error = Some(why);
+        record.finished_at = Some(now_micros() / 1000);
+        let (loader, session) = (self.loader, self.loader.writer.session().clone());
+        let recorded = loader
+            .writer
+            .retrier()
+            .retrying(self.cancel, || loader.history.record(&session, record))
+            .await;
+        if let Err(e) = recorded {
+            warn!(file = %Shown(Path::new(self.unit.name())), error = %e,
+                "cannot record the failed load in the load history; it stays `loading`");
+        }
+        early
     }
 
     /// How the unit is read: the rule that covers it, its layout (the rule's, or detected from
@@ -559,8 +633,12 @@ impl FileJob<'_> {
                     FileResult::Duplicate(summary)
                 });
             }
-            // An interrupted load of this content: the same timestamp keeps it idempotent.
-            Some(k) if k.outcome == Outcome::Loading && !force => k.write_timestamp,
+            // Resuming an interrupted load of this content: the same timestamp keeps it
+            // idempotent. A new delivery of it (dropped again, or handed back) takes its own
+            // claim time, so it wins over what was loaded since, and replaces partial rows.
+            Some(k) if k.outcome == Outcome::Loading && self.options.resuming && !force => {
+                k.write_timestamp
+            }
             _ => self.claimed_at,
         };
         self.keep(dead_letter).await?;

@@ -178,9 +178,10 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<ExitCode>
         files: files.len(),
         ..Totals::default()
     };
+    // Each file's write timestamp is the time it is opened (no claim).
     let options = LoadOptions {
         force: args.force,
-        resuming: false,
+        ..LoadOptions::default()
     };
     for file in &files {
         let progress = Arc::new(Progress::default());
