@@ -20,7 +20,12 @@ const WAIT: Duration = Duration::from_secs(120);
 /// `per_day` one-minute bars a day from 04:00 on each of `n_days` weekdays from 2021-03-01;
 /// `version` sets the prices and volumes.
 fn bars(n_days: u32, per_day: u32, version: u32) -> String {
-    bars_from(chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap(), n_days, per_day, version)
+    bars_from(
+        chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap(),
+        n_days,
+        per_day,
+        version,
+    )
 }
 
 fn bars_from(mut day: chrono::NaiveDate, n_days: u32, per_day: u32, version: u32) -> String {
@@ -92,7 +97,10 @@ async fn pass_2_wrote_rows_appended_or_changed_after_pass_1() {
                 match change {
                     Change::Append => {
                         let later = chrono::NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
-                        let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+                        let mut f = std::fs::OpenOptions::new()
+                            .append(true)
+                            .open(&file)
+                            .unwrap();
                         f.write_all(bars_from(later, 1, 60, 9).as_bytes()).unwrap();
                     }
                     Change::Rewrite => {
@@ -143,7 +151,12 @@ async fn load_one(
     progress: Option<Arc<Progress>>,
 ) -> FileResult {
     loader
-        .load(file, LoadOptions::default(), &CancellationToken::new(), progress)
+        .load(
+            file,
+            LoadOptions::default(),
+            &CancellationToken::new(),
+            progress,
+        )
         .await
         .into_single()
         .expect("a plain file is one unit")
@@ -200,7 +213,10 @@ async fn a_failed_load_stayed_loading_and_its_redrop_lost_to_a_later_delivery() 
     assert_eq!(after_failure.len(), 1, "{after_failure:?}");
     let record = &after_failure[0];
     assert_eq!(record.outcome, Outcome::Failed, "{record:?}");
-    assert!(record.error.is_some() && record.finished_at.is_some(), "{record:?}");
+    assert!(
+        record.error.is_some() && record.finished_at.is_some(),
+        "{record:?}"
+    );
     common::drop_keyspace(&session, &schema).await;
 }
 
@@ -231,14 +247,23 @@ async fn a_zip_member_outranked_a_delivery_claimed_after_its_zip() {
     ]);
     let zip_file = dir.path().join("bundle.zip");
     std::fs::write(&zip_file, zip_body).unwrap();
-    let newer_file = write_file(&dir.path().join("newer"), "ZIPX_full_1min_adjsplit.txt", &newer);
+    let newer_file = write_file(
+        &dir.path().join("newer"),
+        "ZIPX_full_1min_adjsplit.txt",
+        &newer,
+    );
 
     let progress = Arc::new(Progress::default());
     let zip_load = {
         let (loader, file, progress) = (loader.clone(), zip_file.clone(), progress.clone());
         tokio::spawn(async move {
             loader
-                .load(&file, LoadOptions::default(), &CancellationToken::new(), Some(progress))
+                .load(
+                    &file,
+                    LoadOptions::default(),
+                    &CancellationToken::new(),
+                    Some(progress),
+                )
                 .await
         })
     };
@@ -249,7 +274,10 @@ async fn a_zip_member_outranked_a_delivery_claimed_after_its_zip() {
     })
     .await;
     let newer_result = load_one(&loader, &newer_file, None).await;
-    assert!(matches!(newer_result, FileResult::Loaded(_)), "{newer_result:?}");
+    assert!(
+        matches!(newer_result, FileResult::Loaded(_)),
+        "{newer_result:?}"
+    );
     assert!(
         !zip_load.is_finished(),
         "the zip finished before the newer delivery: make its first member bigger"
@@ -271,7 +299,11 @@ async fn a_zip_member_outranked_a_delivery_claimed_after_its_zip() {
         .filter(|r| r.file_name.starts_with("bundle.zip!"))
         .map(|r| r.write_timestamp)
         .collect();
-    assert_eq!(zip_times.len(), 1, "every member at the claim time: {records:?}");
+    assert_eq!(
+        zip_times.len(),
+        1,
+        "every member at the claim time: {records:?}"
+    );
     common::drop_keyspace(&session, &schema).await;
 }
 
@@ -311,5 +343,47 @@ async fn a_file_resumed_after_a_crash_in_pass_1_outranked_a_newer_delivery() {
         stored == expected_bars("RES", &newer),
         "the resumed file, claimed first, replaced the newer delivery"
     );
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// A failed move out of processing/ was never retried (the file sat there until a restart),
+/// and while it sat there every new delivery of its name was refused without a log line: a
+/// ticker with a fixed daily file name stopped updating, silently. Now the move is retried with
+/// backoff, and the waiting delivery is named in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_move_out_of_processing_was_never_retried_and_blocked_its_name_silently() {
+    let (session, schema, _) = common::fresh_schema("wp_stuck").await;
+    let site = common::Site::new(&schema.keyspace);
+    let config = site.config("a", "");
+    let mut daemon = site.spawn_daemon(&config);
+    let done = site.state().join("done");
+    common::wait_until(WAIT, "the daemon ready", || {
+        site.log("a").contains("first scan of the inbox done")
+    });
+    // done/ is not a folder any more: the move of a loaded file fails (ENOTDIR).
+    std::fs::remove_dir(&done).unwrap();
+    std::fs::write(&done, "not a folder").unwrap();
+    let name = "DAILY_full_1min_adjsplit.txt";
+    std::fs::write(site.inbox().join(name), bars(1, 30, 1)).unwrap();
+    common::wait_until(WAIT, "the move out of processing/ failing", || {
+        site.log("a").contains("cannot move")
+    });
+    // The next day's file of the same name arrives while the first is stuck.
+    std::fs::write(site.inbox().join(name), bars(1, 30, 2)).unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "a log line naming the delivery that waits behind a file of its name in processing/",
+        || site.log("a").contains("still in processing/"),
+    );
+    // done/ back: the stuck file moves on without a restart, then the waiting one loads.
+    std::fs::remove_file(&done).unwrap();
+    std::fs::create_dir(&done).unwrap();
+    common::wait_until(WAIT, "both deliveries in done/", || {
+        site.files_in("done").len() == 2
+    });
+    assert!(site.files_in("processing/a").is_empty());
+    assert!(common::terminate(&mut daemon).success());
+    let log = site.log("a");
+    assert!(log.contains("retrying"), "{log}");
     common::drop_keyspace(&session, &schema).await;
 }

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use tracing::{error, info, warn};
 
+use tokio_util::sync::CancellationToken;
+
 use super::blocking;
 use crate::ingest::{DeliveryResult, FileResult, FileSummary};
 use crate::names::Shown;
 use crate::pipeline::claim::{self, Folders};
+use crate::store::retry::Backoff;
 
 /// A file that could not be put where its result says.
 #[derive(Debug, thiserror::Error)]
@@ -32,13 +35,61 @@ pub(crate) enum MoveError {
     },
 }
 
+/// [`put_away`], retrying a failed move out of processing/ with backoff until it succeeds or
+/// `cancel` fires (the file then stays claimed and is resumed at the next start). Every failure
+/// is logged with its next delay; while the file waits, a new delivery of its name waits in the
+/// inbox (the claim says so in the log).
+pub(crate) async fn put_away_retrying(
+    folders: &Folders,
+    path: &Path,
+    result: &DeliveryResult,
+    backoff: Backoff,
+    cancel: &CancellationToken,
+) {
+    let mut attempt = 0;
+    loop {
+        let e = match put_away(folders, path, result).await {
+            Ok(()) if attempt > 0 => {
+                info!(file = %Shown(path), retries = attempt, "moved out of processing/ at last");
+                return;
+            }
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        let detail = std::error::Error::source(&e).map(ToString::to_string);
+        if matches!(e, MoveError::Sidecar { .. }) {
+            error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
+                "the sidecar is missing; the file itself is in failed/");
+            return;
+        }
+        let delay = backoff.delay(attempt);
+        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
+            retry_in = ?delay, attempt = attempt + 1,
+            "cannot move the file out of processing/; retrying (a new delivery of its name \
+             waits in the inbox meanwhile)");
+        attempt += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => {
+                warn!(file = %Shown(path),
+                    "stopping: the file stays in processing/ and is looked at again at the next start");
+                return;
+            }
+        }
+    }
+}
+
 /// Moves a claimed delivery to where its result says, logging what happened: one unit as its
 /// result says; several (a zip) to done/ when every unit loaded (or was already loaded), to
 /// duplicates/ when every one was a duplicate, else to failed/ with a sidecar listing each
 /// unit's outcome. A change hands the delivery back; an interruption leaves it claimed.
-pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &DeliveryResult) {
+pub(crate) async fn put_away(
+    folders: &Folders,
+    path: &Path,
+    result: &DeliveryResult,
+) -> Result<(), MoveError> {
     if result.interrupted() {
-        return;
+        return Ok(());
     }
     let moved = match &result.units[..] {
         _ if result.changed() => archive(path, &folders.inbox, Stamp::Keep)
@@ -62,11 +113,7 @@ pub(crate) async fn put_away(folders: &Folders, path: &Path, result: &DeliveryRe
             fail_units(path, folders, units).await
         }
     };
-    if let Err(e) = moved {
-        let detail = std::error::Error::source(&e).map(ToString::to_string);
-        error!(file = %Shown(path), error = %e, cause = detail.unwrap_or_default(),
-            "it will be looked at again at the next start");
-    }
+    moved
 }
 
 /// Moves a delivery of one unit where its result says.
@@ -245,7 +292,7 @@ mod tests {
             ..FileSummary::default()
         };
         let result = FileResult::Quarantined(summary, "too many rejects".into());
-        put_away(&folders, &path, &one(result)).await;
+        put_away(&folders, &path, &one(result)).await.unwrap();
 
         assert!(names_in(&folders.processing).is_empty(), "nothing stuck");
         let failed = names_in(&folders.failed);
@@ -275,7 +322,8 @@ mod tests {
             &path,
             &one(FileResult::Changed(FileSummary::default())),
         )
-        .await;
+        .await
+        .unwrap();
 
         assert!(names_in(&folders.processing).is_empty());
         let mut contents: Vec<String> = names_in(&folders.inbox)

@@ -34,7 +34,10 @@ use crate::names::Shown;
 use crate::pipeline::claim::{self, FolderError, Folders};
 use crate::pipeline::validate::RejectReason;
 use crate::pipeline::watch::{self, WatchOptions};
-use crate::store::{self, retry::RetryCause};
+use crate::store::{
+    self,
+    retry::{Backoff, RetryCause},
+};
 use crate::telemetry::health::{self, Health};
 use crate::telemetry::{exporter, metrics, systemd};
 use space::SpaceFloor;
@@ -129,6 +132,9 @@ struct Daemon {
     changing: Arc<Mutex<Changing>>,
     /// Delayed claims of such files come back through here.
     requeue: (mpsc::Sender<PathBuf>, mpsc::Receiver<PathBuf>),
+    /// Between retries of a failed move out of processing/ (`ingest.retry_initial` to
+    /// `ingest.retry_max`).
+    move_backoff: Backoff,
 }
 
 impl Daemon {
@@ -203,6 +209,10 @@ impl Daemon {
                 settings.watch.changed_backoff_max,
             ))),
             requeue: mpsc::channel(WATCH_QUEUE),
+            move_backoff: Backoff {
+                initial: settings.ingest.retry_initial,
+                max: settings.ingest.retry_max,
+            },
         }))
     }
 
@@ -305,8 +315,14 @@ impl Daemon {
             let processing = self.folders.processing.clone();
             let from = path.clone();
             let claimed = match blocking::fs(move || claim::claim(&from, &processing)).await {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
+                Ok(claim::Claim::Claimed(c)) => c,
+                Ok(claim::Claim::Gone) => continue,
+                Ok(claim::Claim::NameInProcessing(there)) => {
+                    warn!(file = %Shown(&path), processing = %Shown(&there),
+                        "a file of this name is still in processing/ (being loaded, or its move \
+                         out is being retried): this delivery waits in the inbox");
+                    continue;
+                }
                 Err(e) => {
                     warn!(file = %Shown(&path), error = %e, "cannot claim; it stays in the inbox");
                     continue;
@@ -371,11 +387,12 @@ impl Daemon {
         let (loader, folders, hard) =
             (self.loader.clone(), self.folders.clone(), self.hard.clone());
         let changing = self.changing.clone();
+        let move_backoff = self.move_backoff;
         async move {
             let result = loader.load(&path, options, &hard, None).await;
             // Before the file is back in the inbox, where the watcher reports it again.
             note_change(&changing, &path, &result);
-            files::put_away(&folders, &path, &result).await;
+            files::put_away_retrying(&folders, &path, &result, move_backoff, &hard).await;
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
 
-use super::rename::{is_taken, rename_noreplace};
+use super::rename::{is_taken, moved, rename_noreplace};
 use crate::names::{Shown, derived};
 
 /// The folders of one instance, all under one parent on the inbox's filesystem.
@@ -87,17 +87,35 @@ impl Folders {
     }
 }
 
-/// Claims `file` by renaming it into `processing` (never replacing, both folders fsynced). None
-/// if another worker or instance took it first, it vanished, or a file of the same name is still
-/// being processed here (the new one waits in the inbox): none of that is an error.
-pub fn claim(file: &Path, processing: &Path) -> std::io::Result<Option<PathBuf>> {
+/// What became of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The file is in processing/ under this path.
+    Claimed(PathBuf),
+    /// Another worker or instance took it first, or it vanished: not an error.
+    Gone,
+    /// A file of the same name is still in this instance's processing/ (being loaded, or its
+    /// move out failed and is being retried): the new delivery waits in the inbox.
+    NameInProcessing(PathBuf),
+}
+
+/// Claims `file` by renaming it into `processing` (never replacing, both folders fsynced). A
+/// rename that happened but whose fsync failed is a claim (logged): the file is in processing/.
+pub fn claim(file: &Path, processing: &Path) -> std::io::Result<Claim> {
     let Some(name) = file.file_name() else {
-        return Ok(None);
+        return Ok(Claim::Gone);
     };
     let target = processing.join(name);
     match rename_noreplace(file, &target) {
-        Ok(()) => Ok(Some(target)),
-        Err(e) if is_taken(&e) || e.kind() == ErrorKind::NotFound => Ok(None),
+        Ok(()) => Ok(Claim::Claimed(target)),
+        Err(e) if moved(&e) => {
+            tracing::warn!(file = %Shown(&target), error = %e,
+                "claimed (moved into processing/), but the folders could not be fsynced: a power \
+                 loss could bring the file back to the inbox, where it would be a duplicate");
+            Ok(Claim::Claimed(target))
+        }
+        Err(e) if is_taken(&e) => Ok(Claim::NameInProcessing(target)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Claim::Gone),
         Err(e) => Err(e),
     }
 }
@@ -190,6 +208,11 @@ fn move_to_free_name(
         let target = dir.join(names(n));
         match rename_noreplace(file, &target) {
             Ok(()) => return Ok(target),
+            Err(e) if moved(&e) => {
+                tracing::warn!(file = %Shown(&target), error = %e,
+                    "moved, but the folders could not be fsynced: a power loss could undo the move");
+                return Ok(target);
+            }
             Err(e) if is_taken(&e) => continue,
             Err(e) => return Err(e),
         }
@@ -243,18 +266,22 @@ mod tests {
         let (_root, folders) = folders();
         let f = folders.inbox.join("X_full_1min_adjsplit.txt");
         std::fs::write(&f, "x").unwrap();
-        let claimed = claim(&f, &folders.processing).unwrap().unwrap();
+        let Claim::Claimed(claimed) = claim(&f, &folders.processing).unwrap() else {
+            panic!("not claimed")
+        };
         assert!(claimed.exists() && !f.exists());
         assert_eq!(
             claim(&f, &folders.processing).unwrap(),
-            None,
+            Claim::Gone,
             "second claim loses"
         );
         assert_eq!(pending(&folders.processing).unwrap(), vec![claimed.clone()]);
 
         let first = archive(&claimed, &folders.done).unwrap();
         std::fs::write(&f, "y").unwrap();
-        let again = claim(&f, &folders.processing).unwrap().unwrap();
+        let Claim::Claimed(again) = claim(&f, &folders.processing).unwrap() else {
+            panic!("not claimed")
+        };
         let second = archive(&again, &folders.done).unwrap();
         assert_ne!(first, second);
         assert_eq!(std::fs::read_to_string(first).unwrap(), "x");
@@ -269,7 +296,7 @@ mod tests {
         std::fs::write(folders.inbox.join(name), "new").unwrap();
         assert_eq!(
             claim(&folders.inbox.join(name), &folders.processing).unwrap(),
-            None
+            Claim::NameInProcessing(folders.processing.join(name))
         );
         let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
         assert_eq!(read(folders.processing.join(name)), "old");

@@ -20,14 +20,27 @@ use crate::names::Shown;
 /// a power loss the file is in exactly one of them, never both and never neither.
 ///
 /// An error of kind [`ErrorKind::AlreadyExists`] means `to` is taken and nothing moved;
-/// [`ErrorKind::NotFound`] that `from` is gone. Both paths must be on one filesystem.
+/// [`ErrorKind::NotFound`] that `from` is gone. An error for which [`moved`] is true means the
+/// file did move and only the fsync of a directory failed. Both paths must be on one filesystem.
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => {}
         Err(e) if e == Errno::INVAL || e == Errno::NOSYS => link_then_unlink(from, to)?,
         Err(e) => return Err(e.into()),
     }
-    sync_parents(from, to)
+    sync_parents(from, to).map_err(|e| io::Error::new(e.kind(), NotDurable(e)))
+}
+
+/// The rename happened, but a directory could not be fsynced after it: the file is at its new
+/// name, which a power loss before the next sync could undo.
+#[derive(Debug, thiserror::Error)]
+#[error("moved, but not made durable: {0}")]
+pub struct NotDurable(#[source] io::Error);
+
+/// Whether an error from [`rename_noreplace`] came after the file moved (only the fsync failed).
+pub fn moved(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<NotDurable>().is_some())
 }
 
 /// The fallback where the filesystem cannot rename without replacing: `link(2)` never replaces
