@@ -387,3 +387,49 @@ async fn a_failed_move_out_of_processing_was_never_retried_and_blocked_its_name_
     assert!(log.contains("retrying"), "{log}");
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// `ingest.shutdown_deadline` was not enforced during pass 1: the scan never looked at the
+/// cancellation, so a stop waited for a big file to be read whole. Now pass 1 stops within a
+/// few thousand rows of the cancellation, and the unit is interrupted (resumed at next start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_pass_1_waited_for_the_whole_file_to_be_read() {
+    let (session, schema, settings) = common::fresh_schema("wp_stop1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    // About 40 MB: pass 1 takes seconds, even in a release build.
+    let body = bars(1000, 960, 1);
+    let size = body.len() as u64;
+    let file = write_file(&dir.path().join("in"), "BIG_full_1min_adjsplit.txt", &body);
+    drop(body);
+    let (progress, cancel) = (Arc::new(Progress::default()), CancellationToken::new());
+    let load = {
+        let (loader, file, progress, cancel) = (
+            loader.clone(),
+            file.clone(),
+            progress.clone(),
+            cancel.clone(),
+        );
+        tokio::spawn(async move {
+            loader
+                .load(&file, LoadOptions::default(), &cancel, Some(progress))
+                .await
+        })
+    };
+    common::wait_until_async(WAIT, "pass 1 reading", || {
+        let p = progress.clone();
+        async move { p.bytes.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    let stopped = std::time::Instant::now();
+    cancel.cancel();
+    let result = load.await.unwrap();
+    let read = progress.bytes.load(Ordering::Relaxed);
+    assert!(result.interrupted(), "{result:?}");
+    assert!(
+        read < size,
+        "pass 1 read all {size} bytes after the stop ({:?} after it)",
+        stopped.elapsed()
+    );
+    assert!(history(&session, &schema).await.is_empty());
+    common::drop_keyspace(&session, &schema).await;
+}

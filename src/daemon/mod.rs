@@ -48,6 +48,9 @@ pub use reload::Reload;
 const WATCH_QUEUE: usize = 1024;
 /// How often readiness checks the database when nothing else talks to it.
 const DATABASE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long files may take to end after the deadline interrupted them (a pass stops within
+/// milliseconds; a task still running after this is abandoned: its file stays claimed).
+const DRAIN_AFTER_INTERRUPT: Duration = Duration::from_secs(10);
 /// Main-loop tick when systemd's watchdog is off.
 const IDLE_TICK: Duration = Duration::from_secs(60);
 
@@ -441,8 +444,18 @@ impl Daemon {
                 "deadline passed: interrupting files in flight; they stay claimed and resume at the next start"
             );
             self.hard.cancel();
-            while let Some(r) = self.files.join_next().await {
-                report_panic(r);
+            let files = &mut self.files;
+            let ended = tokio::time::timeout(DRAIN_AFTER_INTERRUPT, async {
+                while let Some(r) = files.join_next().await {
+                    report_panic(r);
+                }
+            })
+            .await;
+            if ended.is_err() {
+                error!(files = self.files.len(), waited = ?DRAIN_AFTER_INTERRUPT,
+                    "files in flight did not end after the interruption; abandoning them \
+                     (they stay claimed and resume at the next start)");
+                self.files.abort_all();
             }
         }
     }

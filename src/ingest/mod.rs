@@ -466,12 +466,26 @@ impl FileJob<'_> {
             Arc::clone(plan),
         );
         let (progress, threshold) = (self.progress.clone(), loader.reject_threshold);
+        let cancel = self.cancel.clone();
         let scanned = tokio::task::spawn_blocking(move || {
-            let scan = scan::scan(&file, &unit, &plan, threshold, &mut dead_letter, progress)?;
+            let scan = scan::scan(
+                &file,
+                &unit,
+                &plan,
+                threshold,
+                &mut dead_letter,
+                progress,
+                &cancel,
+            )?;
             Ok((scan, dead_letter))
         })
         .await;
         let (scan, dead_letter) = match scanned {
+            Ok(Ok((scan, dead_letter))) if scan.interrupted => {
+                // The next attempt scans and logs again.
+                dead_letter.discard();
+                return Err(FileResult::Interrupted);
+            }
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(self.fail(e)),
             Err(source) => {

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
 
 use super::Progress;
 use super::outcome::LoadError;
@@ -25,6 +26,9 @@ use crate::source::container::{Packaging, Unit};
 
 /// Read buffer of both passes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Rows between two looks at the cancellation in pass 1 (a few milliseconds of work).
+const ROWS_PER_CANCEL_CHECK: u64 = 4096;
 
 /// What pass 1 learned of a file.
 #[derive(Debug, Default)]
@@ -53,6 +57,8 @@ pub(crate) struct Scan {
     pub(crate) verdict: Option<Verdict>,
     /// The decoded content's length and chunk hashes: pass 2 writes rows of exactly this.
     pub(crate) content: Arc<Content>,
+    /// A stop cancelled the scan before the end: nothing else here counts.
+    pub(crate) interrupted: bool,
 }
 
 impl Scan {
@@ -294,7 +300,8 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, LoadError> {
 /// Pass 1: fingerprint, validate the records, write the dead-letter log, learn the covered
 /// range, judge the times (the gate). Validation stops once the unit is certain to be
 /// quarantined (share of rejected rows above `quarantine_above`); the rest is then only
-/// hashed. Blocking (file I/O and CPU): run it off the async runtime.
+/// hashed. Blocking (file I/O and CPU): run it off the async runtime. It looks at `cancel`
+/// every [`ROWS_PER_CANCEL_CHECK`] rows and returns early, [`Scan::interrupted`], once it fires.
 pub(crate) fn scan(
     file: &File,
     unit: &Unit,
@@ -302,6 +309,7 @@ pub(crate) fn scan(
     quarantine_above: f64,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
+    cancel: &CancellationToken,
 ) -> Result<Scan, LoadError> {
     // The size the early-stop bound relies on: from the descriptor being read for a plain
     // file, from its directory entry for a plain zip member; unknown for gzip and zstd (whose
@@ -325,10 +333,12 @@ pub(crate) fn scan(
         quarantine_above,
         dead_letter,
         progress,
+        cancel,
     )
 }
 
 /// [`scan`] of a unit whose decoded size was `size_at_start` when the scan began, if known.
+#[allow(clippy::too_many_arguments)]
 fn scan_sized(
     file: &File,
     unit: &Unit,
@@ -337,6 +347,7 @@ fn scan_sized(
     quarantine_above: f64,
     dead_letter: &mut DeadLetterLog,
     progress: Option<Arc<Progress>>,
+    cancel: &CancellationToken,
 ) -> Result<Scan, LoadError> {
     let mut pass = Pass::new(file, unit, plan, progress, None)?;
     let mut gate = plan.gate();
@@ -344,6 +355,10 @@ fn scan_sized(
     let mut s = Scan::default();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
+        if s.rows_in % ROWS_PER_CANCEL_CHECK == 0 && cancel.is_cancelled() {
+            s.interrupted = true;
+            return Ok(s);
+        }
         let r = match row {
             Row::Bar(v) => {
                 gate.observe(v.bar.ts_millis, v.bar.volume);
@@ -479,7 +494,17 @@ mod tests {
             DeadLetterConfig::default(),
         );
         let unit = unit_of(&file, "T_full_1min_adjsplit.txt");
-        let s = scan(&file, &unit, &firstrate_plan(), threshold, &mut log, None).unwrap();
+        let cancel = CancellationToken::new();
+        let s = scan(
+            &file,
+            &unit,
+            &firstrate_plan(),
+            threshold,
+            &mut log,
+            None,
+            &cancel,
+        )
+        .unwrap();
         log.discard();
         (s, dir)
     }
@@ -554,7 +579,18 @@ mod tests {
                 "t",
                 DeadLetterConfig::default(),
             );
-            scan_sized(&file, &unit, &plan, Some(size), 0.5, &mut log, None).unwrap()
+            let cancel = CancellationToken::new();
+            scan_sized(
+                &file,
+                &unit,
+                &plan,
+                Some(size),
+                0.5,
+                &mut log,
+                None,
+                &cancel,
+            )
+            .unwrap()
         };
         let same = scan_with_size(content.len() as u64);
         assert!(same.stopped_after_line.is_some() && !same.changed);
