@@ -1,7 +1,7 @@
 //! Batch: groups consecutive bars of one partition (symbol, month) into batches bounded by rows
 //! and estimated bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::model::{Bar, Bucket, Symbol};
@@ -27,11 +27,15 @@ pub(crate) struct PartitionBatch {
     pub bars: Vec<Bar>,
 }
 
-/// Most partly filled batches kept open at once. A file sorted by partition (one symbol's
-/// months in order, or a day file sorted by ticker) keeps few open; a file whose rows interleave
-/// symbols (sorted by time) keeps one per symbol, and past this bound the oldest open batch is
-/// sent as it is, so memory stays bounded whatever the order.
-const MAX_OPEN_BATCHES: usize = 1024;
+/// Most rows held in partly filled batches at once (a bar is 48 bytes: about 25 MB, twice that
+/// with the vectors' spare room). A file sorted by partition (one symbol's months in order, or
+/// a day file sorted by ticker) holds few; a file whose rows interleave symbols (sorted by
+/// time) holds a batch per symbol, and past this bound the least recently used open batch is
+/// sent as it is: a time-sorted day file of 10,000 tickers still gets batches of about 50 rows.
+const MAX_OPEN_ROWS: usize = 1 << 19;
+
+/// Most partly filled batches kept open at once (each costs its map entries besides its rows).
+const MAX_OPEN_BATCHES: usize = 1 << 16;
 
 /// Accumulates bars; hands out a batch when it is full, when too many are open, or at the end.
 #[derive(Debug)]
@@ -40,8 +44,13 @@ pub(crate) struct Batcher {
     rows_per_batch: usize,
     /// The batch being filled (the partition of the last bar: the fast path).
     current: Option<PartitionBatch>,
-    /// Other partly filled batches, by partition, with the order they were opened in.
+    /// Other partly filled batches, by partition, with the sequence number they were parked
+    /// under.
     open: HashMap<(Arc<Symbol>, Bucket), (u64, PartitionBatch)>,
+    /// The open batches' partitions by sequence number: the first is the least recently used.
+    by_age: BTreeMap<u64, (Arc<Symbol>, Bucket)>,
+    /// Rows in `open` and `current`.
+    held: usize,
     opened: u64,
 }
 
@@ -74,8 +83,15 @@ impl Batcher {
             rows_per_batch: limits.rows_per_batch(symbol_len),
             current: None,
             open: HashMap::new(),
+            by_age: BTreeMap::new(),
+            held: 0,
             opened: 0,
         }
+    }
+
+    /// Rows held in partly filled batches.
+    pub fn rows_held(&self) -> usize {
+        self.held
     }
 
     /// Adds a bar; returns the batches that are ready: a full one, and one sent early because
@@ -96,47 +112,65 @@ impl Batcher {
                 evicted = self.park(cur);
             }
             let reopened = self.open.remove(&(Arc::clone(symbol), bucket));
-            self.current = Some(reopened.map_or_else(
-                || PartitionBatch {
+            self.current = Some(match reopened {
+                Some((n, b)) => {
+                    self.by_age.remove(&n);
+                    b
+                }
+                None => PartitionBatch {
                     symbol: Arc::clone(symbol),
                     bucket,
-                    bars: Vec::with_capacity(self.rows_per_batch),
+                    // Grown as needed: thousands of open batches hold few rows each.
+                    bars: Vec::new(),
                 },
-                |(_, b)| b,
-            ));
+            });
         }
         let cur = self.current.as_mut().expect("set above");
         cur.bars.push(bar);
+        self.held += 1;
         let full = if cur.bars.len() >= self.rows_per_batch {
             self.current.take()
         } else {
             None
         };
+        if let Some(f) = &full {
+            self.held -= f.bars.len();
+        }
+        // One row came in: sending one open batch (at least one row) restores the bound.
+        if evicted.is_none() && self.held > MAX_OPEN_ROWS {
+            evicted = self.evict_oldest();
+        }
         [full, evicted]
     }
 
-    /// Keeps a partly filled batch open; sends the oldest open one when too many are.
+    /// Keeps a partly filled batch open; sends the least recently used one when too many are.
     fn park(&mut self, batch: PartitionBatch) -> Option<PartitionBatch> {
         self.opened += 1;
         let key = (Arc::clone(&batch.symbol), batch.bucket);
+        self.by_age.insert(self.opened, key.clone());
         self.open.insert(key, (self.opened, batch));
         if self.open.len() <= MAX_OPEN_BATCHES {
             return None;
         }
-        let oldest = self
-            .open
-            .iter()
-            .min_by_key(|(_, (n, _))| *n)
-            .map(|(k, _)| k.clone())?;
-        self.open.remove(&oldest).map(|(_, b)| b)
+        self.evict_oldest()
     }
 
-    /// The remaining, partly filled batches, in the order they were opened.
+    /// Takes the least recently used open batch out, to be sent as it is.
+    fn evict_oldest(&mut self) -> Option<PartitionBatch> {
+        let (_, key) = self.by_age.pop_first()?;
+        let (_, batch) = self.open.remove(&key)?;
+        self.held -= batch.bars.len();
+        Some(batch)
+    }
+
+    /// The remaining, partly filled batches, least recently used first.
     pub fn finish(&mut self) -> Vec<PartitionBatch> {
-        let mut rest: Vec<(u64, PartitionBatch)> = self.open.drain().map(|(_, v)| v).collect();
-        rest.sort_by_key(|(n, _)| *n);
-        let mut out: Vec<PartitionBatch> = rest.into_iter().map(|(_, b)| b).collect();
+        let mut out: Vec<PartitionBatch> = std::mem::take(&mut self.by_age)
+            .into_values()
+            .filter_map(|key| self.open.remove(&key).map(|(_, b)| b))
+            .collect();
         out.extend(self.current.take());
+        self.held = 0;
         out
     }
 }
@@ -253,6 +287,44 @@ mod tests {
         assert_eq!(first, ["S0", "S1", "S2", "S3"]);
         let rest = b.finish();
         assert_eq!(early.len() + rest.len(), n);
+    }
+
+    /// A day file of 10,000 tickers sorted by time (each minute cycles through every ticker):
+    /// a ticker's batch was sent after 1024 others had opened, with one row, after a scan of
+    /// the 1024 open ones. Now batches stay big and the rows held open stay under the bound.
+    #[test]
+    fn a_time_sorted_file_of_10000_tickers_sent_one_row_batches() {
+        let limits = BatchLimits {
+            max_rows: 100,
+            max_bytes: 1 << 20,
+        };
+        let jan = Bucket::parse("2020-01").unwrap();
+        let symbols: Vec<Arc<Symbol>> = (0..10_000)
+            .map(|i| Arc::new(Symbol::new(&format!("T{i}")).unwrap()))
+            .collect();
+        let mut b = Batcher::new(limits, 8);
+        let (mut batches, mut rows, mut most_held) = (0usize, 0usize, 0usize);
+        let minutes = 120;
+        for t in 0..minutes {
+            for s in &symbols {
+                for out in b.push(s, jan, bar(t)).into_iter().flatten() {
+                    batches += 1;
+                    rows += out.bars.len();
+                }
+                most_held = most_held.max(b.rows_held());
+            }
+        }
+        for out in b.finish() {
+            batches += 1;
+            rows += out.bars.len();
+        }
+        assert_eq!(rows, 10_000 * minutes as usize, "every row in a batch");
+        assert!(most_held <= MAX_OPEN_ROWS, "{most_held} rows held open");
+        let average = rows / batches;
+        assert!(
+            average >= 40,
+            "{batches} batches for {rows} rows: {average} rows a batch"
+        );
     }
 
     #[test]
