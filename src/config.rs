@@ -950,6 +950,16 @@ impl IngestConfig {
                 format!("`{instance}`: use letters, digits, `-`, `_` or `.` (it names a folder)"),
             ));
         }
+        // `processing/.` is processing/ itself, `processing/..` the state root.
+        if instance == "." || instance == ".." {
+            return Err(KeyError::new(
+                "ingest.instance",
+                format!(
+                    "`{instance}` is not a folder name of its own (it names the folder \
+                     processing/<instance>): use letters or digits, e.g. the host's name"
+                ),
+            ));
+        }
         Ok(instance)
     }
 }
@@ -1302,6 +1312,22 @@ mod tests {
     fn ingest(text: &str) -> Ingest {
         let config: Config = toml::from_str(text).unwrap();
         Settings::validate(config, None, None).unwrap().ingest
+    }
+
+    /// `.` and `..` passed as instance names: `processing/.` is processing/ itself (resume then
+    /// took every instance's folder for a file of its own), `processing/..` the state root.
+    #[test]
+    fn an_instance_named_dot_or_dot_dot_was_accepted() {
+        for name in [".", ".."] {
+            let config: Config =
+                toml::from_str(&format!("[ingest]\ninstance = \"{name}\"\n")).unwrap();
+            let err = Settings::validate(config, None, None)
+                .map(|s| s.ingest.instance)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ingest.instance"), "{err}");
+        }
+        assert_eq!(ingest("[ingest]\ninstance = \"a.b\"\n").instance, "a.b");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Retention: retires old files from the archive folders (`done/`, `duplicates/`, `failed/`,
 //! `dead-letter/`) by age and by total size, once at start and every `retention.interval`. A
 //! file in `failed/` goes together with its `*.error.json`. The inbox and `processing/` are
-//! never touched, nor files still being written (`*.tmp`, dot-files).
+//! never touched, nor files still being written (`*.tmp`, dot-files), except a `*.tmp` left by a
+//! crash (untouched for a day).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -83,6 +84,7 @@ fn sweep_folder(
         kept_bytes: 0,
         errors: 0,
     };
+    remove_stale_temp_files(dir, now, &mut report);
     let groups = match list(dir, name == "failed") {
         Ok(g) => g,
         Err(e) => {
@@ -102,6 +104,41 @@ fn sweep_folder(
         }
     }
     report
+}
+
+/// A `*.tmp` file (a dead-letter log or a sidecar being written) untouched for this long was
+/// left by a crash: nothing writes one for so long.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(86_400);
+
+/// Removes the `*.tmp` files of `dir` older than [`STALE_TEMP_AGE`], whatever the folder's
+/// limits: a crash left them, and no run will finish them.
+fn remove_stale_temp_files(dir: &Path, now: SystemTime, report: &mut FolderSweep) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut stale = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().ends_with(b".tmp") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if meta.is_file() && now.duration_since(mtime).unwrap_or(Duration::ZERO) > STALE_TEMP_AGE {
+            stale.push(dir.join(name));
+        }
+    }
+    if !stale.is_empty() {
+        info!(folder = %Shown(dir), files = stale.len(), "retention: removing temp files left by a crash");
+    }
+    delete(
+        &Group {
+            paths: stale,
+            bytes: 0,
+            mtime: now,
+        },
+        report,
+    );
 }
 
 /// Deletes a group's files, counting what went and what could not.
@@ -128,15 +165,27 @@ fn delete(group: &Group, report: &mut FolderSweep) {
 /// (still being written) are left alone. With `pair_sidecars`, a file and its sidecar are one
 /// unit.
 fn list(dir: &Path, pair_sidecars: bool) -> io::Result<Vec<Group>> {
-    let mut files: Vec<(OsString, u64, SystemTime)> = Vec::new();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
+        names.push(entry?.file_name());
+    }
+    groups_of(dir, names, pair_sidecars)
+}
+
+/// The files `names` of `dir` as retention units, oldest first.
+fn groups_of(dir: &Path, names: Vec<OsString>, pair_sidecars: bool) -> io::Result<Vec<Group>> {
+    let mut files: Vec<(OsString, u64, SystemTime)> = Vec::new();
+    for name in names {
         if !is_retained_name(&name) {
             continue;
         }
-        // The entry itself, never what a symbolic link points to.
-        let meta = entry.metadata()?;
+        // The entry itself, never what a symbolic link points to. One that vanished since the
+        // listing (archived or retired by another instance) is simply not there.
+        let meta = match std::fs::symlink_metadata(dir.join(&name)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if meta.is_dir() {
             continue;
         }
@@ -273,6 +322,58 @@ mod tests {
             .iter()
             .map(|g| g.paths[0].display().to_string())
             .collect()
+    }
+
+    /// One entry that vanished between the listing and its stat (another instance archived
+    /// or retired it) made the whole folder unlisted: nothing in it was retired that round.
+    #[test]
+    fn one_vanished_entry_made_retention_skip_the_whole_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        std::fs::write(dir.path().join("b"), "y").unwrap();
+        let names = ["a", "vanished", "b"].map(OsString::from).to_vec();
+        let groups = groups_of(dir.path(), names, false).expect("the folder is listed");
+        let mut listed = names_of(&groups);
+        listed.sort();
+        assert_eq!(listed, ["a", "b"]);
+    }
+
+    fn names_of(groups: &[Group]) -> Vec<String> {
+        groups
+            .iter()
+            .map(|g| {
+                g.paths[0]
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+
+    /// Temp files left by a crash (a dead-letter log or a sidecar being written) were never
+    /// removed: retention skips `*.tmp`. Now one older than a day goes; a fresh one stays.
+    #[test]
+    fn temp_files_left_by_a_crash_were_never_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stale, fresh) = (
+            dir.path().join("X.txt.a.rejects.jsonl.tmp"),
+            dir.path().join("Y.txt.error.json.tmp"),
+        );
+        std::fs::write(&stale, "left by a crash").unwrap();
+        std::fs::write(&fresh, "being written").unwrap();
+        let two_days_ago = SystemTime::now() - 2 * DAY;
+        filetime::set_file_mtime(&stale, filetime::FileTime::from_system_time(two_days_ago))
+            .unwrap();
+        let report = sweep_folder(
+            "dead_letter",
+            dir.path(),
+            &FolderRetention::default(),
+            SystemTime::now(),
+        );
+        assert!(!stale.exists(), "the stale temp file is still there");
+        assert!(fresh.exists());
+        assert_eq!(report.removed_files, 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
 
@@ -140,9 +141,16 @@ pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     let name = file
         .file_name()
         .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
+    // A taken name gets a suffix unique to this move (the time in µs), so a daily file of a
+    // fixed name is archived in two renames, not one per earlier archive; `.1`, `.2` after it
+    // only if two moves of the name share a microsecond.
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
     move_to_free_name(file, dir, |n| match n {
         0 => derived(name, ""),
-        n => derived(name, &format!(".{n}")),
+        1 => derived(name, &format!(".{unique}")),
+        n => derived(name, &format!(".{unique}.{}", n - 1)),
     })
 }
 
@@ -315,13 +323,44 @@ mod tests {
         let archived = archive(&claimed, &folders.done).unwrap();
         let archived_name = archived.file_name().unwrap();
         assert!(archived_name.len() <= NAME_MAX);
-        assert!(archived_name.as_bytes().ends_with(b".1"));
+        assert!(
+            archived_name
+                .as_bytes()
+                .iter()
+                .rev()
+                .take(16)
+                .all(u8::is_ascii_digit)
+        );
         assert_eq!(std::fs::read_to_string(&archived).unwrap(), "second");
         assert_eq!(
             std::fs::read_to_string(folders.done.join(&name)).unwrap(),
             "first"
         );
         assert!(!claimed.exists());
+    }
+
+    /// A daily file of a fixed name archived for the 301st time was moved by 301 renames, one
+    /// per taken name `X`, `X.1`, ... `X.300` (an NFS round trip each). Now a taken name gets a
+    /// unique suffix at once.
+    #[test]
+    fn archiving_a_fixed_name_probed_every_earlier_archive() {
+        let (_root, folders) = folders();
+        let name = "DAY_full_1min_adjsplit.txt";
+        std::fs::write(folders.done.join(name), "0").unwrap();
+        for n in 1..=300 {
+            std::fs::write(folders.done.join(format!("{name}.{n}")), "old").unwrap();
+        }
+        let claimed = folders.processing.join(name);
+        std::fs::write(&claimed, "new").unwrap();
+        let archived = archive(&claimed, &folders.done).unwrap();
+        let archived_name = archived.file_name().unwrap().to_string_lossy().into_owned();
+        assert_ne!(
+            archived_name,
+            format!("{name}.301"),
+            "probed every earlier name"
+        );
+        assert!(archived_name.starts_with(name), "{archived_name}");
+        assert_eq!(std::fs::read_to_string(&archived).unwrap(), "new");
     }
 
     #[test]
@@ -332,7 +371,13 @@ mod tests {
         let claimed = folders.processing.join(&name);
         std::fs::write(&claimed, "second").unwrap();
         let archived = archive(&claimed, &folders.done).unwrap();
-        assert_eq!(archived.file_name().unwrap().as_bytes(), b"Z_bad\xff.txt.1");
+        assert!(
+            archived
+                .file_name()
+                .unwrap()
+                .as_bytes()
+                .starts_with(b"Z_bad\xff.txt.")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
@@ -47,7 +48,22 @@ pub fn moved(e: &io::Error) -> bool {
 /// either. A crash between the link and the unlink leaves the file under both names (loaded
 /// again it is a duplicate by content), never under none.
 fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+    link_then_unlink_with(from, to, || {})
+}
+
+/// [`link_then_unlink`], running `between` after the link (tests put a race there).
+fn link_then_unlink_with(from: &Path, to: &Path, between: impl FnOnce()) -> io::Result<()> {
     std::fs::hard_link(from, to)?;
+    between();
+    // Unlink the old name only while it still names the file just linked: a new file renamed
+    // over it meanwhile stays (the moved file then has only its new name, so the move is done).
+    // The window left is the one between this check and the unlink.
+    let inode = |p: &Path| std::fs::symlink_metadata(p).map(|m| (m.dev(), m.ino()));
+    match (inode(from), inode(to)) {
+        (Ok(a), Ok(b)) if a != b => return Ok(()),
+        (Err(e), _) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        _ => {}
+    }
     if let Err(e) = std::fs::remove_file(from) {
         // Undo the link so the file stays where the caller believes it is.
         let _ = std::fs::remove_file(to);
@@ -139,6 +155,30 @@ mod tests {
         link_then_unlink(&a, &c).unwrap();
         assert!(!a.exists());
         assert_eq!(std::fs::read_to_string(&c).unwrap(), "new");
+    }
+
+    /// The fallback unlinked the old name without checking what it named: a new delivery
+    /// renamed over that name between the link and the unlink was deleted.
+    #[test]
+    fn the_link_fallback_unlinked_a_new_file_renamed_over_the_old_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbox_name, claimed, new) = (
+            dir.path().join("x"),
+            dir.path().join("claimed"),
+            dir.path().join("x.part"),
+        );
+        std::fs::write(&inbox_name, "first delivery").unwrap();
+        std::fs::write(&new, "second delivery").unwrap();
+        let moved = link_then_unlink_with(&inbox_name, &claimed, || {
+            std::fs::rename(&new, &inbox_name).unwrap();
+        });
+        assert!(moved.is_ok(), "{moved:?}");
+        assert_eq!(std::fs::read_to_string(&claimed).unwrap(), "first delivery");
+        assert_eq!(
+            std::fs::read_to_string(&inbox_name).ok().as_deref(),
+            Some("second delivery"),
+            "the new delivery was unlinked"
+        );
     }
 
     #[test]
