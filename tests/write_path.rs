@@ -433,3 +433,26 @@ async fn a_stop_during_pass_1_waited_for_the_whole_file_to_be_read() {
     assert!(history(&session, &schema).await.is_empty());
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// `load DIR` skipped symbolic links silently: a folder of links (how many people stage files)
+/// said "0 files" and exited 0. Now it names what it skipped and why, and exits non-zero when
+/// nothing was loadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_of_a_folder_of_symlinks_said_0_files_and_exit_0() {
+    let (session, schema, _) = common::fresh_schema("wp_links").await;
+    let site = common::Site::new(&schema.keyspace);
+    let real = write_file(
+        &site.dir.path().join("real"),
+        "LNK_full_1min_adjsplit.txt",
+        &bars(1, 10, 1),
+    );
+    let staged = site.dir.path().join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::os::unix::fs::symlink(&real, staged.join("LNK_full_1min_adjsplit.txt")).unwrap();
+    let config = site.config("l", "");
+    let (code, stderr) = common::run_load(&config, &[staged.to_str().unwrap()]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(stderr.contains("LNK_full_1min_adjsplit.txt"), "{stderr}");
+    common::drop_keyspace(&session, &schema).await;
+}

@@ -27,21 +27,45 @@ const PROGRESS_TICK: Duration = Duration::from_millis(200);
 /// How often plain progress lines are printed when stderr is not a terminal.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// The files named by `paths`, folders expanded, in a stable order.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
+/// What a folder held that is not loaded: a symbolic link, a FIFO, a socket, a device (folders
+/// are walked, dot-files and `*.part`/`*.tmp` are not deliveries and are not listed).
+pub struct Skipped {
+    pub path: PathBuf,
+    pub kind: &'static str,
+}
+
+/// The files named by `paths`, folders expanded, in a stable order, and the entries of those
+/// folders that are not regular files (never followed).
+pub fn expand(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Skipped>), String> {
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", Shown(p)))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut skipped)?;
         } else {
             out.push(p.clone());
         }
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// What an entry that is neither a folder nor a regular file is.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link (load follows none: name the file it points to)"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<Skipped>) -> Result<(), String> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", Shown(dir)))?
         .filter_map(Result::ok)
@@ -53,9 +77,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
         }
         let path = entry.path();
         match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, out)?,
+            Ok(t) if t.is_dir() => walk(&path, out, skipped)?,
             Ok(t) if t.is_file() => out.push(path),
-            _ => {}
+            Ok(t) => skipped.push(Skipped {
+                path,
+                kind: kind_of(t),
+            }),
+            Err(_) => skipped.push(Skipped {
+                path,
+                kind: "unreadable (its type cannot be read)",
+            }),
         }
     }
     Ok(())
@@ -152,13 +183,23 @@ impl Totals {
 
 /// Runs `bar-ingest load`.
 pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let files = match expand(&args.paths) {
+    let (files, skipped) = match expand(&args.paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("bar-ingest: error: {e}");
             return Ok(exit::code(exit::CANNOT_RUN));
         }
     };
+    for s in &skipped {
+        eprintln!("bar-ingest: skipped {}: {}", Shown(&s.path), s.kind);
+    }
+    if files.is_empty() && !skipped.is_empty() {
+        eprintln!(
+            "bar-ingest: error: nothing to load: {} entries skipped, no regular file",
+            skipped.len()
+        );
+        return Ok(exit::code(exit::CANNOT_RUN));
+    }
     let cancel = cancel_on_ctrl_c();
     // `load` does not wait for a database that is down at start: it says so and exits 2.
     // (Once running, writes are retried for as long as the database is away, like the daemon.)
