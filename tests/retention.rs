@@ -74,11 +74,12 @@ fn files_past_max_age_leave_every_archive_folder_and_younger_ones_stay() {
         old.push(file(d, "OLD_full_1min_adjsplit.txt", 100, DAY * 40));
         young.push(file(d, "NEW_full_1min_adjsplit.txt", 100, DAY * 20));
     }
-    // Never touched, however old: the inbox, processing/, and a dead-letter log being written.
+    // Never touched, however old: the inbox and processing/; nor a dead-letter log being
+    // written (written to within the day: one untouched for a day was left by a crash).
     let untouched = [
         file(&f.inbox, "IN_full_1min_adjsplit.txt", 10, DAY * 400),
         file(&f.processing, "PR_full_1min_adjsplit.txt", 10, DAY * 400),
-        file(&f.dead_letter, "X.txt.a.rejects.jsonl.tmp", 10, DAY * 400),
+        file(&f.dead_letter, "X.txt.a.rejects.jsonl.tmp", 10, DAY / 2),
     ];
 
     let sweeps = retention::sweep(&f, &config, SystemTime::now());

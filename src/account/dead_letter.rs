@@ -81,6 +81,9 @@ pub(crate) struct DeadLetterLog {
     time: String,
 }
 
+/// Temp logs opened by this process so far (part of each temp name).
+static TEMP_LOGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl DeadLetterLog {
     /// A log for the input file named `input_name`, kept in `dir` (created if missing).
     pub fn new(dir: &Path, input_name: &OsStr, instance: &str, budget: DeadLetterConfig) -> Self {
@@ -88,9 +91,15 @@ impl DeadLetterLog {
             file_shown: Shown(Path::new(input_name)).to_string(),
             input_name: input_name.to_owned(),
             dir: dir.to_owned(),
+            // The process and a count in it: `load` on a daemon's host shares its instance
+            // name, and two logs of one name must never write one temp file.
             tmp: dir.join(derived(
                 input_name,
-                &format!(".{instance}.rejects.jsonl.tmp"),
+                &format!(
+                    ".{instance}.{}-{}.rejects.jsonl.tmp",
+                    std::process::id(),
+                    TEMP_LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
             )),
             budget,
             out: None,
@@ -437,6 +446,19 @@ mod tests {
         assert!(final_name.len() <= crate::names::NAME_MAX);
         assert!(final_name.ends_with(b".rejects.jsonl"));
         assert_eq!(json_lines(&path)[0]["file"], name.as_str());
+    }
+
+    /// `load` on a daemon's host has the daemon's instance name: both wrote the rejects of a
+    /// file of one name to one temp path, each truncating the other's. Now every log has a temp
+    /// file of its own.
+    #[test]
+    fn load_on_a_daemon_host_shared_the_daemons_dead_letter_temp_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = OsString::from("AAPL_full_1min_adjsplit.txt");
+        let budget = DeadLetterConfig::default();
+        let daemon = DeadLetterLog::new(dir.path(), &name, "host1", budget);
+        let load = DeadLetterLog::new(dir.path(), &name, "host1", budget);
+        assert_ne!(daemon.tmp, load.tmp);
     }
 
     #[test]
