@@ -456,3 +456,28 @@ async fn load_of_a_folder_of_symlinks_said_0_files_and_exit_0() {
     assert!(stderr.contains("LNK_full_1min_adjsplit.txt"), "{stderr}");
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// A quarantine recorded its outcome over the history row of the same identity, even one that
+/// said `loaded` (the same content, quarantined after a lower `reject_threshold`): the history
+/// then denied rows that are in the database. Now a loaded row is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_overwrote_the_loaded_history_row_of_its_content() {
+    let (session, schema, mut settings) = common::fresh_schema("wp_quar").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = bars(1, 7, 1);
+    body.push_str("bad line\nbad line\nbad line\n");
+    let file = write_file(&dir.path().join("in"), "QRT_full_1min_adjsplit.txt", &body);
+    settings.ingest.reject_threshold = 0.5;
+    let lenient = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    let first = load_one(&lenient, &file, None).await;
+    assert!(matches!(first, FileResult::Loaded(_)), "{first:?}");
+    settings.ingest.reject_threshold = 0.1;
+    let strict = common::loader(&settings, &dir.path().join("dead-letter")).await;
+    let second = load_one(&strict, &file, None).await;
+    assert!(matches!(second, FileResult::Quarantined(..)), "{second:?}");
+    let records = history(&session, &schema).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].outcome, Outcome::Loaded, "{:?}", records[0]);
+    assert_eq!(records[0].rows_written, 7);
+    common::drop_keyspace(&session, &schema).await;
+}

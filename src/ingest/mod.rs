@@ -594,7 +594,11 @@ impl FileJob<'_> {
         }
         record.outcome = outcome;
         record.error = Some(why.clone());
-        if let Err(early) = self.record_final(&mut record).await {
+        if self.recorded_loaded(&record.fingerprint).await {
+            // Its rows are in the database: the history keeps saying so.
+            info!(file = %Shown(Path::new(self.unit.name())), outcome = outcome.as_str(),
+                "this content is recorded as loaded; its history row is kept");
+        } else if let Err(early) = self.record_final(&mut record).await {
             return early;
         }
         let summary = self.take_summary();
@@ -602,6 +606,21 @@ impl FileJob<'_> {
             Outcome::Empty => FileResult::Empty(summary),
             _ => FileResult::Quarantined(summary, why),
         }
+    }
+
+    /// Whether the history records this identity as loaded (a failed lookup says no).
+    async fn recorded_loaded(&self, fingerprint: &str) -> bool {
+        let (loader, session) = (self.loader, self.loader.writer.session().clone());
+        let looked_up = loader
+            .writer
+            .retrier()
+            .retrying(self.cancel, || {
+                loader
+                    .history
+                    .lookup(&session, fingerprint, &self.summary.symbol)
+            })
+            .await;
+        matches!(looked_up, Ok(Some(k)) if k.outcome == Outcome::Loaded)
     }
 
     /// Exactly once per content: the history decides whether to write, and at which timestamp.
