@@ -481,3 +481,25 @@ async fn a_quarantine_overwrote_the_loaded_history_row_of_its_content() {
     assert_eq!(records[0].rows_written, 7);
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// A mistyped `database.local_datacenter` came out as the driver's "empty plan" error on the
+/// first query (or, retried, as a database that does not answer). Now the connection says the
+/// key names no datacenter of the cluster and which ones it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_local_datacenter_did_not_say_so() {
+    let (session, schema, _) = common::fresh_schema("wp_dc").await;
+    let site = common::Site::new(&schema.keyspace);
+    let file = write_file(&site.inbox(), "DC_full_1min_adjsplit.txt", &bars(1, 5, 1));
+    let config = site.config("d", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[database]\n", "[database]\nlocal_datacenter = \"dc-typo\"\n");
+    std::fs::write(&config, text).unwrap();
+    let (code, stderr) = common::run_load(&config, &[file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("database.local_datacenter") && stderr.contains("dc-typo"),
+        "{stderr}"
+    );
+    common::drop_keyspace(&session, &schema).await;
+}

@@ -51,6 +51,18 @@ pub enum StoreError {
         points: String,
         source: Box<NewSessionError>,
     },
+    /// `database.local_datacenter` names no datacenter of the cluster (a typo): every request
+    /// would find no node to go to.
+    #[error(
+        "database.local_datacenter = `{named}` names no datacenter of the cluster at {points} \
+         (its datacenters: {known}); a configuration error, not an outage: fix the name, or \
+         leave it empty"
+    )]
+    UnknownDatacenter {
+        named: String,
+        points: String,
+        known: String,
+    },
     /// The cluster refused the credentials (or wants some).
     #[error(
         "authentication failed: the database at {points} refused {who}: {said}\n\

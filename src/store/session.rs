@@ -43,10 +43,34 @@ pub async fn connect(settings: &Settings) -> Result<Session, StoreError> {
     if db.tls.enabled {
         builder = builder.tls_context(Some(tls_context(&db.tls)?));
     }
-    builder
+    let session = builder
         .build()
         .await
-        .map_err(|source| connect_error(db, source))
+        .map_err(|source| connect_error(db, source))?;
+    check_datacenter(db, &session)?;
+    Ok(session)
+}
+
+/// A `local_datacenter` must be one the cluster has: with a typo, no node is ever chosen and
+/// every request fails with the driver's "empty plan".
+fn check_datacenter(db: &Database, session: &Session) -> Result<(), StoreError> {
+    if db.local_datacenter.is_empty() {
+        return Ok(());
+    }
+    let state = session.get_cluster_state();
+    let known: std::collections::BTreeSet<String> = state
+        .get_nodes_info()
+        .iter()
+        .filter_map(|n| n.datacenter.clone())
+        .collect();
+    if known.is_empty() || known.contains(&db.local_datacenter) {
+        return Ok(());
+    }
+    Err(StoreError::UnknownDatacenter {
+        named: db.local_datacenter.clone(),
+        points: db.contact_points.join(", "),
+        known: known.into_iter().collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// A failed session as an outage or as the configuration error it is.
