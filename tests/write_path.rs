@@ -491,9 +491,10 @@ async fn a_mistyped_local_datacenter_did_not_say_so() {
     let site = common::Site::new(&schema.keyspace);
     let file = write_file(&site.inbox(), "DC_full_1min_adjsplit.txt", &bars(1, 5, 1));
     let config = site.config("d", "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[database]\n", "[database]\nlocal_datacenter = \"dc-typo\"\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[database]\n",
+        "[database]\nlocal_datacenter = \"dc-typo\"\n",
+    );
     std::fs::write(&config, text).unwrap();
     let (code, stderr) = common::run_load(&config, &[file.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
@@ -501,5 +502,36 @@ async fn a_mistyped_local_datacenter_did_not_say_so() {
         stderr.contains("database.local_datacenter") && stderr.contains("dc-typo"),
         "{stderr}"
     );
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// A file handed back beside a new delivery of its name lands as `<name>.<suffix>`, and that
+/// name no longer matched `[[source]]` patterns such as `*_utc.txt`: it was read under the
+/// default rule (New York time), five hours off. Now the suffix a move adds is not part of the
+/// name rules and symbols are read from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_back_name_with_a_suffix_no_longer_matched_its_source_rule() {
+    let (session, schema, _) = common::fresh_schema("wp_suffix").await;
+    let site = common::Site::new(&schema.keyspace);
+    let body = bars(2, 30, 1);
+    // As `claim::archive` names a hand-back whose name is taken.
+    let file = write_file(&site.inbox(), "UTCQ_utc.txt.1733400000123456", &body);
+    let rules = "[[source]]\npattern = \"*_utc.txt\"\nlayout = \"firstrate\"\ntimezone = \"UTC\"\n";
+    let (code, stderr) = common::run_load(&site.config("s", rules), &[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let utc = |line: &str| {
+        let t = chrono::NaiveDateTime::parse_from_str(&line[..19], "%Y-%m-%d %H:%M:%S").unwrap();
+        t.and_utc().timestamp_millis()
+    };
+    let expected: Vec<i64> = body.lines().map(utc).collect();
+    let stored: Vec<i64> = common::all_bars(&session, &schema)
+        .await
+        .into_iter()
+        .map(|b| {
+            assert_eq!(b.0, "UTCQ");
+            b.1
+        })
+        .collect();
+    assert_eq!(stored, expected, "read under another rule than `*_utc.txt`");
     common::drop_keyspace(&session, &schema).await;
 }

@@ -34,6 +34,7 @@ use crate::config::{DeadLetterConfig, Settings};
 use crate::model::Symbol;
 use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
+use crate::pipeline::claim;
 use crate::pipeline::gate::Verdict;
 use crate::pipeline::write::Writer;
 use crate::source::container::{self, Delivery, Unit};
@@ -178,7 +179,8 @@ impl Loader {
         progress: Option<Arc<Progress>>,
     ) -> DeliveryResult {
         let started = Instant::now();
-        let name = path.file_name().unwrap_or_default().to_owned();
+        // The delivered name, without a suffix a hand-back beside a new delivery added.
+        let name = claim::logical_name(path.file_name().unwrap_or_default()).to_owned();
         let delivery_summary = || FileSummary {
             file_name: name.to_string_lossy().into_owned(),
             ..FileSummary::default()
@@ -424,7 +426,8 @@ impl FileJob<'_> {
     /// How the unit is read: the rule that covers it, its layout (the rule's, or detected from
     /// its first bytes) and its symbol. Blocking (it may read and decode the first bytes).
     async fn identify(&mut self) -> Result<Arc<Plan>, Early> {
-        let delivery_name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let delivery_name =
+            claim::logical_name(self.path.file_name().unwrap_or_default()).to_string_lossy();
         let inner = self.unit.inner_name().to_string_lossy();
         let rule = self
             .loader

@@ -154,6 +154,40 @@ pub fn archive(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     })
 }
 
+/// Digits of the unique suffix [`archive`] gives a taken name (µs since the epoch, from 2001 to
+/// 2286).
+const UNIQUE_DIGITS: usize = 16;
+
+/// The name a file was delivered under: `name` without the suffix [`archive`] adds when the
+/// name is taken (`.<16 digits>`, and `.<n>` after it on a tie), so that a file handed back
+/// beside a new delivery of its name still matches its `[[source]]` rule and names its symbol.
+/// Other names are returned as they are.
+pub fn logical_name(name: &OsStr) -> &OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    let b = name.as_bytes();
+    let digits_before = |end: usize| {
+        b[..end]
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut end = b.len();
+    // A tie's `.<n>` after the unique part.
+    let n = digits_before(end);
+    if (1..=3).contains(&n) && end > n && b[end - n - 1] == b'.' {
+        let before = end - n - 1;
+        if digits_before(before) == UNIQUE_DIGITS {
+            end = before;
+        }
+    }
+    let d = digits_before(end);
+    if d == UNIQUE_DIGITS && end > d + 1 && b[end - d - 1] == b'.' {
+        return OsStr::from_bytes(&b[..end - d - 1]);
+    }
+    name
+}
+
 /// [`archive`] into an archive folder (done/, duplicates/, failed/), then sets the file's
 /// modification time to now: retention ages (`[retention.*] max_age`) count from the archiving,
 /// not from when the vendor wrote the file (a copy that kept its mtime would be old on arrival).
@@ -337,6 +371,24 @@ mod tests {
             "first"
         );
         assert!(!claimed.exists());
+    }
+
+    #[test]
+    fn the_logical_name_drops_only_the_suffix_archive_adds() {
+        let l = |s: &str| logical_name(OsStr::new(s)).to_str().unwrap().to_owned();
+        assert_eq!(l("A_utc.csv.1733400000123456"), "A_utc.csv");
+        assert_eq!(l("A_utc.csv.1733400000123456.2"), "A_utc.csv");
+        assert_eq!(l("A_utc.csv"), "A_utc.csv");
+        assert_eq!(l("A_utc.csv.1"), "A_utc.csv.1");
+        assert_eq!(l("A.173340000012345"), "A.173340000012345");
+        assert_eq!(l("1733400000123456"), "1733400000123456");
+        // What `archive` gives a taken name.
+        let (_root, folders) = folders();
+        std::fs::write(folders.inbox.join("B_utc.csv"), "new").unwrap();
+        let handed = folders.processing.join("B_utc.csv");
+        std::fs::write(&handed, "old").unwrap();
+        let back = archive(&handed, &folders.inbox).unwrap();
+        assert_eq!(logical_name(back.file_name().unwrap()), "B_utc.csv");
     }
 
     /// A daily file of a fixed name archived for the 301st time was moved by 301 renames, one
