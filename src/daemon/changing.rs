@@ -1,9 +1,43 @@
 //! Backoff for files that keep changing: a file handed back because it changed while it was
-//! loaded is not claimed again before a delay that doubles each time it happens again.
+//! loaded is not claimed again before a delay that doubles each time it happens again. The
+//! delay travels with the file, as an extended attribute ([`mark`], [`marked`]), so that every
+//! instance on a shared inbox keeps it, not only the one that handed the file back.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The extended attribute a hand-back leaves on the file: `<not before, µs since the epoch>
+/// <times it changed in a row>`.
+const MARK: &str = "user.bar_ingest.changed";
+
+/// Records on the file (not following a link) that it may not be claimed before `not_before`,
+/// having changed `times` times in a row. Fails where the file system has no user extended
+/// attributes (the backoff then holds in this instance only).
+pub(crate) fn mark(path: &Path, not_before: SystemTime, times: u32) -> std::io::Result<()> {
+    let micros = not_before
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let value = format!("{micros} {times}");
+    rustix::fs::lsetxattr(
+        path,
+        MARK,
+        value.as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// What [`mark`] recorded on the file: until when to wait, and how often it changed.
+pub(crate) fn marked(path: &Path) -> Option<(SystemTime, u32)> {
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::lgetxattr(path, MARK, &mut buf[..]).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+    let (micros, times) = text.split_once(' ')?;
+    let not_before = UNIX_EPOCH + Duration::from_micros(micros.parse().ok()?);
+    Some((not_before, times.parse().ok()?))
+}
 
 /// Per file name: how often in a row it changed under the loader, and when it may be claimed.
 #[derive(Debug)]
@@ -49,6 +83,27 @@ impl Changing {
         delay
     }
 
+    /// Takes what another instance recorded on the file ([`marked`]): it changed `times` times in
+    /// a row and may not be claimed before `not_before`. Keeps whichever is later.
+    pub(crate) fn adopt(&mut self, name: &OsString, times: u32, not_before: SystemTime) {
+        let left = not_before
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let not_before = Instant::now() + left;
+        let entry = self.files.entry(name.clone()).or_insert(Entry {
+            times,
+            not_before,
+            requeued: false,
+        });
+        entry.times = entry.times.max(times);
+        entry.not_before = entry.not_before.max(not_before);
+    }
+
+    /// How often the file changed in a row so far.
+    pub(crate) fn times(&self, name: &OsString) -> u32 {
+        self.files.get(name).map_or(0, |e| e.times)
+    }
+
     /// The file reached any other result: its history is forgotten.
     pub(crate) fn settled(&mut self, name: &OsString) {
         self.files.remove(name);
@@ -80,6 +135,29 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    /// The backoff lived in the memory of the instance that handed the file back: another
+    /// instance on the same inbox claimed the file again at once. Now the file carries it.
+    #[test]
+    fn another_instance_reclaimed_a_handed_back_file_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("X.txt");
+        std::fs::write(&file, "x").unwrap();
+        let name = OsString::from("X.txt");
+        let mut a = Changing::new(10 * S, 60 * S);
+        a.changed(name.clone(), Instant::now());
+        let delay = a.changed(name.clone(), Instant::now());
+        mark(&file, SystemTime::now() + delay, a.times(&name)).unwrap();
+        // Instance b never saw the file change: on its own it would claim it at once.
+        let mut b = Changing::new(10 * S, 60 * S);
+        assert_eq!(b.wait(&name, Instant::now()), None);
+        let (not_before, times) = marked(&file).expect("the file carries its backoff");
+        b.adopt(&name, times, not_before);
+        let (left, schedule) = b.wait(&name, Instant::now()).expect("b waits too");
+        assert!(left > 15 * S && left <= 20 * S && schedule, "{left:?}");
+        // Its next change doubles from there.
+        assert_eq!(b.changed(name, Instant::now()), 40 * S);
+    }
 
     #[test]
     fn delays_double_up_to_the_cap_and_reset_when_settled() {

@@ -348,6 +348,10 @@ impl Daemon {
     /// such report schedules the delayed claim.
     fn backing_off(&self, path: &Path) -> bool {
         let name = file_name(path);
+        // Another instance may have handed it back: its delay is on the file.
+        if let Some((not_before, times)) = changing::marked(path) {
+            self.with_changing(|c| c.adopt(&name, times, not_before));
+        }
         let Some((left, schedule)) = self.with_changing(|c| c.wait(&name, Instant::now())) else {
             return false;
         };
@@ -465,7 +469,18 @@ impl Daemon {
 fn note_change(changing: &Mutex<Changing>, path: &Path, result: &DeliveryResult) {
     let mut changing = changing.lock().unwrap_or_else(PoisonError::into_inner);
     if result.changed() {
-        let delay = changing.changed(file_name(path), Instant::now());
+        let name = file_name(path);
+        if let Some((not_before, times)) = changing::marked(path) {
+            changing.adopt(&name, times, not_before);
+        }
+        let delay = changing.changed(name.clone(), Instant::now());
+        // On the file, so that every instance on the inbox waits as long.
+        let times = changing.times(&name);
+        if let Err(e) = changing::mark(path, std::time::SystemTime::now() + delay, times) {
+            warn!(file = %Shown(path), error = %e,
+                "cannot record the backoff on the file (no user extended attributes?): other \
+                 instances may claim it before the delay");
+        }
         warn!(file = %Shown(path), delay = ?delay,
             "the file keeps changing; it is claimed again after this delay");
     } else if !result.interrupted() {
