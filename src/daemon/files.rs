@@ -91,7 +91,7 @@ pub(crate) async fn put_away(
     if result.interrupted() {
         return Ok(());
     }
-    let moved = match &result.units[..] {
+    match &result.units[..] {
         _ if result.changed() => archive(path, &folders.inbox, Stamp::Keep)
             .await
             .map(|back| {
@@ -112,8 +112,7 @@ pub(crate) async fn put_away(
                 "units of the delivery not loaded; moved to failed/ (the others are loaded)");
             fail_units(path, folders, units).await
         }
-    };
-    moved
+    }
 }
 
 /// Moves a delivery of one unit where its result says.

@@ -90,6 +90,7 @@ impl Batcher {
     }
 
     /// Rows held in partly filled batches.
+    #[cfg(test)]
     pub fn rows_held(&self) -> usize {
         self.held
     }
