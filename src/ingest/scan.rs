@@ -14,8 +14,10 @@ use chrono::NaiveDate;
 
 use super::Progress;
 use super::outcome::LoadError;
-use super::plan::Plan;
+use super::plan::{Plan, Refusal};
+use super::spacing::Spacing;
 use crate::account::dead_letter::DeadLetterLog;
+use crate::model::reject::RejectReason;
 use crate::model::{Bucket, Symbol};
 use crate::pipeline::gate::Verdict;
 use crate::pipeline::validate::{BarReader, Row};
@@ -50,6 +52,9 @@ pub(crate) struct Scan {
     pub(crate) last_bar: Option<i64>,
     /// What the time-zone gate made of the good rows (None when validation stopped early).
     pub(crate) verdict: Option<Verdict>,
+    /// The unit is refused whole: by its plan (nothing parsed), by a record that says it is no
+    /// one-minute bar (validation stopped there), or by the spacing of its times.
+    pub(crate) refused: Option<Refusal>,
 }
 
 impl Scan {
@@ -316,20 +321,41 @@ fn scan_sized(
     progress: Option<Arc<Progress>>,
 ) -> Result<Scan, LoadError> {
     let mut pass = Pass::new(file, unit, plan, progress)?;
-    let mut gate = plan.gate();
-    let min_record_bytes = plan.layout.min_record_bytes();
     let mut s = Scan::default();
+    if let Some(refused) = &plan.refused {
+        // Refused whole: only its fingerprint is wanted.
+        s.refused = Some(refused.clone());
+        pass.hash_whole(file)?;
+        pass.end();
+        s.fingerprint = pass.fingerprint();
+        s.size = pass.hashed_bytes();
+        return Ok(s);
+    }
+    let mut gate = plan.gate();
+    let mut spacing = Spacing::new(plan.exchange_tz);
+    let min_record_bytes = plan.layout.min_record_bytes();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
         let r = match row {
             Row::Bar(v) => {
                 gate.observe(v.bar.ts_millis, v.bar.volume);
+                spacing.observe(v.symbol.as_ref(), v.bar.ts_millis, v.local_date);
                 s.add_bar(v.bar.ts_millis, v.bucket, v.local_date, v.symbol);
                 continue;
             }
             Row::Rejected(r) => r,
         };
         dead_letter.reject(&r).map_err(LoadError::DeadLetter)?;
+        if r.reason == RejectReason::NotOneMinute {
+            // One record of another interval decides the unit: stop, as for the early stop.
+            let how = format!("its records: line {}", r.line);
+            s.refused = Some(Refusal::not_one_minute(&r.message, &how));
+            s.stopped_after_line = Some(r.line);
+            dead_letter.scan_stopped(r.line);
+            let hashed = pass.hash_whole(file)?;
+            s.changed = size_at_start.is_some_and(|size| hashed != size);
+            break;
+        }
         let Some(size) = size_at_start else { continue };
         let bytes_left = size.saturating_sub(pass.bytes_in_rows());
         if certain_to_quarantine(
@@ -353,6 +379,9 @@ fn scan_sized(
     s.size = pass.hashed_bytes();
     if s.stopped_after_line.is_none() {
         s.verdict = Some(gate.verdict());
+        if let Some((interval, how)) = spacing.verdict() {
+            s.refused = Some(Refusal::not_one_minute(interval.name(), &how));
+        }
     }
     Ok(s)
 }
@@ -420,6 +449,7 @@ mod tests {
             naive_tz: NY,
             symbol: Symbol::new("T"),
             rule: SourceRule::default_rule(),
+            refused: None,
         }
     }
 

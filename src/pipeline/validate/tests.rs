@@ -232,7 +232,10 @@ fn every_reason_has_a_line_that_triggers_it() {
         first_reason(dup.as_bytes()),
         RejectReason::DuplicateTimestamp
     );
-    let earlier = format!("{ok}\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n");
+    // The first two times say the file runs oldest first; a later earlier one is out of order.
+    let earlier = format!(
+        "{ok}\n2024-01-02 10:01:00,1,2,0.5,1.5,7\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n"
+    );
     assert_eq!(first_reason(earlier.as_bytes()), RejectReason::OutOfOrder);
     let mut long = vec![b'1'; 5000];
     long.push(b'\n');
@@ -247,6 +250,8 @@ fn every_reason_has_a_line_that_triggers_it() {
         RejectReason::LineTooLong,
         // Only multi-symbol layouts read a symbol field: see source::polygon's tests.
         RejectReason::BadSymbol,
+        // Only Databento records say their interval (rtype): see source::databento's tests.
+        RejectReason::NotOneMinute,
     ]);
     assert_eq!(covered.len(), RejectReason::ALL.len());
 }
