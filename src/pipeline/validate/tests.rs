@@ -266,8 +266,10 @@ fn messages_say_what_is_wrong() {
 
 #[test]
 fn duplicates_and_out_of_order_compare_with_the_last_accepted_bar() {
+    // The first two times say the file runs oldest first.
     let rows = rows_of(
-        b"2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
+        b"2024-01-02 10:00:30,1,2,0.5,1.5,7\n\
+          2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:00:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:02:00,1,2,0.5,5,7\n\
@@ -284,6 +286,7 @@ fn duplicates_and_out_of_order_compare_with_the_last_accepted_bar() {
     assert_eq!(
         reasons,
         [
+            None,
             None,
             Some(RejectReason::OutOfOrder),
             Some(RejectReason::DuplicateTimestamp),
@@ -349,6 +352,43 @@ fn fall_back_2024_in_new_york_keeps_timestamps_increasing() {
         b"2024-11-03 01:30:00,1,1,1,1,1\n2024-11-03 01:30:00,1,1,1,1,1\n2024-11-03 01:30:00,1,1,1,1,1\n",
     );
     assert_eq!(rejection(&rows[2]).reason, RejectReason::DuplicateTimestamp);
+}
+
+#[test]
+fn a_newest_first_file_gives_the_bars_of_its_time_ordered_twin() {
+    // Across the 2024 fall-back (the repeated hour twice) and a month end.
+    let mut lines = Vec::new();
+    let mut t = NaiveDate::from_ymd_opt(2024, 10, 31)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap();
+    let mut repeated = false;
+    while t < NaiveDate::from_ymd_opt(2024, 11, 3).unwrap().and_hms_opt(3, 0, 0).unwrap() {
+        lines.push(format!("{},1,2,0.5,1.5,7", t.format("%Y-%m-%d %H:%M:%S")));
+        t += chrono::Duration::minutes(7);
+        if !repeated && t.format("%Y-%m-%d %H").to_string() == "2024-11-03 02" {
+            // The wall clock goes back from 02:00 EDT to 01:00 EST.
+            t -= chrono::Duration::hours(1);
+            repeated = true;
+        }
+    }
+    let oldest_first = bars(&(lines.join("\n") + "\n"));
+    lines.reverse();
+    let newest_first = bars(&(lines.join("\n") + "\n"));
+    assert_eq!(oldest_first.len(), lines.len());
+    let key = |b: &ValidBar| (b.bar.clone(), b.local_date, b.bucket);
+    let mut want: Vec<_> = oldest_first.iter().map(key).collect();
+    want.reverse();
+    let got: Vec<_> = newest_first.iter().map(key).collect();
+    assert_eq!(got, want);
+    // A file whose direction changes after its first two times: the rows against it rejected.
+    let rows = rows_of(
+        b"2024-01-02 10:05:00,1,1,1,1,1\n2024-01-02 10:04:00,1,1,1,1,1\n\
+          2024-01-02 10:06:00,1,1,1,1,1\n2024-01-02 10:03:00,1,1,1,1,1\n",
+    );
+    assert!(matches!(rows[1], Row::Bar(_)));
+    assert_eq!(rejection(&rows[2]).reason, RejectReason::OutOfOrder);
+    assert!(matches!(rows[3], Row::Bar(_)));
 }
 
 #[test]
