@@ -397,7 +397,7 @@ pub(crate) fn over_threshold(rejected: u64, rows: u64, threshold: f64) -> bool {
 /// fstat, or a zip member's from its directory entry) after the last row read, and a good
 /// record taking at least `min_record_bytes` with its `\n` (the layout's
 /// [`Layout::min_record_bytes`](crate::source::layout::Layout::min_record_bytes): for
-/// FirstRate `2021-03-01 09:30,1,1,1,1,0`, 27 bytes).
+/// FirstRate `2021-03-01 09:30,1,1,1,1`, 25 bytes).
 ///
 /// The argument. The file ends with `rejected + x` rejected rows out of `rows + x + g`, where
 /// `x` rejected and `g` good rows come from what is not examined yet. That is the bytes left,
@@ -436,8 +436,8 @@ mod tests {
     use crate::source::layout::Layout;
 
     const NY: chrono_tz::Tz = chrono_tz::America::New_York;
-    /// FirstRate's shortest good line with its `\n`.
-    const MIN_GOOD_LINE_BYTES: u64 = 27;
+    /// FirstRate's shortest good line with its `\n` (no volume).
+    const MIN_GOOD_LINE_BYTES: u64 = 25;
 
     /// A one-minute FirstRate file of symbol T in New York time.
     fn firstrate_plan() -> Plan {
@@ -459,11 +459,11 @@ mod tests {
         delivery.into_units().remove(0)
     }
 
-    /// The `i`th shortest good line (26 bytes, no `\n`): times increase with `i`.
+    /// The `i`th shortest good line (24 bytes, no `\n`): times increase with `i`.
     fn shortest_good(i: u32) -> String {
         let (day, minute) = (1 + i / 1440, i % 1440);
         format!(
-            "2021-03-{day:02} {:02}:{:02},1,1,1,1,0",
+            "2021-03-{day:02} {:02}:{:02},1,1,1,1",
             minute / 60,
             minute % 60
         )

@@ -119,7 +119,12 @@ const REASON_CASES: &[(RejectReason, &[u8])] = &[
         RejectReason::Binary,
         b"2024-01-02 10:00:00,1,2,0.5,1.5,\x007",
     ),
-    (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5,1.5"),
+    (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5"),
+    // Five fields (no volume) load as volume 0, but not after a line of six.
+    (
+        RejectReason::FieldCount,
+        b"2024-01-02 09:59:00,1,2,0.5,1.5,7\n2024-01-02 10:00:00,1,2,0.5,1.5",
+    ),
     (
         RejectReason::FieldCount,
         b"2024-01-02 10:00:00,1,2,0.5,1.5,7,",
