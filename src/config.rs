@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use serde::{Deserialize, Serialize};
 use crate::source::Adjustment;
+use serde::{Deserialize, Serialize};
 
 mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};

@@ -377,10 +377,9 @@ impl FileJob<'_> {
             self.loader.tz,
             self.loader.settings.adjustment,
         );
-        let decided = tokio::task::spawn_blocking(move || {
-            Plan::decide(rule, &unit, &file, tz, adjustment)
-        })
-        .await;
+        let decided =
+            tokio::task::spawn_blocking(move || Plan::decide(rule, &unit, &file, tz, adjustment))
+                .await;
         let plan = match decided {
             Ok(Ok(plan)) => plan,
             Ok(Err(e)) => return Err(self.fail(e)),

@@ -15,9 +15,9 @@ use crate::pipeline::gate::{SessionGate, TimesReadAs};
 use crate::pipeline::validate::Validator;
 use crate::source::binary;
 use crate::source::container::Unit;
-use crate::source::{Adjustment, Interval};
 use crate::source::csv::CsvSpec;
 use crate::source::layout::{self, Layout};
+use crate::source::{Adjustment, Interval};
 
 /// Bytes of a unit's start that detection reads (its first line, with room to spare).
 const HEAD_BYTES: usize = 8192;
@@ -79,7 +79,10 @@ impl Plan {
         if let Some(what) = binary::looks_binary(&head) {
             let refused = Refusal {
                 code: BINARY_UNIT,
-                why: format!("the unit is {what}; {}; nothing written", binary::WHAT_TO_DO),
+                why: format!(
+                    "the unit is {what}; {}; nothing written",
+                    binary::WHAT_TO_DO
+                ),
             };
             return Ok(Self::refused(rule, exchange_tz, refused));
         }
@@ -103,8 +106,8 @@ impl Plan {
             })?;
             Some(symbol)
         };
-        let refused = not_one_minute(&rule, &name, layout)
-            .or_else(|| other_adjustment(&name, adjustment));
+        let refused =
+            not_one_minute(&rule, &name, layout).or_else(|| other_adjustment(&name, adjustment));
         Ok(Plan {
             layout,
             exchange_tz,
@@ -178,7 +181,10 @@ fn not_one_minute(rule: &SourceRule, name: &str, layout: Layout) -> Option<Refus
     }) = rule.layout
         && interval != Interval::OneMinute
     {
-        let how = format!("the [[source]] rule `{}`: interval = \"{interval}\"", rule.name);
+        let how = format!(
+            "the [[source]] rule `{}`: interval = \"{interval}\"",
+            rule.name
+        );
         return Some(Refusal::not_one_minute(interval.name(), &how));
     }
     if let Some((interval, part)) = Interval::stated_by(name)

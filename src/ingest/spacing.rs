@@ -87,7 +87,12 @@ impl Spacing {
 
     /// Takes one good bar: its symbol (None: the delivery's), instant and exchange-local date.
     #[inline]
-    pub(crate) fn observe(&mut self, symbol: Option<&Symbol>, ts_millis: i64, local_date: NaiveDate) {
+    pub(crate) fn observe(
+        &mut self,
+        symbol: Option<&Symbol>,
+        ts_millis: i64,
+        local_date: NaiveDate,
+    ) {
         self.bars += 1;
         if !self.open() {
             return;
@@ -135,11 +140,10 @@ impl Spacing {
             );
             return Some((Interval::OneDay, how));
         }
-        let (_, grid) = self
-            .on_grid
-            .iter()
-            .zip(GRIDS)
-            .find(|(on, grid)| **on && self.shortest_gap >= grid.minutes() * MILLIS_PER_MINUTE)?;
+        let (_, grid) =
+            self.on_grid.iter().zip(GRIDS).find(|(on, grid)| {
+                **on && self.shortest_gap >= grid.minutes() * MILLIS_PER_MINUTE
+            })?;
         let how = format!(
             "the spacing of its times: all {} bars on one {}-minute grid, no two bars of a \
              symbol closer than {} minutes",
@@ -189,7 +193,10 @@ mod tests {
         assert_eq!(every(1, 1000), None);
         // Too few gaps to be sure.
         assert_eq!(every(5, MIN_GRID_GAPS as i64), None);
-        assert_eq!(every(5, MIN_GRID_GAPS as i64 + 1), Some(Interval::FiveMinutes));
+        assert_eq!(
+            every(5, MIN_GRID_GAPS as i64 + 1),
+            Some(Interval::FiveMinutes)
+        );
         // Ten-minute steps sit on the 5-minute grid.
         assert_eq!(every(10, 100), Some(Interval::FiveMinutes));
     }

@@ -13,7 +13,10 @@ const MAX_CONTROL_SHARE: f64 = 0.1;
 const MAGIC: [(&[u8], &str); 4] = [
     (b"PAR1", "a Parquet file"),
     (b"ARROW1", "an Arrow IPC file"),
-    (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "an old Excel (OLE) document"),
+    (
+        b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1",
+        "an old Excel (OLE) document",
+    ),
     (b"SQLite format 3\0", "an SQLite database"),
 ];
 
@@ -58,13 +61,22 @@ mod tests {
     #[test]
     fn binary_formats_are_named_and_text_is_not() {
         let cases: [(&[u8], Option<&str>); 10] = [
-            (b"DBN\x02\x10\x00\x00\x00GLBX", Some("Databento DBN file (version 2)")),
+            (
+                b"DBN\x02\x10\x00\x00\x00GLBX",
+                Some("Databento DBN file (version 2)"),
+            ),
             (b"PAR1\x15\x04\x15", Some("Parquet")),
             (b"ARROW1\0\0", Some("Arrow")),
             (b"\xFF\xFEt\0i\0m\0e\0", Some("UTF-16")),
-            (&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], Some("NUL byte at offset 0")),
+            (
+                &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+                Some("NUL byte at offset 0"),
+            ),
             (b"2024-01-02 10:00:00,1,2,0.5,1.5,7\n", None),
-            (b"2024-03-11 10:00:00,1\x000,11,9,10.5,100\n2024-03-11 10:01:00,1,1,1,1,1\n", None),
+            (
+                b"2024-03-11 10:00:00,1\x000,11,9,10.5,100\n2024-03-11 10:01:00,1,1,1,1,1\n",
+                None,
+            ),
             (b"ticker,volume\r\nA,1\r\n", None),
             (b"DBNA,1,2", None),
             (b"", None),

@@ -317,7 +317,10 @@ mod tests {
         );
         for (header, why) in [
             ("open,high,low,close,volume", "no time column"),
-            ("timestamp,open,high,close", "no column named any of [\"low\""),
+            (
+                "timestamp,open,high,close",
+                "no column named any of [\"low\"",
+            ),
             ("timestamp,open,high,low,close,volume,Volume", "named twice"),
             (
                 "timestamp,open,high,low,close,volume,vol",
@@ -346,6 +349,9 @@ mod tests {
         let [Ok((2, None, _, prices, volume))] = &got[..] else {
             panic!("{got:?}")
         };
-        assert_eq!((*prices, *volume), ([1.0, 2.0, 0.5, 1.5], Volume::Shares(0)));
+        assert_eq!(
+            (*prices, *volume),
+            ([1.0, 2.0, 0.5, 1.5], Volume::Shares(0))
+        );
     }
 }

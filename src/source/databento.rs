@@ -316,7 +316,13 @@ mod tests {
         assert_eq!(reason, RejectReason::NotOneMinute);
         assert_eq!(message, "rtype 35 (ohlcv-1d), not 33 (ohlcv-1m)");
         assert!(reasons[2].clone().unwrap_err().1.contains("ohlcv-1s"));
-        assert!(reasons[3].clone().unwrap_err().1.contains("not an OHLCV record"));
+        assert!(
+            reasons[3]
+                .clone()
+                .unwrap_err()
+                .1
+                .contains("not an OHLCV record")
+        );
         assert_eq!(reasons[4].clone().unwrap_err().0, RejectReason::BadNumber);
         // Without an rtype column, nothing is checked.
         let got = items("ts_event,open,high,low,close,volume,symbol\n0,1,1,1,1,1,A\n");

@@ -362,10 +362,7 @@ mod tests {
             RejectReason::BadTimestamp
         );
         assert_eq!("2021-03-01,1,1,1,1\n".len() as u64, MIN_DAILY_RECORD_BYTES);
-        assert_eq!(
-            "2021-03-01 09:30,1,1,1,1\n".len() as u64,
-            MIN_RECORD_BYTES
-        );
+        assert_eq!("2021-03-01 09:30,1,1,1,1\n".len() as u64, MIN_RECORD_BYTES);
     }
 
     #[test]
@@ -386,7 +383,10 @@ mod tests {
               2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
               2024-01-02 10:02:00,1,2,0.5,1.5\n",
         );
-        assert_eq!(got[0], Ok((1, local("2024-01-02 10:00:00"), Volume::Shares(0))));
+        assert_eq!(
+            got[0],
+            Ok((1, local("2024-01-02 10:00:00"), Volume::Shares(0)))
+        );
         assert_eq!(
             got[1],
             Err((
@@ -395,7 +395,10 @@ mod tests {
                 "2024-01-02 10:01:00,1,2,0.5,1.5,7".into()
             ))
         );
-        assert_eq!(got[2], Ok((3, local("2024-01-02 10:02:00"), Volume::Shares(0))));
+        assert_eq!(
+            got[2],
+            Ok((3, local("2024-01-02 10:02:00"), Volume::Shares(0)))
+        );
         // A file of six fields refuses a cut line of five, saying why.
         let mut source = FirstRate::new(
             &b"2024-01-02 10:00:00,1,2,0.5,1.5,7\n2024-01-02 10:01:00,1,2,0.5,1.5\n"[..],
@@ -403,7 +406,11 @@ mod tests {
         assert!(source.next_record().unwrap().unwrap().is_ok());
         let cut = source.next_record().unwrap().unwrap().unwrap_err();
         assert_eq!(cut.reason, RejectReason::FieldCount);
-        assert!(cut.message.contains("the file's lines have 6"), "{}", cut.message);
+        assert!(
+            cut.message.contains("the file's lines have 6"),
+            "{}",
+            cut.message
+        );
         // A bad first line fixes nothing; daily index files too.
         let got = items(b"2024-01-02 10:00:00,1,2\n2024-01-02 10:01:00,1,2,0.5,1.5\n");
         assert!(got[1].is_ok(), "{got:?}");

@@ -43,7 +43,15 @@ const INTERVAL_PARTS: [(Interval, &[&str]); 6] = [
     (
         Interval::OneHour,
         &[
-            "1hour", "1h", "1hr", "60min", "60m", "60mins", "60minute", "60minutes", "hourly",
+            "1hour",
+            "1h",
+            "1hr",
+            "60min",
+            "60m",
+            "60mins",
+            "60minute",
+            "60minutes",
+            "hourly",
             "ohlcv-1h",
         ],
     ),

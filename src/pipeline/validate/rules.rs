@@ -169,15 +169,13 @@ impl LastBars {
                 RejectReason::DuplicateTimestamp,
                 format!("{} repeats the previous bar's time", shown()),
             )),
-            Some(last) if millis < last && self.direction == Direction::Rising => {
-                Err(Defect::new(
-                    RejectReason::OutOfOrder,
-                    format!(
-                        "{} is earlier than the previous bar (rows must be in time order)",
-                        shown()
-                    ),
-                ))
-            }
+            Some(last) if millis < last && self.direction == Direction::Rising => Err(Defect::new(
+                RejectReason::OutOfOrder,
+                format!(
+                    "{} is earlier than the previous bar (rows must be in time order)",
+                    shown()
+                ),
+            )),
             Some(last) if millis > last && self.direction == Direction::Falling => {
                 Err(Defect::new(
                     RejectReason::OutOfOrder,

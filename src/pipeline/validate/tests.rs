@@ -238,9 +238,8 @@ fn every_reason_has_a_line_that_triggers_it() {
         RejectReason::DuplicateTimestamp
     );
     // The first two times say the file runs oldest first; a later earlier one is out of order.
-    let earlier = format!(
-        "{ok}\n2024-01-02 10:01:00,1,2,0.5,1.5,7\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n"
-    );
+    let earlier =
+        format!("{ok}\n2024-01-02 10:01:00,1,2,0.5,1.5,7\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n");
     assert_eq!(first_reason(earlier.as_bytes()), RejectReason::OutOfOrder);
     let mut long = vec![b'1'; 5000];
     long.push(b'\n');
@@ -368,7 +367,11 @@ fn a_newest_first_file_gives_the_bars_of_its_time_ordered_twin() {
         .and_hms_opt(23, 0, 0)
         .unwrap();
     let mut repeated = false;
-    while t < NaiveDate::from_ymd_opt(2024, 11, 3).unwrap().and_hms_opt(3, 0, 0).unwrap() {
+    while t < NaiveDate::from_ymd_opt(2024, 11, 3)
+        .unwrap()
+        .and_hms_opt(3, 0, 0)
+        .unwrap()
+    {
         lines.push(format!("{},1,2,0.5,1.5,7", t.format("%Y-%m-%d %H:%M:%S")));
         t += chrono::Duration::minutes(7);
         if !repeated && t.format("%Y-%m-%d %H").to_string() == "2024-11-03 02" {

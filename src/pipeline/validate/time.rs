@@ -273,16 +273,25 @@ mod tests {
         let mut at = |t, last| clock.place(t, last).unwrap().millis;
         // Oldest first: 01:59 EDT then 01:00 is the second 01:00 (EST).
         assert_eq!(at(local(1, 0), Some((edt(59), Direction::Rising))), est(0));
-        assert_eq!(at(local(1, 30), Some((edt(10), Direction::Rising))), edt(30));
+        assert_eq!(
+            at(local(1, 30), Some((edt(10), Direction::Rising))),
+            edt(30)
+        );
         // Newest first: after 01:00 EST, 01:59 is the first 01:59 (EDT); after 02:00 EST,
         // 01:59 is EST.
-        assert_eq!(at(local(1, 59), Some((est(0), Direction::Falling))), edt(59));
+        assert_eq!(
+            at(local(1, 59), Some((est(0), Direction::Falling))),
+            edt(59)
+        );
         assert_eq!(
             at(local(1, 59), Some((est(0) + 3_600_000, Direction::Falling))),
             est(59)
         );
         // The second bar of a file: the nearer instant, which sets the direction.
-        assert_eq!(at(local(1, 29), Some((edt(30), Direction::Unknown))), edt(29));
+        assert_eq!(
+            at(local(1, 29), Some((edt(30), Direction::Unknown))),
+            edt(29)
+        );
         assert_eq!(at(local(1, 0), Some((edt(59), Direction::Unknown))), est(0));
         assert_eq!(at(local(1, 0), None), edt(0));
     }

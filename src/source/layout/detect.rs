@@ -204,11 +204,7 @@ mod tests {
                 "2023-01-03 09:30:00,3853.29,3853.29,3849.3,3850.08\n",
                 firstrate(Interval::OneMinute),
             ),
-            (
-                "SPX.csv",
-                "timestamp,open,high,low,close\n",
-                csv(false),
-            ),
+            ("SPX.csv", "timestamp,open,high,low,close\n", csv(false)),
             (
                 "2023-07-10.csv",
                 "ticker,volume,open,close,high,low,window_start,transactions\nA,1",
