@@ -84,7 +84,8 @@ impl Plan {
                     binary::WHAT_TO_DO
                 ),
             };
-            return Ok(Self::refused(rule, exchange_tz, refused));
+            let symbol = rule.symbol_for(&name);
+            return Ok(Self::refused(rule, exchange_tz, symbol, refused));
         }
         let layout = match rule.layout {
             Some(fixed) => from_rule(fixed, &name, column),
@@ -119,15 +120,20 @@ impl Plan {
     }
 
     /// The plan of a unit refused before its layout is known: nothing of it is read but its
-    /// bytes (for its fingerprint).
-    fn refused(rule: SourceRule, exchange_tz: Tz, refused: Refusal) -> Plan {
+    /// bytes (for its fingerprint). `symbol`: the one its name gives, if any (the history's key).
+    fn refused(
+        rule: SourceRule,
+        exchange_tz: Tz,
+        symbol: Option<Symbol>,
+        refused: Refusal,
+    ) -> Plan {
         Plan {
             layout: Layout::FirstRate {
                 interval: Interval::OneMinute,
             },
             exchange_tz,
             naive_tz: exchange_tz,
-            symbol: None,
+            symbol,
             rule,
             refused: Some(refused),
         }
