@@ -180,18 +180,20 @@ impl Plan {
     }
 }
 
-/// The refusal of a unit whose rule, name or layout says its bars are not one-minute bars.
+/// The refusal of a unit whose rule, name or layout says its bars are not one-minute bars. A
+/// rule that names the interval decides; else the name; else the lines (date-only: daily).
 fn not_one_minute(rule: &SourceRule, name: &str, layout: Layout) -> Option<Refusal> {
     if let Some(LayoutRule::FirstRate {
         interval: Some(interval),
     }) = rule.layout
-        && interval != Interval::OneMinute
     {
+        // The rule's word goes before the name's (the spacing of the times is still checked).
         let how = format!(
             "the [[source]] rule `{}`: interval = \"{interval}\"",
             rule.name
         );
-        return Some(Refusal::not_one_minute(interval.name(), &how));
+        return (interval != Interval::OneMinute)
+            .then(|| Refusal::not_one_minute(interval.name(), &how));
     }
     if let Some((interval, part)) = Interval::stated_by(name)
         && interval != Interval::OneMinute
@@ -271,4 +273,89 @@ fn head(unit: &Unit, file: &File) -> Result<Vec<u8>, LoadError> {
         .read_to_end(&mut head)
         .map_err(read_error)?;
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(interval: Option<Interval>) -> SourceRule {
+        SourceRule {
+            name: "r".into(),
+            layout: Some(LayoutRule::FirstRate { interval }),
+            ..SourceRule::default_rule()
+        }
+    }
+
+    fn firstrate(interval: Interval) -> Layout {
+        Layout::FirstRate { interval }
+    }
+
+    #[test]
+    fn the_rule_then_the_name_then_the_lines_say_the_interval() {
+        let minute = firstrate(Interval::OneMinute);
+        let why = |r: Option<Refusal>| r.map(|r| (r.code, r.why));
+        let by_rule = why(not_one_minute(
+            &rule(Some(Interval::OneHour)),
+            "AAPL.txt",
+            firstrate(Interval::OneHour),
+        ))
+        .unwrap();
+        assert_eq!(by_rule.0, NOT_ONE_MINUTE);
+        assert!(
+            by_rule
+                .1
+                .starts_with("not one-minute bars (1hour, by the [[source]] rule `r`: interval"),
+            "{}",
+            by_rule.1
+        );
+        // A rule that says 1min decides over the name.
+        assert_eq!(
+            not_one_minute(&rule(Some(Interval::OneMinute)), "AAPL_5min.txt", minute),
+            None
+        );
+        let by_name = why(not_one_minute(
+            &rule(None),
+            "AAPL_full_5min_adjsplit.txt",
+            minute,
+        ));
+        assert!(
+            by_name.unwrap().1.contains("(5min, by its name: `5min`)"),
+            "the name, whatever layout detection found"
+        );
+        let by_lines = why(not_one_minute(
+            &SourceRule::default_rule(),
+            "AAPL.txt",
+            firstrate(Interval::OneDay),
+        ));
+        assert!(by_lines.unwrap().1.contains("(1day, by its lines: dates"));
+        assert_eq!(
+            not_one_minute(&SourceRule::default_rule(), "AAPL.txt", Layout::Polygon),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_name_stating_another_adjustment_is_refused() {
+        let refused =
+            other_adjustment("AAPL_full_1min_adjsplitdiv.txt", Adjustment::Split).unwrap();
+        assert_eq!(refused.code, OTHER_ADJUSTMENT);
+        assert!(
+            refused.why.contains(
+                "its name says `adjsplitdiv` (split- and dividend-adjusted prices), but the \
+                 store holds `adjsplit` (split-adjusted, input.adjustment = \"split\")"
+            ),
+            "{}",
+            refused.why
+        );
+        assert_eq!(
+            other_adjustment("AAPL_full_1min_adjsplit.txt", Adjustment::Split),
+            None
+        );
+        assert_eq!(
+            other_adjustment("AAPL_full_1min.txt", Adjustment::Unadjusted),
+            None
+        );
+        assert!(other_adjustment("AAPL_full_1min_adjsplit.txt", Adjustment::Unadjusted).is_some());
+    }
 }
