@@ -323,9 +323,10 @@ fn scan_sized(
     let mut pass = Pass::new(file, unit, plan, progress)?;
     let mut s = Scan::default();
     if let Some(refused) = &plan.refused {
-        // Refused whole: only its fingerprint is wanted.
+        // Refused whole: only its fingerprint is wanted (and whether it grew meanwhile).
         s.refused = Some(refused.clone());
-        pass.hash_whole(file)?;
+        let hashed = pass.hash_whole(file)?;
+        s.changed = size_at_start.is_some_and(|size| hashed != size);
         pass.end();
         s.fingerprint = pass.fingerprint();
         s.size = pass.hashed_bytes();

@@ -384,7 +384,7 @@ fn a_newest_first_file_gives_the_bars_of_its_time_ordered_twin() {
     lines.reverse();
     let newest_first = bars(&(lines.join("\n") + "\n"));
     assert_eq!(oldest_first.len(), lines.len());
-    let key = |b: &ValidBar| (b.bar.clone(), b.local_date, b.bucket);
+    let key = |b: &ValidBar| (b.bar, b.local_date, b.bucket);
     let mut want: Vec<_> = oldest_first.iter().map(key).collect();
     want.reverse();
     let got: Vec<_> = newest_first.iter().map(key).collect();
