@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+use crate::source::Adjustment;
 use serde::{Deserialize, Serialize};
 
 mod retention;
@@ -344,12 +345,17 @@ impl Default for PathsConfig {
 pub struct InputConfig {
     /// IANA time zone of the naive timestamps in the files (the exchange's).
     pub timezone: String,
+    /// The price adjustment the store holds: `split` (FirstRate `adjsplit`), `split_dividend`
+    /// (`adjsplitdiv`) or `unadjusted` (`UNADJUSTED`). A file whose name states another is
+    /// refused (`other_adjustment`); a name that states none is accepted.
+    pub adjustment: String,
 }
 
 impl Default for InputConfig {
     fn default() -> Self {
         Self {
             timezone: "America/New_York".into(),
+            adjustment: Adjustment::default().name().into(),
         }
     }
 }
@@ -440,6 +446,8 @@ pub struct Settings {
     pub watch: WatchConfig,
     /// The exchange time zone of naive input times.
     pub timezone: Tz,
+    /// The price adjustment the store holds (`input.adjustment`).
+    pub adjustment: Adjustment,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_listen: SocketAddr,
     /// Retention of the archive folders and the free-space floor.
@@ -528,7 +536,7 @@ impl Settings {
         paths.validate().map_err(in_file)?;
         let ingest = ingest.validate().map_err(in_file)?;
         watch.validate().map_err(in_file)?;
-        let timezone = input.validate().map_err(in_file)?;
+        let (timezone, adjustment) = input.validate().map_err(in_file)?;
         let metrics_listen = metrics.validate().map_err(in_file)?;
         retention.validate().map_err(in_file)?;
         dead_letter.validate().map_err(in_file)?;
@@ -541,6 +549,7 @@ impl Settings {
             ingest,
             watch,
             timezone,
+            adjustment,
             metrics_listen,
             retention,
             dead_letter,
@@ -986,9 +995,9 @@ impl WatchConfig {
 }
 
 impl InputConfig {
-    /// The exchange time zone.
-    fn validate(&self) -> Result<Tz, KeyError> {
-        self.timezone.parse().map_err(|_| {
+    /// The exchange time zone and the adjustment the store holds.
+    fn validate(&self) -> Result<(Tz, Adjustment), KeyError> {
+        let tz = self.timezone.parse().map_err(|_| {
             KeyError::new(
                 "input.timezone",
                 format!(
@@ -996,7 +1005,15 @@ impl InputConfig {
                     self.timezone
                 ),
             )
-        })
+        })?;
+        let adjustment = Adjustment::from_name(&self.adjustment).ok_or_else(|| {
+            let names: Vec<&str> = Adjustment::ALL.iter().map(|a| a.name()).collect();
+            KeyError::new(
+                "input.adjustment",
+                format!("`{}`: use one of {}", self.adjustment, names.join(", ")),
+            )
+        })?;
+        Ok((tz, adjustment))
     }
 }
 
@@ -1176,6 +1193,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let cases = [
+            ("[input]\nadjustment = \"adjsplit\"\n", "input.adjustment"),
             ("[input]\ntimezone = \"Mars/Olympus\"\n", "input.timezone"),
             ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
             (

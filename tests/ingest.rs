@@ -452,6 +452,13 @@ async fn malformed_inputs_are_dead_lettered_while_the_rest_loads() {
     let records = history(&session, &schema).await;
     let bin = records.iter().find(|r| r.symbol == "BIN").unwrap();
     assert_eq!(bin.outcome, Outcome::Quarantined);
+    // Refused at once with one reason, not line by line.
+    let why = bin.error.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("binary_unit: the unit is binary data"),
+        "{why}"
+    );
+    assert_eq!(bin.rows_rejected, 0);
     assert_eq!(bin.rows_written, 0);
     assert_eq!(
         all_bars(&session, &schema)

@@ -22,7 +22,7 @@ use crate::source::{Interval, symbol_from_file_name};
 /// Values of `layout`, `auto` (detect) first.
 const LAYOUT_NAMES: &str = "auto, firstrate, polygon, databento, kibot, csv";
 /// Values of `interval`.
-const INTERVAL_NAMES: &str = "1min, 5min, 30min, 1hour, 1day";
+const INTERVAL_NAMES: &str = "1min, 5min, 15min, 30min, 1hour, 1day";
 /// Values of `epoch_unit`.
 const EPOCH_UNIT_NAMES: &str = "auto, s, ms, us, ns";
 /// Values of `symbol`.
@@ -683,7 +683,7 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
             (
                 "[[source]]\npattern = \"*\"\nlayout = \"firstrate\"\ninterval = \"2min\"\n",
                 "source[0].interval",
-                "`2min`: use one of 1min, 5min, 30min, 1hour, 1day",
+                "`2min`: use one of 1min, 5min, 15min, 30min, 1hour, 1day",
             ),
             (
                 "[[source]]\npattern = \"*\"\nlayout = \"kibot\"\ninterval = \"1min\"\n",

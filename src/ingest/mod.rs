@@ -12,6 +12,7 @@ mod plan;
 mod replace;
 mod rows;
 mod scan;
+mod spacing;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,17 @@ pub(crate) const EMPTY_FILE: &str = "empty_file";
 
 /// Quarantine reason code of a file with more rejected rows than `ingest.reject_threshold`.
 pub const TOO_MANY_REJECTS: &str = "too_many_rejects";
+
+/// Quarantine reason code of a unit whose bars are not one-minute bars (by its name, its rule,
+/// its records or the spacing of its times): the one-minute store holds one-minute bars only.
+pub const NOT_ONE_MINUTE: &str = "not_one_minute";
+
+/// Quarantine reason code of a unit whose name states a price adjustment other than
+/// `input.adjustment`.
+pub const OTHER_ADJUSTMENT: &str = "other_adjustment";
+
+/// Quarantine reason code of a unit that is a binary format (DBN, Parquet, ...), not text.
+pub const BINARY_UNIT: &str = "binary_unit";
 
 /// Progress of the file being loaded, for progress bars and the backlog gauge.
 #[derive(Debug, Default)]
@@ -434,13 +446,15 @@ impl FileJob<'_> {
             .settings
             .rule_for(&inner, &delivery_name)
             .clone();
-        let (unit, file, tz) = (
+        let (unit, file, tz, adjustment) = (
             Arc::clone(&self.unit),
             Arc::clone(&self.file),
             self.loader.tz,
+            self.loader.settings.adjustment,
         );
         let decided =
-            tokio::task::spawn_blocking(move || Plan::decide(rule, &unit, &file, tz)).await;
+            tokio::task::spawn_blocking(move || Plan::decide(rule, &unit, &file, tz, adjustment))
+                .await;
         let plan = match decided {
             Ok(Ok(plan)) => plan,
             Ok(Err(e)) => return Err(self.fail(e)),
@@ -532,9 +546,14 @@ impl FileJob<'_> {
         }
     }
 
-    /// An empty file, one with too many rejects, or one whose times look shifted (the gate):
-    /// nothing is written. The outcome, its reason code and the reason in words.
+    /// A unit refused whole (binary, not one-minute bars, another adjustment), an empty file,
+    /// one with too many rejects, or one whose times look shifted (the gate): nothing is
+    /// written. The outcome, its reason code and the reason in words.
     fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, Option<&'static str>, String)> {
+        if let Some(refused) = &scan.refused {
+            let why = format!("{}: {}", refused.code, refused.why);
+            return Some((Outcome::Quarantined, Some(refused.code), why));
+        }
         if scan.rows_in == 0 {
             return Some((Outcome::Empty, None, outcome::NO_DATA_LINES.to_owned()));
         }

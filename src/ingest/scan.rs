@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Progress;
 use super::outcome::LoadError;
-use super::plan::Plan;
+use super::plan::{Plan, Refusal};
+use super::spacing::Spacing;
 use super::verify::{Content, Recorded, Verified};
 use crate::account::dead_letter::DeadLetterLog;
+use crate::model::reject::RejectReason;
 use crate::model::{Bucket, Symbol};
 use crate::pipeline::gate::Verdict;
 use crate::pipeline::validate::{BarReader, Row};
@@ -59,6 +61,9 @@ pub(crate) struct Scan {
     pub(crate) content: Arc<Content>,
     /// A stop cancelled the scan before the end: nothing else here counts.
     pub(crate) interrupted: bool,
+    /// The unit is refused whole: by its plan (nothing parsed), by a record that says it is no
+    /// one-minute bar (validation stopped there), or by the spacing of its times.
+    pub(crate) refused: Option<Refusal>,
 }
 
 impl Scan {
@@ -350,9 +355,20 @@ fn scan_sized(
     cancel: &CancellationToken,
 ) -> Result<Scan, LoadError> {
     let mut pass = Pass::new(file, unit, plan, progress, None)?;
-    let mut gate = plan.gate();
-    let min_record_bytes = plan.layout.min_record_bytes();
     let mut s = Scan::default();
+    if let Some(refused) = &plan.refused {
+        // Refused whole: only its fingerprint is wanted (and whether it grew meanwhile).
+        s.refused = Some(refused.clone());
+        let hashed = pass.hash_whole(file)?;
+        s.changed = size_at_start.is_some_and(|size| hashed != size);
+        pass.end();
+        s.fingerprint = pass.fingerprint();
+        s.size = pass.hashed_bytes();
+        return Ok(s);
+    }
+    let mut gate = plan.gate();
+    let mut spacing = Spacing::new(plan.exchange_tz);
+    let min_record_bytes = plan.layout.min_record_bytes();
     while let Some(row) = pass.next_row()? {
         s.rows_in += 1;
         if s.rows_in % ROWS_PER_CANCEL_CHECK == 0 && cancel.is_cancelled() {
@@ -362,12 +378,23 @@ fn scan_sized(
         let r = match row {
             Row::Bar(v) => {
                 gate.observe(v.bar.ts_millis, v.bar.volume);
+                spacing.observe(v.symbol.as_ref(), v.bar.ts_millis, v.local_date);
                 s.add_bar(v.bar.ts_millis, v.bucket, v.local_date, v.symbol);
                 continue;
             }
             Row::Rejected(r) => r,
         };
         dead_letter.reject(&r).map_err(LoadError::DeadLetter)?;
+        if r.reason == RejectReason::NotOneMinute {
+            // One record of another interval decides the unit: stop, as for the early stop.
+            let how = format!("its records: line {}", r.line);
+            s.refused = Some(Refusal::not_one_minute(&r.message, &how));
+            s.stopped_after_line = Some(r.line);
+            dead_letter.scan_stopped(r.line);
+            let hashed = pass.hash_whole(file)?;
+            s.changed = size_at_start.is_some_and(|size| hashed != size);
+            break;
+        }
         let Some(size) = size_at_start else { continue };
         let bytes_left = size.saturating_sub(pass.bytes_in_rows());
         if certain_to_quarantine(
@@ -392,6 +419,9 @@ fn scan_sized(
     s.content = Arc::new(pass.content());
     if s.stopped_after_line.is_none() {
         s.verdict = Some(gate.verdict());
+        if let Some((interval, how)) = spacing.verdict() {
+            s.refused = Some(Refusal::not_one_minute(interval.name(), &how));
+        }
     }
     Ok(s)
 }
@@ -407,7 +437,7 @@ pub(crate) fn over_threshold(rejected: u64, rows: u64, threshold: f64) -> bool {
 /// fstat, or a zip member's from its directory entry) after the last row read, and a good
 /// record taking at least `min_record_bytes` with its `\n` (the layout's
 /// [`Layout::min_record_bytes`](crate::source::layout::Layout::min_record_bytes): for
-/// FirstRate `2021-03-01 09:30,1,1,1,1,0`, 27 bytes).
+/// FirstRate `2021-03-01 09:30,1,1,1,1`, 25 bytes).
 ///
 /// The argument. The file ends with `rejected + x` rejected rows out of `rows + x + g`, where
 /// `x` rejected and `g` good rows come from what is not examined yet. That is the bytes left,
@@ -446,8 +476,8 @@ mod tests {
     use crate::source::layout::Layout;
 
     const NY: chrono_tz::Tz = chrono_tz::America::New_York;
-    /// FirstRate's shortest good line with its `\n`.
-    const MIN_GOOD_LINE_BYTES: u64 = 27;
+    /// FirstRate's shortest good line with its `\n` (no volume).
+    const MIN_GOOD_LINE_BYTES: u64 = 25;
 
     /// A one-minute FirstRate file of symbol T in New York time.
     fn firstrate_plan() -> Plan {
@@ -459,6 +489,7 @@ mod tests {
             naive_tz: NY,
             symbol: Symbol::new("T"),
             rule: SourceRule::default_rule(),
+            refused: None,
         }
     }
 
@@ -468,11 +499,11 @@ mod tests {
         delivery.into_units().remove(0)
     }
 
-    /// The `i`th shortest good line (26 bytes, no `\n`): times increase with `i`.
+    /// The `i`th shortest good line (24 bytes, no `\n`): times increase with `i`.
     fn shortest_good(i: u32) -> String {
         let (day, minute) = (1 + i / 1440, i % 1440);
         format!(
-            "2021-03-{day:02} {:02}:{:02},1,1,1,1,0",
+            "2021-03-{day:02} {:02}:{:02},1,1,1,1",
             minute / 60,
             minute % 60
         )

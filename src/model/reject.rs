@@ -51,13 +51,17 @@ pub enum RejectReason {
     FractionalVolume,
     /// Same instant as the last accepted bar of the file (of the same symbol).
     DuplicateTimestamp,
-    /// Earlier than the last accepted bar of the file (of the same symbol).
+    /// Earlier than the last accepted bar of the file (of the same symbol); in a file whose
+    /// times decrease (newest first), later than it.
     OutOfOrder,
+    /// A record that says it is no one-minute bar (a Databento `rtype` other than ohlcv-1m):
+    /// its whole unit is quarantined `not_one_minute`.
+    NotOneMinute,
 }
 
 impl RejectReason {
     /// Every reason, in the order checks run (roughly: line, fields, values, order).
-    pub const ALL: [RejectReason; 19] = [
+    pub const ALL: [RejectReason; 20] = [
         Self::BadHeader,
         Self::BlankLine,
         Self::LineTooLong,
@@ -77,11 +81,12 @@ impl RejectReason {
         Self::FractionalVolume,
         Self::DuplicateTimestamp,
         Self::OutOfOrder,
+        Self::NotOneMinute,
     ];
 
     /// Every reason's code, in the order of [`Self::ALL`] (the metric's known label values).
-    pub const CODES: [&'static str; 19] = {
-        let mut codes = [""; 19];
+    pub const CODES: [&'static str; 20] = {
+        let mut codes = [""; 20];
         let mut i = 0;
         while i < codes.len() {
             codes[i] = Self::ALL[i].code();
@@ -112,6 +117,7 @@ impl RejectReason {
             Self::FractionalVolume => "fractional_volume",
             Self::DuplicateTimestamp => "duplicate_timestamp",
             Self::OutOfOrder => "out_of_order",
+            Self::NotOneMinute => "not_one_minute",
         }
     }
 }

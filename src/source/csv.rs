@@ -3,17 +3,16 @@
 //!
 //! Columns: the time is `timestamp` or `datetime`, else `date` and `time` together (a date
 //! `YYYY-MM-DD` and a time `HH:MM[:SS]`), else `time` or `date` alone holding a whole
-//! timestamp; prices `open`/`o`, `high`/`h`, `low`/`l`, `close`/`c`; `volume`/`vol`/`v`; the
-//! symbol `symbol` or `ticker`.
+//! timestamp; prices `open`/`o`, `high`/`h`, `low`/`l`, `close`/`c`; `volume`/`vol`/`v`
+//! (optional: index files have none, read as volume 0); the symbol `symbol` or `ticker`.
 //!
 //! A time field is an epoch count when it is all digits (unit per [`CsvSpec::epoch`]), else ISO
 //! 8601 (see [`times::ISO_FORMS`]): with `Z` or an offset it is that instant, without one it is
 //! read per [`CsvSpec::naive`].
 
-use super::BarTime;
 use super::columns::{self, Columnar, Fields, SymbolCache, Values};
-use super::text;
 use super::times::{self, EpochUnit, NaiveTimes};
+use super::{BarTime, Volume, text};
 use crate::model::reject::Defect;
 
 /// How to read a generic CSV file: what a config rule (or detection) sets.
@@ -40,9 +39,9 @@ const CLOSE: &[&str] = &["close", "c"];
 const VOLUME: &[&str] = &["volume", "vol", "v"];
 const SYMBOL: &[&str] = &["symbol", "ticker"];
 
-/// Shortest good line, its `\n` included: six one-byte fields (a one-digit epoch count and five
-/// numbers) and five commas.
-pub const MIN_RECORD_BYTES: u64 = 12;
+/// Shortest good line, its `\n` included: five one-byte fields (a one-digit epoch count and four
+/// prices; the volume column is optional) and four commas.
+pub const MIN_RECORD_BYTES: u64 = 10;
 
 /// Where the time is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +60,8 @@ pub struct CsvColumns {
     high: usize,
     low: usize,
     close: usize,
-    volume: usize,
+    /// None: no volume column (an index file), every volume 0.
+    volume: Option<usize>,
     symbol: Option<usize>,
 }
 
@@ -88,7 +88,7 @@ impl Columnar for CsvSpec {
         };
         format!(
             "generic CSV (timestamp|datetime|date+time, open|o, high|h, low|l, close|c, \
-             volume|vol|v{symbol})"
+             volume|vol|v (optional){symbol})"
         )
     }
 
@@ -112,7 +112,7 @@ impl Columnar for CsvSpec {
             high: columns::require(names, HIGH)?,
             low: columns::require(names, LOW)?,
             close: columns::require(names, CLOSE)?,
-            volume: columns::require(names, VOLUME)?,
+            volume: columns::find(names, VOLUME)?,
             symbol,
         })
     }
@@ -138,7 +138,10 @@ impl Columnar for CsvSpec {
             high: text::parse_price("high", f.get(c.high))?,
             low: text::parse_price("low", f.get(c.low))?,
             close: text::parse_price("close", f.get(c.close))?,
-            volume: text::parse_volume(f.get(c.volume))?,
+            volume: match c.volume {
+                Some(i) => text::parse_volume(f.get(i))?,
+                None => Volume::Shares(0),
+            },
         })
     }
 }
@@ -314,7 +317,10 @@ mod tests {
         );
         for (header, why) in [
             ("open,high,low,close,volume", "no time column"),
-            ("timestamp,open,high,low,close", "volume"),
+            (
+                "timestamp,open,high,close",
+                "no column named any of [\"low\"",
+            ),
             ("timestamp,open,high,low,close,volume,Volume", "named twice"),
             (
                 "timestamp,open,high,low,close,volume,vol",
@@ -332,5 +338,20 @@ mod tests {
                 "{header}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_header_without_a_volume_column_reads_volume_0() {
+        let got = items(
+            CsvSpec::default(),
+            "timestamp,open,high,low,close\n2023-07-10 09:30:00,1,2,0.5,1.5\n",
+        );
+        let [Ok((2, None, _, prices, volume))] = &got[..] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            (*prices, *volume),
+            ([1.0, 2.0, 0.5, 1.5], Volume::Shares(0))
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! `ts_event,rtype,publisher_id,instrument_id,open,high,low,close,volume,symbol`, one bar per
 //! line of any instrument, `ts_event` the bar's open in Unix nanoseconds UTC.
 //!
-//! Columns are found by name, in any order; `rtype`, `publisher_id`, `instrument_id` and any
-//! other column are not read. `ts_event` is a nanosecond count, or an ISO 8601 time when the
+//! Columns are found by name, in any order; `publisher_id`, `instrument_id` and any other
+//! column are not read. `rtype`, when there is one, must be 33 (ohlcv-1m): a record of another
+//! schema (32 ohlcv-1s, 34 ohlcv-1h, 35 ohlcv-1d, 36 ohlcv-eod) is rejected `not_one_minute`, and
+//! with it the whole unit is quarantined (the one-minute store holds one-minute bars only). `ts_event` is a nanosecond count, or an ISO 8601 time when the
 //! file was written with pretty timestamps (`2023-07-10T13:30:00.000000000Z`; naive is UTC).
 //! Prices are fixed-point integers in units of 10^-9 (`189840000000` = 189.84) unless written
 //! with a decimal point (pretty prices). The symbol is the `symbol` column: a header without it
@@ -20,6 +22,18 @@ use crate::model::reject::{Defect, RejectReason};
 pub const HEADER: &str =
     "ts_event,rtype,publisher_id,instrument_id,open,high,low,close,volume,symbol";
 
+/// The `rtype` of an OHLCV-1m record.
+const RTYPE_OHLCV_1M: u64 = 33;
+
+/// The OHLCV record types, by `rtype`.
+const OHLCV_RTYPES: [(u64, &str); 5] = [
+    (32, "ohlcv-1s"),
+    (33, "ohlcv-1m"),
+    (34, "ohlcv-1h"),
+    (35, "ohlcv-1d"),
+    (36, "ohlcv-eod"),
+];
+
 /// Fixed-point price units per currency unit.
 const FIXED_PRICE_SCALE: f64 = 1e9;
 
@@ -31,6 +45,7 @@ pub struct Databento;
 #[derive(Debug, Clone, Copy)]
 pub struct DatabentoColumns {
     ts_event: usize,
+    rtype: Option<usize>,
     open: usize,
     high: usize,
     low: usize,
@@ -57,6 +72,7 @@ impl Columnar for Databento {
         });
         Ok(DatabentoColumns {
             ts_event,
+            rtype: columns::find(names, &["rtype"])?,
             open: open?,
             high: high?,
             low: low?,
@@ -73,6 +89,9 @@ impl Columnar for Databento {
         f: &Fields<'_>,
         symbols: &mut SymbolCache,
     ) -> Result<Values, Defect> {
+        if let Some(i) = c.rtype {
+            one_minute(f.get(i))?;
+        }
         Ok(Values {
             symbol: Some(symbols.symbol("symbol", f.get(c.symbol))?),
             time: ts_event(f.get(c.ts_event))?,
@@ -83,6 +102,32 @@ impl Columnar for Databento {
             volume: text::parse_volume(f.get(c.volume))?,
         })
     }
+}
+
+/// Checks a record's `rtype` says ohlcv-1m; the record's interval as a `not_one_minute` defect
+/// when it says another.
+#[inline]
+fn one_minute(rtype: &[u8]) -> Result<(), Defect> {
+    let Some(code) = std::str::from_utf8(rtype)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+    else {
+        return Err(Defect::new(
+            RejectReason::BadNumber,
+            format!("rtype {:?} is not a record type number", text::lossy(rtype)),
+        ));
+    };
+    if code == RTYPE_OHLCV_1M {
+        return Ok(());
+    }
+    let schema = OHLCV_RTYPES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("not an OHLCV record", |(_, name)| name);
+    Err(Defect::new(
+        RejectReason::NotOneMinute,
+        format!("rtype {code} ({schema}), not {RTYPE_OHLCV_1M} (ohlcv-1m)"),
+    ))
 }
 
 /// A nanosecond count or an ISO 8601 time (naive = UTC).
@@ -249,5 +294,38 @@ mod tests {
             panic!("{got:?}")
         };
         assert!(message.contains("no \"ts_event\" column"), "{message}");
+    }
+
+    #[test]
+    fn a_record_of_another_schema_than_ohlcv_1m_is_not_one_minute() {
+        let line = |rtype: &str| format!("1688995800000000000,{rtype},2,15144,1,1,1,1,1,AAPL\n");
+        let got = items(&format!(
+            "{HEADER}\n{}{}{}{}{}",
+            line("33"),
+            line("35"),
+            line("32"),
+            line("21"),
+            line("x")
+        ));
+        let reasons: Vec<_> = got
+            .iter()
+            .map(|i| i.as_ref().map(|_| ()).map_err(|r| (r.1, r.2.clone())))
+            .collect();
+        assert!(reasons[0].is_ok());
+        let (reason, message) = reasons[1].clone().unwrap_err();
+        assert_eq!(reason, RejectReason::NotOneMinute);
+        assert_eq!(message, "rtype 35 (ohlcv-1d), not 33 (ohlcv-1m)");
+        assert!(reasons[2].clone().unwrap_err().1.contains("ohlcv-1s"));
+        assert!(
+            reasons[3]
+                .clone()
+                .unwrap_err()
+                .1
+                .contains("not an OHLCV record")
+        );
+        assert_eq!(reasons[4].clone().unwrap_err().0, RejectReason::BadNumber);
+        // Without an rtype column, nothing is checked.
+        let got = items("ts_event,open,high,low,close,volume,symbol\n0,1,1,1,1,1,A\n");
+        assert!(got[0].is_ok(), "{got:?}");
     }
 }

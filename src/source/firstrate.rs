@@ -3,29 +3,37 @@
 //!
 //! Daily files (`_1day_`) have date-only lines, `YYYY-MM-DD,open,high,low,close,volume`: read as
 //! the date at 00:00 local. A header on line 1 is refused as `bad_header`.
+//!
+//! Index files have no volume: five fields, `timestamp,open,high,low,close`, read as volume 0
+//! (the store has no "no volume"). A file's first good line fixes its width: a line of the
+//! other width after it is a `field_count` rejection (a cut line never loads as volume 0).
 
 use std::io::{self, BufRead};
 
 use super::columns::looks_like_header;
 use super::lines::{Line, LineReader, MAX_LINE_BYTES};
 use super::text::{self, LocalTimestamps};
-use super::{BarTime, Parsed, RawLine, Record, Source};
+use super::{BarTime, Parsed, RawLine, Record, Source, Volume};
 use crate::model::reject::{Defect, RejectReason, Rejection};
 
 /// Number of fields in a bar line: timestamp, open, high, low, close, volume.
 const FIELD_COUNT: usize = 6;
 
+/// Number of fields in a bar line without a volume (index files).
+const FIELD_COUNT_NO_VOLUME: usize = 5;
+
 /// What a bar line looks like, for messages.
 pub const LINE_FORM: &str = "YYYY-MM-DD HH:MM[:SS],open,high,low,close,volume";
 
-/// Shortest good line of an intraday file, its `\n` included: six comma-separated fields, the
-/// timestamp exactly 16 bytes (`YYYY-MM-DD HH:MM`) or 19 (`:SS`), each of the five numbers at
-/// least one byte (an empty field is no number); surrounding whitespace, a BOM or a `\r` only
-/// add bytes. So `2021-03-01 09:30,1,1,1,1,0` (26 bytes) is the shortest, 27 with its `\n`.
-pub const MIN_RECORD_BYTES: u64 = 27;
+/// Shortest good line of an intraday file, its `\n` included: five comma-separated fields (no
+/// volume), the timestamp exactly 16 bytes (`YYYY-MM-DD HH:MM`) or 19 (`:SS`), each of the four
+/// prices at least one byte (an empty field is no number); a volume, surrounding whitespace, a
+/// BOM or a `\r` only add bytes. So `2021-03-01 09:30,1,1,1,1` (24 bytes) is the shortest, 25
+/// with its `\n`.
+pub const MIN_RECORD_BYTES: u64 = 25;
 
-/// The same for a daily file: `2021-03-01,1,1,1,1,0` and its `\n`.
-pub const MIN_DAILY_RECORD_BYTES: u64 = 21;
+/// The same for a daily file: `2021-03-01,1,1,1,1` and its `\n`.
+pub const MIN_DAILY_RECORD_BYTES: u64 = 19;
 
 /// A FirstRate file's records, one per physical line. `DAILY`: a daily file, whose lines hold a
 /// date instead of a date and time (a type parameter, so the one-minute path tests nothing).
@@ -34,6 +42,8 @@ pub struct FirstRate<R, const DAILY: bool = false> {
     lines: LineReader<R>,
     /// Timestamp parser state (the last date seen).
     timestamps: LocalTimestamps,
+    /// The number of fields of the file's first good line (5: no volume, 6); None before it.
+    width: Option<usize>,
 }
 
 /// A daily FirstRate file (`_1day_`): `YYYY-MM-DD,open,high,low,close,volume`.
@@ -58,6 +68,7 @@ impl<R: BufRead, const DAILY: bool> FirstRate<R, DAILY> {
         Self {
             lines: LineReader::new(inner),
             timestamps: LocalTimestamps::default(),
+            width: None,
         }
     }
 }
@@ -68,7 +79,11 @@ impl<R: BufRead, const DAILY: bool> Source for FirstRate<R, DAILY> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(parse_line::<DAILY>(&mut self.timestamps, line)))
+        Ok(Some(parse_line::<DAILY>(
+            &mut self.timestamps,
+            &mut self.width,
+            line,
+        )))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -93,10 +108,12 @@ fn header_check(rejection: Rejection) -> Rejection {
     }
 }
 
-/// One line into a record, or the rejection of the line.
+/// One line into a record, or the rejection of the line. `width` is the file's width, set by
+/// its first good line.
 #[inline]
 fn parse_line<'a, const DAILY: bool>(
     timestamps: &mut LocalTimestamps,
+    width: &mut Option<usize>,
     line: Line<'a>,
 ) -> Parsed<'a> {
     let raw = RawLine {
@@ -118,8 +135,9 @@ fn parse_line<'a, const DAILY: bool>(
         return Err(Rejection::blank_line(line.number));
     }
     let reject = |defect: Defect| header_check(defect.at(line.number, raw.text()));
-    let [time, open, high, low, close, volume] = split_fields(line.bytes).map_err(reject)?;
-    Ok(Record {
+    let ([time, open, high, low, close, volume], fields) =
+        split_fields(line.bytes).map_err(reject)?;
+    let record = Record {
         line: line.number,
         raw,
         symbol: None,
@@ -132,16 +150,38 @@ fn parse_line<'a, const DAILY: bool>(
         high: text::parse_price("high", high).map_err(reject)?,
         low: text::parse_price("low", low).map_err(reject)?,
         close: text::parse_price("close", close).map_err(reject)?,
-        volume: text::parse_volume(volume).map_err(reject)?,
-    })
+        volume: if fields == FIELD_COUNT {
+            text::parse_volume(volume).map_err(reject)?
+        } else {
+            Volume::Shares(0)
+        },
+    };
+    match *width {
+        None => *width = Some(fields),
+        Some(w) if w != fields => {
+            return Err(reject(Defect::new(
+                RejectReason::FieldCount,
+                format!(
+                    "{fields} fields, but the file's lines have {w} ({})",
+                    if w == FIELD_COUNT {
+                        "timestamp,open,high,low,close,volume"
+                    } else {
+                        "timestamp,open,high,low,close: no volume"
+                    }
+                ),
+            )));
+        }
+        Some(_) => {}
+    }
+    Ok(record)
 }
 
-/// Checks the line is UTF-8 text without control bytes and cuts it into the six
-/// comma-separated fields, each trimmed of surrounding ASCII whitespace. One pass over the
-/// bytes for a plain ASCII line (the common case); the UTF-8 and control-byte checks only run
-/// when that pass saw something else.
+/// Checks the line is UTF-8 text without control bytes and cuts it into its six
+/// comma-separated fields (or five, the volume then empty), each trimmed of surrounding ASCII
+/// whitespace; with the number of fields. One pass over the bytes for a plain ASCII line (the
+/// common case); the UTF-8 and control-byte checks only run when that pass saw something else.
 #[inline]
-fn split_fields(bytes: &[u8]) -> Result<[&[u8]; FIELD_COUNT], Defect> {
+fn split_fields(bytes: &[u8]) -> Result<([&[u8]; FIELD_COUNT], usize), Defect> {
     let mut commas = [0usize; FIELD_COUNT - 1];
     let mut count = 0;
     let mut plain = true;
@@ -158,31 +198,43 @@ fn split_fields(bytes: &[u8]) -> Result<[&[u8]; FIELD_COUNT], Defect> {
     if !plain {
         text::check_text(bytes)?;
     }
+    if count == FIELD_COUNT_NO_VOLUME - 1 {
+        let [c0, c1, c2, c3, _] = commas;
+        let fields = [
+            &bytes[..c0],
+            &bytes[c0 + 1..c1],
+            &bytes[c1 + 1..c2],
+            &bytes[c2 + 1..c3],
+            &bytes[c3 + 1..],
+            &[][..],
+        ];
+        return Ok((fields.map(<[u8]>::trim_ascii), FIELD_COUNT_NO_VOLUME));
+    }
     if count != FIELD_COUNT - 1 {
         return Err(Defect::new(
             RejectReason::FieldCount,
             format!(
-                "{} fields, expected {FIELD_COUNT} (timestamp,open,high,low,close,volume)",
+                "{} fields, expected {FIELD_COUNT} (timestamp,open,high,low,close,volume) or \
+                 {FIELD_COUNT_NO_VOLUME} without the volume",
                 count + 1
             ),
         ));
     }
     let [c0, c1, c2, c3, c4] = commas;
-    Ok([
+    let fields = [
         &bytes[..c0],
         &bytes[c0 + 1..c1],
         &bytes[c1 + 1..c2],
         &bytes[c2 + 1..c3],
         &bytes[c3 + 1..c4],
         &bytes[c4 + 1..],
-    ]
-    .map(<[u8]>::trim_ascii))
+    ];
+    Ok((fields.map(<[u8]>::trim_ascii), FIELD_COUNT))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Volume;
     use chrono::NaiveDateTime;
 
     /// A record as (line, time, volume); a rejection as (line, reason, raw text).
@@ -309,14 +361,8 @@ mod tests {
             items(input)[0].as_ref().unwrap_err().1,
             RejectReason::BadTimestamp
         );
-        assert_eq!(
-            "2021-03-01,1,1,1,1,0\n".len() as u64,
-            MIN_DAILY_RECORD_BYTES
-        );
-        assert_eq!(
-            "2021-03-01 09:30,1,1,1,1,0\n".len() as u64,
-            MIN_RECORD_BYTES
-        );
+        assert_eq!("2021-03-01,1,1,1,1\n".len() as u64, MIN_DAILY_RECORD_BYTES);
+        assert_eq!("2021-03-01 09:30,1,1,1,1\n".len() as u64, MIN_RECORD_BYTES);
     }
 
     #[test]
@@ -328,5 +374,48 @@ mod tests {
             panic!("{got:?}");
         };
         assert!(raw.ends_with("…[truncated, 10000 bytes]"), "{raw}");
+    }
+
+    #[test]
+    fn index_lines_without_a_volume_read_as_volume_0_and_the_first_fixes_the_width() {
+        let got = items(
+            b"2024-01-02 10:00:00,1,2,0.5,1.5\n\
+              2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
+              2024-01-02 10:02:00,1,2,0.5,1.5\n",
+        );
+        assert_eq!(
+            got[0],
+            Ok((1, local("2024-01-02 10:00:00"), Volume::Shares(0)))
+        );
+        assert_eq!(
+            got[1],
+            Err((
+                2,
+                RejectReason::FieldCount,
+                "2024-01-02 10:01:00,1,2,0.5,1.5,7".into()
+            ))
+        );
+        assert_eq!(
+            got[2],
+            Ok((3, local("2024-01-02 10:02:00"), Volume::Shares(0)))
+        );
+        // A file of six fields refuses a cut line of five, saying why.
+        let mut source = FirstRate::new(
+            &b"2024-01-02 10:00:00,1,2,0.5,1.5,7\n2024-01-02 10:01:00,1,2,0.5,1.5\n"[..],
+        );
+        assert!(source.next_record().unwrap().unwrap().is_ok());
+        let cut = source.next_record().unwrap().unwrap().unwrap_err();
+        assert_eq!(cut.reason, RejectReason::FieldCount);
+        assert!(
+            cut.message.contains("the file's lines have 6"),
+            "{}",
+            cut.message
+        );
+        // A bad first line fixes nothing; daily index files too.
+        let got = items(b"2024-01-02 10:00:00,1,2\n2024-01-02 10:01:00,1,2,0.5,1.5\n");
+        assert!(got[1].is_ok(), "{got:?}");
+        let mut daily = FirstRateDaily::daily(&b"2024-01-02,1,2,0.5,1.5\n"[..]);
+        let first = daily.next_record().unwrap().unwrap().unwrap();
+        assert_eq!(first.volume, Volume::Shares(0));
     }
 }

@@ -13,10 +13,12 @@
 //! date-only), [`polygon`] (flat files `minute_aggs_v1`, every ticker, UTC nanoseconds),
 //! [`databento`] (OHLCV-1m CSV, fixed-point prices, UTC nanoseconds), [`kibot`]
 //! (`MM/DD/YYYY,HH:MM,o,h,l,c,v`, exchange-local) and [`csv`] (generic, with a header).
+//! [`naming`] reads what a file name states (interval, adjustment).
 //! [`lines`] splits text into numbered lines, [`text`] and [`times`] parse the field forms the
 //! layouts share, [`columns`] reads the layouts with a header line. [`container`] unpacks a delivery (gzip,
 //! zstd, zip) into units of decoded bytes, before any layout sees them.
 
+pub mod binary;
 pub mod columns;
 pub mod container;
 pub mod csv;
@@ -25,6 +27,7 @@ pub mod firstrate;
 pub mod kibot;
 pub mod layout;
 pub mod lines;
+pub mod naming;
 pub mod polygon;
 pub mod text;
 pub mod times;
@@ -35,6 +38,7 @@ use chrono::{DateTime, NaiveDateTime};
 
 use crate::model::Symbol;
 use crate::model::reject::{Rejection, dead_letter_text};
+pub use naming::{Adjustment, Interval};
 
 /// When a bar opens, as the layout gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,58 +62,6 @@ impl fmt::Display for BarTime {
                 None => write!(f, "{millis} ms after the Unix epoch"),
             },
         }
-    }
-}
-
-/// How long a bar of a file lasts (from the vendor's file name, or the layout's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Interval {
-    OneMinute,
-    FiveMinutes,
-    ThirtyMinutes,
-    OneHour,
-    /// A daily bar: its time is the date at 00:00 exchange-local.
-    OneDay,
-}
-
-impl Interval {
-    /// Every interval, shortest first.
-    pub const ALL: [Interval; 5] = [
-        Self::OneMinute,
-        Self::FiveMinutes,
-        Self::ThirtyMinutes,
-        Self::OneHour,
-        Self::OneDay,
-    ];
-
-    /// The name vendor file names use (`1min`, `5min`, `30min`, `1hour`, `1day`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::OneMinute => "1min",
-            Self::FiveMinutes => "5min",
-            Self::ThirtyMinutes => "30min",
-            Self::OneHour => "1hour",
-            Self::OneDay => "1day",
-        }
-    }
-
-    /// The interval a FirstRate file name states as a `_1min_`, `_5min_`, `_30min_`, `_1hour_`
-    /// or `_1day_` part (also right before the extension, `AAPL_1day.txt`); None when it states
-    /// none (such files are taken as one-minute files) or, naming several, is unclear.
-    pub fn from_file_name(name: &str) -> Option<Interval> {
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-        let parts = base.split(['_', '.']).skip(1);
-        let mut found = parts.filter_map(|p| Self::ALL.into_iter().find(|i| i.name() == p));
-        match (found.next(), found.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Interval {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -210,26 +162,6 @@ mod tests {
                 want,
                 "{name}"
             );
-        }
-    }
-
-    #[test]
-    fn intervals_from_file_names() {
-        use Interval::*;
-        let cases = [
-            ("AAPL_full_1min_adjsplit.txt", Some(OneMinute)),
-            ("AAPL_full_5min_adjsplit.txt", Some(FiveMinutes)),
-            ("AAPL_full_30min_UNADJUSTED.txt", Some(ThirtyMinutes)),
-            ("in/AAPL_full_1hour_adjsplit.txt", Some(OneHour)),
-            ("AAPL_full_1day_adjsplit.txt", Some(OneDay)),
-            ("AAPL_1day.txt", Some(OneDay)),
-            ("AAPL.txt", None),
-            ("1day_AAPL.txt", None),
-            ("AAPL_1day_1min.txt", None),
-            ("AAPL_11min_x.txt", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(Interval::from_file_name(name), want, "{name}");
         }
     }
 }

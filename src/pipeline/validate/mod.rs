@@ -106,7 +106,8 @@ impl Validator {
     #[inline]
     fn check(&mut self, r: &Record<'_>) -> Result<(i64, NaiveDate, i64), Defect> {
         let symbol = r.symbol.as_ref();
-        let placed = self.clock.place(r.time, self.last.last(symbol))?;
+        let previous = self.last.last(symbol).map(|t| (t, self.last.direction()));
+        let placed = self.clock.place(r.time, previous)?;
         let volume = rules::check_values(r)?;
         self.last
             .advance(symbol, placed.millis, || r.time.to_string())?;

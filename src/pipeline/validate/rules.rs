@@ -105,13 +105,28 @@ fn check_volume(volume: Volume) -> Result<i64, Defect> {
     }
 }
 
-/// The last accepted instant of each symbol in a file: bars must strictly increase per symbol.
+/// Which way a file's times run: learned from the first two distinct times of one symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Not known yet (fewer than two bars of any symbol).
+    #[default]
+    Unknown,
+    /// Oldest first (the usual order).
+    Rising,
+    /// Newest first (Alpha Vantage writes whole files so).
+    Falling,
+}
+
+/// The last accepted instant of each symbol in a file: bars must strictly increase per symbol,
+/// or strictly decrease in a file whose first two times of a symbol decrease (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct LastBars {
     /// For records without a symbol (the file's one symbol): the common case, kept out of the map.
     file: Option<i64>,
     /// For records that name their symbol (multi-symbol layouts).
     by_symbol: HashMap<Symbol, i64>,
+    /// The file's direction, one for all its symbols.
+    direction: Direction,
 }
 
 impl LastBars {
@@ -124,7 +139,14 @@ impl LastBars {
         }
     }
 
-    /// Accepts `millis` as the newest bar of `symbol` if it comes after the last accepted one;
+    /// The file's direction so far.
+    #[inline]
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Accepts `millis` as the next bar of `symbol` if it comes after the last accepted one in
+    /// the file's direction (the first two distinct times of a symbol set the direction);
     /// else a duplicate or out-of-order rejection. `shown` renders the record's time for the
     /// message (only called on a rejection).
     #[inline]
@@ -134,18 +156,36 @@ impl LastBars {
         millis: i64,
         shown: impl FnOnce() -> String,
     ) -> Result<(), Defect> {
-        match self.last(symbol) {
+        let last = self.last(symbol);
+        if let (Some(last), Direction::Unknown) = (last, self.direction) {
+            if millis > last {
+                self.direction = Direction::Rising;
+            } else if millis < last {
+                self.direction = Direction::Falling;
+            }
+        }
+        match last {
             Some(last) if millis == last => Err(Defect::new(
                 RejectReason::DuplicateTimestamp,
                 format!("{} repeats the previous bar's time", shown()),
             )),
-            Some(last) if millis < last => Err(Defect::new(
+            Some(last) if millis < last && self.direction == Direction::Rising => Err(Defect::new(
                 RejectReason::OutOfOrder,
                 format!(
                     "{} is earlier than the previous bar (rows must be in time order)",
                     shown()
                 ),
             )),
+            Some(last) if millis > last && self.direction == Direction::Falling => {
+                Err(Defect::new(
+                    RejectReason::OutOfOrder,
+                    format!(
+                        "{} is later than the previous bar (the file runs newest first, so \
+                         every row must be earlier than the one before it)",
+                        shown()
+                    ),
+                ))
+            }
             _ => {
                 match symbol {
                     None => self.file = Some(millis),
@@ -171,9 +211,10 @@ mod tests {
         let (a, b) = (Symbol::new("A"), Symbol::new("B"));
         let mut last = LastBars::default();
         let shown = || String::from("t");
-        assert!(last.advance(a.as_ref(), 10, shown).is_ok());
+        assert!(last.advance(a.as_ref(), 9, shown).is_ok());
         assert!(last.advance(b.as_ref(), 5, shown).is_ok());
         assert!(last.advance(None, 1, shown).is_ok());
+        assert!(last.advance(a.as_ref(), 10, shown).is_ok());
         let reason = |r: Result<(), Defect>| r.unwrap_err().reason;
         assert_eq!(
             reason(last.advance(a.as_ref(), 10, shown)),
@@ -187,5 +228,33 @@ mod tests {
         assert_eq!(last.last(a.as_ref()), Some(10));
         assert_eq!(last.last(b.as_ref()), Some(6));
         assert_eq!(last.last(None), Some(1));
+        assert_eq!(last.direction(), Direction::Rising);
+    }
+
+    #[test]
+    fn a_file_whose_first_two_times_fall_must_keep_falling() {
+        let mut last = LastBars::default();
+        let shown = || String::from("t");
+        let reason = |r: Result<(), Defect>| r.unwrap_err().reason;
+        assert!(last.advance(None, 10, shown).is_ok());
+        assert_eq!(
+            reason(last.advance(None, 10, shown)),
+            RejectReason::DuplicateTimestamp
+        );
+        assert_eq!(last.direction(), Direction::Unknown);
+        assert!(last.advance(None, 9, shown).is_ok());
+        assert_eq!(last.direction(), Direction::Falling);
+        assert!(last.advance(None, 5, shown).is_ok());
+        let later = last.advance(None, 7, shown).unwrap_err();
+        assert_eq!(later.reason, RejectReason::OutOfOrder);
+        assert!(later.message.contains("newest first"), "{}", later.message);
+        assert!(last.advance(None, 4, shown).is_ok());
+        // One direction for every symbol of the file.
+        let a = Symbol::new("A");
+        assert!(last.advance(a.as_ref(), 1, shown).is_ok());
+        assert_eq!(
+            reason(last.advance(a.as_ref(), 2, shown)),
+            RejectReason::OutOfOrder
+        );
     }
 }

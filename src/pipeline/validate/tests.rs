@@ -119,7 +119,12 @@ const REASON_CASES: &[(RejectReason, &[u8])] = &[
         RejectReason::Binary,
         b"2024-01-02 10:00:00,1,2,0.5,1.5,\x007",
     ),
-    (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5,1.5"),
+    (RejectReason::FieldCount, b"2024-01-02 10:00:00,1,2,0.5"),
+    // Five fields (no volume) load as volume 0, but not after a line of six.
+    (
+        RejectReason::FieldCount,
+        b"2024-01-02 09:59:00,1,2,0.5,1.5,7\n2024-01-02 10:00:00,1,2,0.5,1.5",
+    ),
     (
         RejectReason::FieldCount,
         b"2024-01-02 10:00:00,1,2,0.5,1.5,7,",
@@ -232,7 +237,9 @@ fn every_reason_has_a_line_that_triggers_it() {
         first_reason(dup.as_bytes()),
         RejectReason::DuplicateTimestamp
     );
-    let earlier = format!("{ok}\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n");
+    // The first two times say the file runs oldest first; a later earlier one is out of order.
+    let earlier =
+        format!("{ok}\n2024-01-02 10:01:00,1,2,0.5,1.5,7\n2024-01-02 09:59:00,1,2,0.5,1.5,7\n");
     assert_eq!(first_reason(earlier.as_bytes()), RejectReason::OutOfOrder);
     let mut long = vec![b'1'; 5000];
     long.push(b'\n');
@@ -247,6 +254,8 @@ fn every_reason_has_a_line_that_triggers_it() {
         RejectReason::LineTooLong,
         // Only multi-symbol layouts read a symbol field: see source::polygon's tests.
         RejectReason::BadSymbol,
+        // Only Databento records say their interval (rtype): see source::databento's tests.
+        RejectReason::NotOneMinute,
     ]);
     assert_eq!(covered.len(), RejectReason::ALL.len());
 }
@@ -261,8 +270,10 @@ fn messages_say_what_is_wrong() {
 
 #[test]
 fn duplicates_and_out_of_order_compare_with_the_last_accepted_bar() {
+    // The first two times say the file runs oldest first.
     let rows = rows_of(
-        b"2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
+        b"2024-01-02 10:00:30,1,2,0.5,1.5,7\n\
+          2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:00:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:01:00,1,2,0.5,1.5,7\n\
           2024-01-02 10:02:00,1,2,0.5,5,7\n\
@@ -279,6 +290,7 @@ fn duplicates_and_out_of_order_compare_with_the_last_accepted_bar() {
     assert_eq!(
         reasons,
         [
+            None,
             None,
             Some(RejectReason::OutOfOrder),
             Some(RejectReason::DuplicateTimestamp),
@@ -344,6 +356,47 @@ fn fall_back_2024_in_new_york_keeps_timestamps_increasing() {
         b"2024-11-03 01:30:00,1,1,1,1,1\n2024-11-03 01:30:00,1,1,1,1,1\n2024-11-03 01:30:00,1,1,1,1,1\n",
     );
     assert_eq!(rejection(&rows[2]).reason, RejectReason::DuplicateTimestamp);
+}
+
+#[test]
+fn a_newest_first_file_gives_the_bars_of_its_time_ordered_twin() {
+    // Across the 2024 fall-back (the repeated hour twice) and a month end.
+    let mut lines = Vec::new();
+    let mut t = NaiveDate::from_ymd_opt(2024, 10, 31)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap();
+    let mut repeated = false;
+    while t < NaiveDate::from_ymd_opt(2024, 11, 3)
+        .unwrap()
+        .and_hms_opt(3, 0, 0)
+        .unwrap()
+    {
+        lines.push(format!("{},1,2,0.5,1.5,7", t.format("%Y-%m-%d %H:%M:%S")));
+        t += chrono::Duration::minutes(7);
+        if !repeated && t.format("%Y-%m-%d %H").to_string() == "2024-11-03 02" {
+            // The wall clock goes back from 02:00 EDT to 01:00 EST.
+            t -= chrono::Duration::hours(1);
+            repeated = true;
+        }
+    }
+    let oldest_first = bars(&(lines.join("\n") + "\n"));
+    lines.reverse();
+    let newest_first = bars(&(lines.join("\n") + "\n"));
+    assert_eq!(oldest_first.len(), lines.len());
+    let key = |b: &ValidBar| (b.bar, b.local_date, b.bucket);
+    let mut want: Vec<_> = oldest_first.iter().map(key).collect();
+    want.reverse();
+    let got: Vec<_> = newest_first.iter().map(key).collect();
+    assert_eq!(got, want);
+    // A file whose direction changes after its first two times: the rows against it rejected.
+    let rows = rows_of(
+        b"2024-01-02 10:05:00,1,1,1,1,1\n2024-01-02 10:04:00,1,1,1,1,1\n\
+          2024-01-02 10:06:00,1,1,1,1,1\n2024-01-02 10:03:00,1,1,1,1,1\n",
+    );
+    assert!(matches!(rows[1], Row::Bar(_)));
+    assert_eq!(rejection(&rows[2]).reason, RejectReason::OutOfOrder);
+    assert!(matches!(rows[3], Row::Bar(_)));
 }
 
 #[test]

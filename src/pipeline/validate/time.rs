@@ -1,5 +1,6 @@
 //! Time: a record's [`BarTime`] into its UTC instant and exchange-local date, by the exchange
-//! zone's rules (spring-forward gaps rejected, fall-back hours resolved to keep time increasing).
+//! zone's rules (spring-forward gaps rejected, fall-back hours resolved to keep the file's times
+//! running its way: increasing, or decreasing in a newest-first file).
 //!
 //! The hot path allocates nothing: the zone offset is cached per local hour (and per UTC hour
 //! for UTC records). Rows are sorted, so one entry serves about sixty rows. Hours in which the
@@ -8,8 +9,13 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 
+use super::rules::Direction;
 use crate::model::reject::{Defect, RejectReason};
 use crate::source::BarTime;
+
+/// The last accepted instant of the record's symbol (UTC millis) and the file's direction: what
+/// resolves an ambiguous local time.
+pub type Previous = (i64, Direction);
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
 const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
@@ -78,10 +84,12 @@ impl ExchangeClock {
     }
 
     /// The instant and local date of `time`. `last` is the last accepted instant of the same
-    /// symbol: an ambiguous local time (fall-back) is the earlier instant unless that would not
-    /// come after `last`, then the later one. A local time in a gap is rejected.
+    /// symbol and the file's direction: an ambiguous local time (fall-back) is the earlier
+    /// instant unless that would not come after `last`, then the later one; in a newest-first
+    /// file the later unless that would not come before `last`; while the direction is not known,
+    /// the one nearer `last` (other than `last` itself). A local time in a gap is rejected.
     #[inline]
-    pub fn place(&mut self, time: BarTime, last: Option<i64>) -> Result<Placed, Defect> {
+    pub fn place(&mut self, time: BarTime, last: Option<Previous>) -> Result<Placed, Defect> {
         match time {
             BarTime::Local(local) if self.naive.is_some() => {
                 let naive = self.naive.as_deref_mut().expect("checked above");
@@ -103,7 +111,11 @@ impl ExchangeClock {
     }
 
     #[inline]
-    fn local_to_utc(&mut self, local: NaiveDateTime, last: Option<i64>) -> Result<i64, Defect> {
+    fn local_to_utc(
+        &mut self,
+        local: NaiveDateTime,
+        last: Option<Previous>,
+    ) -> Result<i64, Defect> {
         let date = local.date();
         let seconds_of_day = i64::from(local.num_seconds_from_midnight());
         let hour = (seconds_of_day / SECONDS_PER_HOUR) as u32;
@@ -136,8 +148,21 @@ impl ExchangeClock {
                 let (x, y) = (at(a.fix().local_minus_utc()), at(b.fix().local_minus_utc()));
                 let (earlier, later) = (x.min(y), x.max(y));
                 Ok(match last {
-                    Some(last) if earlier <= last => later,
-                    _ => earlier,
+                    None => earlier,
+                    Some((last, Direction::Rising)) if earlier <= last => later,
+                    Some((_, Direction::Rising)) => earlier,
+                    Some((last, Direction::Falling)) if later >= last => earlier,
+                    Some((_, Direction::Falling)) => later,
+                    // The same time twice: the other instant (as the rising rule would).
+                    Some((last, Direction::Unknown)) if earlier == last => later,
+                    Some((last, Direction::Unknown)) if later == last => earlier,
+                    Some((last, Direction::Unknown)) => {
+                        if (later - last).abs() < (earlier - last).abs() {
+                            later
+                        } else {
+                            earlier
+                        }
+                    }
                 })
             }
             chrono::LocalResult::None => Err(Defect::new(
@@ -229,6 +254,46 @@ mod tests {
             assert_eq!(got.millis, t.timestamp_millis());
             assert_eq!(got.local_date, want, "{t}");
         }
+    }
+
+    #[test]
+    fn fall_back_times_resolve_the_way_the_file_runs() {
+        // 2024-11-03: 01:00-01:59 happens twice in New York (EDT, then EST).
+        let local = |h: u32, m: u32| {
+            BarTime::Local(
+                chrono::NaiveDate::from_ymd_opt(2024, 11, 3)
+                    .unwrap()
+                    .and_hms_opt(h, m, 0)
+                    .unwrap(),
+            )
+        };
+        let edt = |m: i64| 1_730_610_000_000 + m * 60_000; // 01:00 EDT = 05:00 UTC
+        let est = |m: i64| edt(m) + 3_600_000;
+        let mut clock = ExchangeClock::new(NY);
+        let mut at = |t, last| clock.place(t, last).unwrap().millis;
+        // Oldest first: 01:59 EDT then 01:00 is the second 01:00 (EST).
+        assert_eq!(at(local(1, 0), Some((edt(59), Direction::Rising))), est(0));
+        assert_eq!(
+            at(local(1, 30), Some((edt(10), Direction::Rising))),
+            edt(30)
+        );
+        // Newest first: after 01:00 EST, 01:59 is the first 01:59 (EDT); after 02:00 EST,
+        // 01:59 is EST.
+        assert_eq!(
+            at(local(1, 59), Some((est(0), Direction::Falling))),
+            edt(59)
+        );
+        assert_eq!(
+            at(local(1, 59), Some((est(0) + 3_600_000, Direction::Falling))),
+            est(59)
+        );
+        // The second bar of a file: the nearer instant, which sets the direction.
+        assert_eq!(
+            at(local(1, 29), Some((edt(30), Direction::Unknown))),
+            edt(29)
+        );
+        assert_eq!(at(local(1, 0), Some((edt(59), Direction::Unknown))), est(0));
+        assert_eq!(at(local(1, 0), None), edt(0));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   time and the five values ([`CsvSpec`] with naive times exchange-local, epoch units by
 //!   magnitude, the symbol from a `symbol`/`ticker` column when there is one). The header must
 //!   be complete for its layout.
-//! - no header: six fields, a `YYYY-MM-DD HH:MM[:SS]` time and five numbers, FirstRate with the
+//! - no header: six fields (five without a volume, as in index files), a `YYYY-MM-DD HH:MM[:SS]`
+//!   time and five numbers (four), FirstRate with the
 //!   interval the file name states (one minute when it states none; `_1day_` is refused with
 //!   such lines); six fields with a `YYYY-MM-DD` date, a daily FirstRate file (unless the name
 //!   states an intraday interval); seven fields `MM/DD/YYYY,HH:MM` and five numbers, Kibot.
@@ -97,7 +98,7 @@ fn from_data_line(file_name: &str, line: &[u8]) -> Result<Layout, String> {
     let fields: Vec<&[u8]> = line.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
     let named = Interval::from_file_name(file_name);
     match fields[..] {
-        [time, ref values @ ..] if values.len() == 5 && numbers(values) => {
+        [time, ref values @ ..] if matches!(values.len(), 4 | 5) && numbers(values) => {
             firstrate_interval(time, named).map(|interval| Layout::FirstRate { interval })
         }
         [date, clock, ref values @ ..] if values.len() == 5 && numbers(values) => {
@@ -141,11 +142,11 @@ fn firstrate_interval(time: &[u8], named: Option<Interval>) -> Result<Interval, 
     }
 }
 
-/// Whether the fields are four prices and a volume.
+/// Whether the fields are four prices and a volume, or four prices (no volume).
 fn numbers(values: &[&[u8]]) -> bool {
-    let (volume, prices) = values.split_last().expect("five fields");
+    let (prices, volume) = values.split_at(values.len().min(4));
     prices.iter().all(|p| text::parse_price("price", p).is_ok())
-        && text::parse_volume(volume).is_ok()
+        && volume.iter().all(|v| text::parse_volume(v).is_ok())
 }
 
 #[cfg(test)]
@@ -197,6 +198,13 @@ mod tests {
                 "2005-01-03,1,2,0.5,1.5,7\n",
                 firstrate(Interval::OneDay),
             ),
+            // Index files: no volume.
+            (
+                "SPX_full_1min.txt",
+                "2023-01-03 09:30:00,3853.29,3853.29,3849.3,3850.08\n",
+                firstrate(Interval::OneMinute),
+            ),
+            ("SPX.csv", "timestamp,open,high,low,close\n", csv(false)),
             (
                 "2023-07-10.csv",
                 "ticker,volume,open,close,high,low,window_start,transactions\nA,1",

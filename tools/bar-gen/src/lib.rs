@@ -2,7 +2,8 @@
 //!
 //! A development tool, not part of the product: the `bar-gen` binary writes files into a folder,
 //! and the integration tests call [`write_symbol`] directly. [`layouts`] writes the same bars in
-//! the other vendor layouts the product reads.
+//! the other vendor layouts the product reads; [`download`] writes a FirstRate download of every
+//! interval (1min to 1day) and files in newest-first order.
 //!
 //! Same [`GenSpec`] → byte-identical files. Bars fall on trading days only
 //! ([`bar_ingest::calendar::is_trading_day`]), 04:00–19:59 local, with minutes missing (rarely in
@@ -11,6 +12,7 @@
 //! then; volumes are whole shares. Only `+`, `*` and comparisons are used on floats, so the
 //! output does not depend on a platform's math library.
 
+pub mod download;
 pub mod pack;
 
 use std::fs::{self, File};

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bar_gen::GenSpec;
+use bar_gen::download::{GenInterval, Order, write_download};
 use bar_gen::layouts::{OutLayout, write_layout};
 use bar_gen::numbered_symbols;
 use bar_gen::pack::{Pack, pack};
@@ -49,6 +50,24 @@ struct Args {
     /// csv-utc or csv-epoch-ms (a file per symbol with a header). The bars are the same.
     #[arg(long, default_value = "firstrate", value_parser = parse_layout)]
     layout: OutLayout,
+    /// A FirstRate download: one file per interval and symbol,
+    /// `{SYMBOL}_full_{INTERVAL}_adjsplit.txt`, comma-separated from 1min, 5min, 30min, 1hour,
+    /// 1day (e.g. `--intervals 1min,5min,30min,1hour,1day`); the coarser bars are aggregated
+    /// from the 1min bars, the daily ones over the regular session, written date-only. Only
+    /// with the firstrate layout.
+    #[arg(long, value_delimiter = ',', value_parser = parse_interval)]
+    intervals: Vec<GenInterval>,
+    /// Write every file newest first (its lines in reverse time order, as Alpha Vantage
+    /// does). Only with the firstrate layout.
+    #[arg(long)]
+    newest_first: bool,
+}
+
+fn parse_interval(name: &str) -> Result<GenInterval, String> {
+    GenInterval::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = GenInterval::ALL.iter().map(|(_, n)| *n).collect();
+        format!("unknown interval {name:?} (one of {})", names.join(", "))
+    })
 }
 
 fn parse_layout(name: &str) -> Result<OutLayout, String> {
@@ -84,8 +103,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let started = std::time::Instant::now();
-    let written = write_layout(&spec, args.layout, &args.out)
-        .with_context(|| format!("writing files into {}", args.out.display()))?;
+    let download = !args.intervals.is_empty() || args.newest_first;
+    if download && args.layout != OutLayout::FirstRate {
+        anyhow::bail!(
+            "--intervals and --newest-first write FirstRate files: use --layout firstrate"
+        );
+    }
+    let written = if download {
+        let intervals = match args.intervals.as_slice() {
+            [] => vec![GenInterval::OneMinute],
+            some => some.to_vec(),
+        };
+        let order = if args.newest_first {
+            Order::NewestFirst
+        } else {
+            Order::OldestFirst
+        };
+        write_download(&spec, &intervals, order, &args.out)
+    } else {
+        write_layout(&spec, args.layout, &args.out)
+    }
+    .with_context(|| format!("writing files into {}", args.out.display()))?;
     let written = match args.pack {
         Some(how) => pack(&written, how, &args.out)
             .with_context(|| format!("packing the files in {}", args.out.display()))?,
