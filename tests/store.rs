@@ -49,7 +49,8 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
     let statements = BarStatements::prepare(&session, &schema).await.unwrap();
     let symbol = Symbol::new("BRK.B").unwrap();
 
-    // Winter (EST, UTC-5) and summer (EDT, UTC-4) bars, awkward doubles, a zero and a huge volume.
+    // Winter (EST, UTC-5) and summer (EDT, UTC-4) bars, awkward doubles, a fractional, a zero
+    // and the largest volume.
     let jan = vec![
         Bar {
             ts_millis: ny_millis(2005, 1, 3, 8, 0),
@@ -57,7 +58,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 0.9911,
             low: 0.9839,
             close: 0.9839,
-            volume: 19209,
+            volume: 19209.0,
         },
         Bar {
             ts_millis: ny_millis(2005, 1, 3, 8, 1),
@@ -65,7 +66,8 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 1e-7 + 0.5,
             low: 1e-7,
             close: 0.3,
-            volume: 0,
+            // Polygon's six decimals.
+            volume: 1234.567891,
         },
         Bar {
             ts_millis: ny_millis(2005, 1, 31, 19, 59),
@@ -73,7 +75,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 99999.99,
             low: 0.0001,
             close: 5.5,
-            volume: i64::MAX,
+            volume: bar_ingest::model::MAX_VOLUME,
         },
     ];
     let jul = vec![Bar {
@@ -82,7 +84,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
         high: 2.0,
         low: 0.5,
         close: 1.5,
-        volume: 42,
+        volume: 0.0,
     }];
 
     for bar in jan.iter().chain(&jul) {
@@ -94,7 +96,12 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
         session
             .execute_unpaged(
                 &statements.insert,
-                BarStatements::insert_values(&symbol, &bucket.to_string(), bar),
+                BarStatements::insert_values(
+                    &symbol,
+                    &bucket.to_string(),
+                    bar,
+                    statements.volume_column,
+                ),
             )
             .await
             .unwrap();
@@ -150,7 +157,7 @@ async fn schema_creation_is_idempotent_and_has_the_designed_key() {
             expect("open", "regular", -1, "double"),
             expect("symbol", "partition_key", 0, "text"),
             expect("ts", "clustering", 0, "timestamp"),
-            expect("volume", "regular", -1, "bigint"),
+            expect("volume", "regular", -1, "double"),
         ]
     );
 

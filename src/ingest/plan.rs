@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 
 use super::outcome::LoadError;
 use crate::config::{LayoutRule, SourceRule, SymbolFrom};
-use crate::model::Symbol;
+use crate::model::{Symbol, VolumeColumn};
 use crate::pipeline::gate::{SessionGate, TimesReadAs};
 use crate::pipeline::validate::Validator;
 use crate::source::Interval;
@@ -33,8 +33,10 @@ pub(crate) struct Plan {
     pub(crate) naive_tz: Tz,
     /// The delivery's symbol; None when each record names its own.
     pub(crate) symbol: Option<Symbol>,
-    /// The rule that covers the unit: its symbol renames and gate options.
+    /// The rule that covers the unit: its symbol renames, stamp and gate options.
     pub(crate) rule: SourceRule,
+    /// The bar table's volume column (the loader's; `double` until it says otherwise).
+    pub(crate) volumes: VolumeColumn,
 }
 
 impl Plan {
@@ -75,12 +77,15 @@ impl Plan {
             naive_tz: rule.timezone.unwrap_or(exchange_tz),
             symbol,
             rule,
+            volumes: VolumeColumn::default(),
         })
     }
 
     /// The validator of the unit's records.
     pub(crate) fn validator(&self) -> Validator {
         Validator::with_naive_zone(self.exchange_tz, self.naive_tz)
+            .stamped(self.rule.stamp)
+            .storing(self.volumes)
     }
 
     /// The time-zone gate for the unit: on when the rule has it on and the bars are intraday
@@ -93,6 +98,9 @@ impl Plan {
             Interval::OneMinute | Interval::FiveMinutes
         );
         options.enabled &= judged;
+        // A one-minute file's stamps are judged against the rule's (see the gate's `stamp`).
+        options.stamp =
+            (self.layout.interval() == Interval::OneMinute).then_some(self.rule.stamp);
         let read = match self.layout {
             Layout::Polygon | Layout::Databento => TimesReadAs::Instants,
             _ => TimesReadAs::Wall(self.naive_tz),

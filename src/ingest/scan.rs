@@ -420,6 +420,7 @@ mod tests {
             naive_tz: NY,
             symbol: Symbol::new("T"),
             rule: SourceRule::default_rule(),
+            volumes: crate::model::VolumeColumn::Double,
         }
     }
 

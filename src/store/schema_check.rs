@@ -203,7 +203,7 @@ fn compare(table: &TableSpec<'_>, found: &BTreeMap<String, FoundColumn>) -> Vec<
             });
             continue;
         };
-        if f.cql_type != column.cql_type {
+        if !column.accepts(&f.cql_type) {
             problems.push(SchemaProblem::WrongType {
                 table: name(),
                 column: column.name.into(),

@@ -54,7 +54,7 @@ fn verdict_with(bars: &[GenBar], written_in: Tz, read_in: Tz, options: GateOptio
     let mut gate = SessionGate::new(NY, options).reading(TimesReadAs::Wall(read_in));
     for b in bars {
         if let Some(ts) = stored(b, written_in, read_in) {
-            gate.observe(ts, b.volume as i64);
+            gate.observe(ts, b.volume as f64);
         }
     }
     gate.verdict()
@@ -161,7 +161,7 @@ fn an_unnamed_shift_is_reported_as_hours() {
     let mut gate = SessionGate::new(NY, GateOptions::default());
     for b in &bars {
         let ts = stored(b, NY, NY).unwrap() + 3 * 3_600_000;
-        gate.observe(ts, b.volume as i64);
+        gate.observe(ts, b.volume as f64);
     }
     let v = gate.verdict();
     let (shift, reason, message) = suspect(&v);
@@ -174,7 +174,7 @@ fn instants_that_are_wall_times_are_suspect() {
     // A layout of UTC instants whose vendor wrote New York wall times as if UTC.
     let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Instants);
     for b in &across_dst() {
-        gate.observe(wall(b).and_utc().timestamp_millis(), b.volume as i64);
+        gate.observe(wall(b).and_utc().timestamp_millis(), b.volume as f64);
     }
     let v = gate.verdict();
     let (_, reason, message) = suspect(&v);
@@ -183,7 +183,7 @@ fn instants_that_are_wall_times_are_suspect() {
     // True instants (a Polygon-style file) pass.
     let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Instants);
     for b in &across_dst() {
-        gate.observe(stored(b, NY, NY).unwrap(), b.volume as i64);
+        gate.observe(stored(b, NY, NY).unwrap(), b.volume as f64);
     }
     assert_eq!(gate.verdict(), Verdict::Pass);
 }
@@ -312,7 +312,7 @@ fn the_thresholds_are_the_options() {
         let mut gate = SessionGate::new(NY, options);
         for b in &bars {
             if let Some(ts) = stored(b, UTC, NY) {
-                gate.observe(ts, b.volume as i64);
+                gate.observe(ts, b.volume as f64);
             }
         }
         gate.verdict()
@@ -359,7 +359,7 @@ fn the_gate_turned_off_passes_everything() {
     };
     let mut gate = SessionGate::new(NY, options);
     for b in &across_dst() {
-        gate.observe(stored(b, UTC, NY).unwrap_or(0), b.volume as i64);
+        gate.observe(stored(b, UTC, NY).unwrap_or(0), b.volume as f64);
     }
     assert_eq!(gate.verdict(), Verdict::Pass);
     assert_eq!(gate.bars(), (0, 0));
@@ -374,7 +374,7 @@ fn off_hours_bars_no_shift_explains_are_said_not_suspected() {
         .unwrap()
         .timestamp_millis();
     for minute in 0..4 * 1440 {
-        gate.observe(start + minute * 60_000, 100);
+        gate.observe(start + minute * 60_000, 100.0);
     }
     let v = gate.verdict();
     let Verdict::NotEnoughEvidence { message } = &v else {
@@ -397,13 +397,13 @@ fn the_day_after_spring_forward_is_its_own_day() {
             .timestamp_millis()
     };
     let mut gate = SessionGate::new(NY, GateOptions::default());
-    gate.observe(at(10, 1, 0), 1);
-    gate.observe(at(11, 0, 30), 1);
-    gate.observe(at(11, 9, 30), 1);
+    gate.observe(at(10, 1, 0), 1.0);
+    gate.observe(at(11, 0, 30), 1.0);
+    gate.observe(at(11, 9, 30), 1.0);
     assert_eq!(gate.bars(), (2, 1));
     let mut want = Histograms::default();
-    want.add(1, 30, 1);
-    want.add(1, 9 * 60 + 30, 1);
+    want.add(1, 30, 1.0);
+    want.add(1, 9 * 60 + 30, 1.0);
     assert_eq!(gate.histograms.as_ref(), &want);
     assert_eq!(gate.days(), 1);
 }
@@ -432,10 +432,10 @@ proptest! {
         let mut want = Histograms::default();
         let mut off_days = 0;
         for &ts in &stamps {
-            gate.observe(ts, 7);
+            gate.observe(ts, 7.0);
             let (clock, minute, date) = chrono_minute(ts);
             if calendar::is_trading_day(date) {
-                want.add(clock, minute, 7);
+                want.add(clock, minute, 7.0);
             } else {
                 off_days += 1;
             }
