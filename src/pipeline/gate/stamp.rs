@@ -21,10 +21,16 @@ use crate::model::Stamp;
 /// Minutes averaged for a level outside or inside the session, next to an edge (the edge
 /// minutes themselves left out).
 const LEVEL_MINUTES: i64 = 30;
+/// The first minute of the inside level at the open (09:32: after both minutes judged).
+const INSIDE_OPEN: i64 = REGULAR_OPEN + 2;
 /// A minute at least this far from the outside level towards the inside one is in the session.
 const INSIDE: f64 = 0.5;
 /// A minute less far than this is outside it.
 const OUTSIDE: f64 = 0.25;
+/// Fewest bars per minute of the session next to the open (over the file's symbols and trading
+/// days) for a verdict: at one minute's resolution a few days (or symbols) are needed before a
+/// missing 09:30 bar means more than chance; fewer, and the file passes unjudged.
+const MIN_SESSION_BARS_PER_MINUTE: f64 = 3.0;
 
 /// The two levels one edge minute is placed between.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +55,7 @@ fn open_levels(profile: &Profile, min_contrast: f64) -> Vec<Levels> {
         profile,
         min_contrast,
         REGULAR_OPEN - 1 - LEVEL_MINUTES,
-        REGULAR_OPEN + 2,
+        INSIDE_OPEN,
     )
 }
 
@@ -87,6 +93,10 @@ fn starts_at(profile: &Profile, levels: &[Levels], first: i64) -> bool {
 /// The verdict on the stamps of a file whose session sits at the right hour, read as `stamp`
 /// says; None when they look right or the edges are not clear enough to tell.
 pub(super) fn judge(profile: &Profile, stamp: Stamp, min_contrast: f64) -> Option<Verdict> {
+    let inside_bars = profile.mean(Weight::Count, INSIDE_OPEN, INSIDE_OPEN + LEVEL_MINUTES);
+    if inside_bars < MIN_SESSION_BARS_PER_MINUTE {
+        return None;
+    }
     let open = open_levels(profile, min_contrast);
     match stamp {
         Stamp::Start => {

@@ -13,7 +13,7 @@ use bar_ingest::source::layout::detect;
 use bar_ingest::source::symbol_from_file_name;
 
 /// A bar as read back: (symbol, UTC millis, open, high, low, close, volume).
-type Read7 = (String, i64, f64, f64, f64, f64, i64);
+type Read7 = (String, i64, f64, f64, f64, f64, f64);
 
 fn spec() -> GenSpec {
     GenSpec {
@@ -39,7 +39,7 @@ fn meant(spec: &GenSpec) -> Vec<Read7> {
                 ticks_to_price(b.high),
                 ticks_to_price(b.low),
                 ticks_to_price(b.close),
-                b.volume as i64,
+                b.volume as f64,
             ));
         }
     }
