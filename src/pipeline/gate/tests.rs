@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::Stamp;
 
 const NY: Tz = chrono_tz::America::New_York;
 const UTC: Tz = chrono_tz::UTC;
@@ -484,4 +485,124 @@ proptest! {
             prop_assert!(!matches!(wrong, Verdict::Suspect { .. }), "{:?}", wrong);
         }
     }
+}
+
+/// bar-gen's bars over `start..=end`, stamped at their end when `end_stamps`.
+fn stamped(seed: u64, start: NaiveDate, end: NaiveDate, end_stamps: bool) -> Vec<GenBar> {
+    let spec = GenSpec {
+        symbols: vec!["NT".into()],
+        start,
+        end,
+        seed,
+    };
+    SymbolBars::new(&spec, "NT")
+        .end_stamped(end_stamps)
+        .collect()
+}
+
+/// The verdict of a gate told `stamp`, on `bars` (New York wall times) moved `shift_ms` as the
+/// loader would store them.
+fn stamp_verdict(bars: &[GenBar], stamp: Stamp, shift_ms: i64) -> Verdict {
+    let options = GateOptions {
+        stamp: Some(stamp),
+        ..GateOptions::default()
+    };
+    let mut gate = SessionGate::new(NY, options);
+    for b in bars {
+        gate.observe(stored(b, NY, NY).unwrap() + shift_ms, b.volume as f64);
+    }
+    gate.verdict()
+}
+
+/// Bar ends read as opens (no rule): `suspect_bar_end`, naming the rule. Before the stamp
+/// check, such a file passed the gate and was stored a minute late.
+#[test]
+fn bar_ends_read_as_opens_are_suspect_bar_end() {
+    let ends = stamped(3, d(2024, 2, 20), d(2024, 4, 19), true);
+    let v = stamp_verdict(&ends, Stamp::Start, 0);
+    let Verdict::SuspectBarEnd {
+        late_minutes,
+        message,
+    } = &v
+    else {
+        panic!("{v:?}")
+    };
+    assert_eq!(*late_minutes, 1);
+    assert_eq!(v.reason_code(), Some(SUSPECT_BAR_END));
+    for part in [
+        "the activity peaks at 09:31 and 16:00 exchange time instead of 09:30 and 15:59",
+        "set `stamp = \"end\"` in the `[[source]]` rule for these files",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    // Regular-session bars only: bars at 16:00, none at 09:30.
+    let regular: Vec<GenBar> = ends
+        .iter()
+        .copied()
+        .filter(|b| (571..=960).contains(&b.minute))
+        .collect();
+    let v = stamp_verdict(&regular, Stamp::Start, 0);
+    assert!(
+        matches!(&v, Verdict::SuspectBarEnd { message, .. } if message.contains("0 bars at 09:30")),
+        "{v:?}"
+    );
+}
+
+/// With `stamp = "end"` the loader stores each bar a minute earlier: the same file passes. A
+/// start-stamped file under that rule is `suspect_bar_end` the other way.
+#[test]
+fn the_end_rule_passes_bar_ends_and_refuses_bar_opens() {
+    let ends = stamped(4, d(2023, 10, 2), d(2023, 11, 30), true);
+    assert_eq!(stamp_verdict(&ends, Stamp::End, -60_000), Verdict::Pass);
+    let opens = stamped(4, d(2023, 10, 2), d(2023, 11, 30), false);
+    let v = stamp_verdict(&opens, Stamp::End, -60_000);
+    let Verdict::SuspectBarEnd {
+        late_minutes,
+        message,
+    } = &v
+    else {
+        panic!("{v:?}")
+    };
+    assert_eq!(*late_minutes, -1);
+    assert!(
+        message.contains("the session opens at 09:29") && message.contains("remove `stamp = \"end\"`"),
+        "{message}"
+    );
+}
+
+/// Normal files pass: bar-gen's (extended hours), regular-session only (no bar at 16:00), and
+/// with the closing auction printed at 16:00 as some vendors stamp it (a heavy bar there every
+/// day); and a file too thin to judge at one minute's resolution passes unjudged.
+#[test]
+fn start_stamped_files_pass_the_stamp_check() {
+    let opens = stamped(5, d(2024, 5, 1), d(2024, 6, 28), false);
+    assert_eq!(stamp_verdict(&opens, Stamp::Start, 0), Verdict::Pass);
+    let regular: Vec<GenBar> = opens
+        .iter()
+        .copied()
+        .filter(|b| (570..960).contains(&b.minute))
+        .collect();
+    assert_eq!(stamp_verdict(&regular, Stamp::Start, 0), Verdict::Pass);
+    let mut closing = Vec::new();
+    for (i, b) in regular.iter().enumerate() {
+        closing.push(*b);
+        if regular.get(i + 1).is_none_or(|n| n.date != b.date) {
+            closing.push(GenBar {
+                minute: 960,
+                volume: b.volume * 5,
+                ..*b
+            });
+        }
+    }
+    assert_eq!(stamp_verdict(&closing, Stamp::Start, 0), Verdict::Pass);
+    // One day of bar ends: too few bars per minute to tell; the time-zone gate still judges.
+    let one_day = stamped(5, d(2024, 5, 1), d(2024, 5, 1), true);
+    assert_eq!(stamp_verdict(&one_day, Stamp::Start, 0), Verdict::Pass);
+    // Not one-minute bars (no stamp to judge): bar ends pass.
+    let ends = stamped(5, d(2024, 5, 1), d(2024, 6, 28), true);
+    let unjudged = GateOptions {
+        stamp: None,
+        ..GateOptions::default()
+    };
+    assert_eq!(verdict_with(&ends, NY, NY, unjudged), Verdict::Pass);
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bar_gen::GenSpec;
-use bar_gen::layouts::{OutLayout, write_layout};
+use bar_gen::layouts::{OutLayout, write_layout_variant};
+use bar_gen::{GenSpec, Variant};
 use bar_gen::numbered_symbols;
 use bar_gen::pack::{Pack, pack};
 use chrono::NaiveDate;
@@ -49,6 +49,14 @@ struct Args {
     /// csv-utc or csv-epoch-ms (a file per symbol with a header). The bars are the same.
     #[arg(long, default_value = "firstrate", value_parser = parse_layout)]
     layout: OutLayout,
+    /// Stamp every bar at its end, one minute after its open (as NinjaTrader, Bloomberg,
+    /// TradeStation and older Alpha Vantage exports do): `start` (default) or `end`.
+    #[arg(long, default_value = "start", value_parser = ["start", "end"])]
+    stamp: String,
+    /// Volumes with six decimals, as Massive (Polygon) flat files since 2026-02-23 (polygon
+    /// layout only).
+    #[arg(long)]
+    decimal_volumes: bool,
 }
 
 fn parse_layout(name: &str) -> Result<OutLayout, String> {
@@ -84,7 +92,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let started = std::time::Instant::now();
-    let written = write_layout(&spec, args.layout, &args.out)
+    let variant = Variant {
+        end_stamps: args.stamp == "end",
+        decimal_volumes: args.decimal_volumes,
+    };
+    let written = write_layout_variant(&spec, args.layout, variant, &args.out)
         .with_context(|| format!("writing files into {}", args.out.display()))?;
     let written = match args.pack {
         Some(how) => pack(&written, how, &args.out)

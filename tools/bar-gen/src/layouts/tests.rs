@@ -180,7 +180,7 @@ fn sample_lines_are_each_layouts_exact_form() {
         "1688995800000,189.84,189.95,189.8,189.9,4930\n"
     );
     assert_eq!(
-        line(&|o| format_polygon(o, "AAPL", &bar)),
+        line(&|o| format_polygon(o, "AAPL", &bar, false)),
         "AAPL,4930,189.84,189.9,189.95,189.8,1688995800000000000,50\n"
     );
     assert_eq!(
