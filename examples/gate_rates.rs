@@ -160,9 +160,21 @@ fn main() {
             Stamp::Start,
             Expect::Suspect(Some("America/Chicago"), -1),
         ),
-        case("bar ends read as opens", NY, 1, Stamp::Start, Expect::BarEnd(1)),
+        case(
+            "bar ends read as opens",
+            NY,
+            1,
+            Stamp::Start,
+            Expect::BarEnd(1),
+        ),
         case("bar ends, stamp = end", NY, 0, Stamp::End, Expect::Pass),
-        case("bar opens, stamp = end", NY, -1, Stamp::End, Expect::BarEnd(-1)),
+        case(
+            "bar opens, stamp = end",
+            NY,
+            -1,
+            Stamp::End,
+            Expect::BarEnd(-1),
+        ),
     ];
     let shapes = [
         "whole day",
@@ -199,7 +211,10 @@ fn main() {
                 });
             }
         }
-        for (s, bars) in [&whole, &regular, &closing, &sparse].into_iter().enumerate() {
+        for (s, bars) in [&whole, &regular, &closing, &sparse]
+            .into_iter()
+            .enumerate()
+        {
             for (c, case) in cases.iter().enumerate() {
                 let t = &mut tallies[s * cases.len() + c];
                 tally(t, &verdict(bars, case), case.expect);

@@ -140,8 +140,11 @@ fn bar_spec(time: impl Strategy<Value = NaiveDateTime>) -> impl Strategy<Value =
             // Up to 2^53, the largest volume kept.
             (0i64..=(1 << 53)).prop_map(|v| v.to_string()),
             (0i64..(1 << 53)).prop_map(|v| format!("{v}.0")),
-            (0u64..1_000_000_000_000_000)
-                .prop_map(|micros| format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)),
+            (0u64..1_000_000_000_000_000).prop_map(|micros| format!(
+                "{}.{:06}",
+                micros / 1_000_000,
+                micros % 1_000_000
+            )),
         ],
     )
         .prop_map(|(time, short, mut prices, swap, volume)| {

@@ -147,7 +147,11 @@ fn cqlsh_volumes(table: &str, symbol: &str, bucket: &str) -> Vec<f64> {
         .filter(|l| l.starts_with('{'))
         .map(|l| {
             // The server's text of the double (Java's, which reads back as the same double).
-            let text = l.split("\"volume\": ").nth(1).unwrap().trim_end_matches('}');
+            let text = l
+                .split("\"volume\": ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('}');
             text.parse().unwrap()
         })
         .collect()
@@ -164,7 +168,8 @@ async fn a_polygon_day_file_with_decimal_volumes_is_stored_and_read_back_exactly
     let rows = polygon_rows(&file);
     assert!(rows.len() > 500, "{} rows", rows.len());
     assert!(
-        rows.iter().all(|(_, text)| text.len() > 7 && text.as_bytes()[text.len() - 7] == b'.'),
+        rows.iter()
+            .all(|(_, text)| text.len() > 7 && text.as_bytes()[text.len() - 7] == b'.'),
         "six decimals"
     );
 
@@ -235,7 +240,10 @@ async fn an_old_bigint_table_loads_whole_volumes_and_refuses_fractional_ones() {
     let config = site.config("l", "");
     let (code, stderr) = common::run_load(&config, &["--no-progress", arg(&file)]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(all_bars(&session, &schema).await, expected_bars("OLD", whole));
+    assert_eq!(
+        all_bars(&session, &schema).await,
+        expected_bars("OLD", whole)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
         .env_remove("BAR_INGEST_CONTACT_POINTS")
         .arg("--config")
@@ -317,7 +325,8 @@ async fn end_stamped_files_are_quarantined_without_the_rule_and_load_at_their_op
     let starts = stamped_file(dir, "NS_full_1min_adjsplit.txt", false);
     let starts_under_end_rule = stamped_file(dir, "NX_full_1min_adjsplit.txt", false);
 
-    let (code, stderr) = common::run_load(&site.config("plain", ""), &["--no-progress", arg(&ends)]);
+    let (code, stderr) =
+        common::run_load(&site.config("plain", ""), &["--no-progress", arg(&ends)]);
     assert_eq!(code, 1, "{stderr}");
     for needle in [
         "suspect_bar_end",
@@ -326,7 +335,10 @@ async fn end_stamped_files_are_quarantined_without_the_rule_and_load_at_their_op
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
-    assert!(all_bars(&session, &schema).await.is_empty(), "nothing written");
+    assert!(
+        all_bars(&session, &schema).await.is_empty(),
+        "nothing written"
+    );
     let records = history(&session, &schema).await;
     assert!(
         records.len() == 1
@@ -342,8 +354,7 @@ async fn end_stamped_files_are_quarantined_without_the_rule_and_load_at_their_op
     let rules = "[[source]]\npattern = \"NT_*\"\nstamp = \"end\"\n\n\
                  [[source]]\npattern = \"NX_*\"\nstamp = \"end\"\n";
     let config = site.config("rules", rules);
-    let (code, stderr) =
-        common::run_load(&config, &["--no-progress", arg(&starts), arg(&ends)]);
+    let (code, stderr) = common::run_load(&config, &["--no-progress", arg(&starts), arg(&ends)]);
     assert_eq!(code, 0, "{stderr}");
     let stored = all_bars(&session, &schema).await;
     let by = |symbol: &str| -> Vec<Stored> {
@@ -356,11 +367,17 @@ async fn end_stamped_files_are_quarantined_without_the_rule_and_load_at_their_op
     assert!(by("NS").len() > 4000, "{}", by("NS").len());
     assert_eq!(by("NT"), by("NS"));
     let twin = std::fs::read_to_string(&starts).unwrap();
-    assert_eq!(stored.iter().filter(|b| b.0 == "NS").cloned().collect::<Vec<_>>(), expected_bars("NS", &twin));
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|b| b.0 == "NS")
+            .cloned()
+            .collect::<Vec<_>>(),
+        expected_bars("NS", &twin)
+    );
 
     // Start stamps under `stamp = "end"` would be stored a minute early: quarantined too.
-    let (code, stderr) =
-        common::run_load(&config, &["--no-progress", arg(&starts_under_end_rule)]);
+    let (code, stderr) = common::run_load(&config, &["--no-progress", arg(&starts_under_end_rule)]);
     assert_eq!(code, 1, "{stderr}");
     for needle in [
         "suspect_bar_end",
@@ -369,6 +386,11 @@ async fn end_stamped_files_are_quarantined_without_the_rule_and_load_at_their_op
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
-    assert!(all_bars(&session, &schema).await.iter().all(|b| b.0 != "NX"));
+    assert!(
+        all_bars(&session, &schema)
+            .await
+            .iter()
+            .all(|b| b.0 != "NX")
+    );
     common::drop_keyspace(&session, &schema).await;
 }

@@ -247,8 +247,15 @@ mod tests {
             },
         ];
         let csv = render(Format::Csv, Clock::Utc, &bars);
-        let volumes: Vec<&str> = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap()).collect();
-        assert_eq!(volumes, ["19209", "1234.567891", "0.000001", "9007199254740992"]);
+        let volumes: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(
+            volumes,
+            ["19209", "1234.567891", "0.000001", "9007199254740992"]
+        );
         let jsonl = render(Format::Jsonl, Clock::Utc, &bars[1..2]);
         assert!(jsonl.ends_with(",\"volume\":1234.567891}\n"), "{jsonl}");
     }

@@ -99,8 +99,7 @@ impl Plan {
         );
         options.enabled &= judged;
         // A one-minute file's stamps are judged against the rule's (see the gate's `stamp`).
-        options.stamp =
-            (self.layout.interval() == Interval::OneMinute).then_some(self.rule.stamp);
+        options.stamp = (self.layout.interval() == Interval::OneMinute).then_some(self.rule.stamp);
         let read = match self.layout {
             Layout::Polygon | Layout::Databento => TimesReadAs::Instants,
             _ => TimesReadAs::Wall(self.naive_tz),

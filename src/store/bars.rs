@@ -3,9 +3,9 @@
 //! fractional volumes were kept).
 
 use scylla::client::session::Session;
-use scylla::frame::response::result::{ColumnType, NativeType};
 use scylla::deserialize::value::DeserializeValue;
 use scylla::deserialize::{DeserializationError, FrameSlice, TypeCheckError};
+use scylla::frame::response::result::{ColumnType, NativeType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue};
 

@@ -309,7 +309,10 @@ mod tests {
             found("volume", "bigint", "regular", -1, "none"),
         );
         assert_eq!(compare(&BARS, &t), vec![]);
-        t.insert("volume".into(), found("volume", "int", "regular", -1, "none"));
+        t.insert(
+            "volume".into(),
+            found("volume", "int", "regular", -1, "none"),
+        );
         let shown: Vec<String> = compare(&BARS, &t).iter().map(|p| p.to_string()).collect();
         assert_eq!(
             shown,

@@ -13,9 +13,9 @@
 
 use std::fmt::Write as _;
 
+use super::Verdict;
 use super::explain::hhmm;
 use super::score::{Profile, REGULAR_CLOSE, REGULAR_OPEN, Weight, contrast};
-use super::Verdict;
 use crate::model::Stamp;
 
 /// Minutes averaged for a level outside or inside the session, next to an edge (the edge
@@ -111,11 +111,9 @@ pub(super) fn judge(profile: &Profile, stamp: Stamp, min_contrast: f64) -> Optio
                 message: late_message(profile),
             })
         }
-        Stamp::End => starts_at(profile, &open, REGULAR_OPEN - 1).then(|| {
-            Verdict::SuspectBarEnd {
-                late_minutes: -1,
-                message: early_message(profile),
-            }
+        Stamp::End => starts_at(profile, &open, REGULAR_OPEN - 1).then(|| Verdict::SuspectBarEnd {
+            late_minutes: -1,
+            message: early_message(profile),
         }),
     }
 }

@@ -565,7 +565,8 @@ fn the_end_rule_passes_bar_ends_and_refuses_bar_opens() {
     };
     assert_eq!(*late_minutes, -1);
     assert!(
-        message.contains("the session opens at 09:29") && message.contains("remove `stamp = \"end\"`"),
+        message.contains("the session opens at 09:29")
+            && message.contains("remove `stamp = \"end\"`"),
         "{message}"
     );
 }

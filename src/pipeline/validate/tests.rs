@@ -426,7 +426,17 @@ fn volume_forms() {
          2024-01-02 10:05:00,1,1,1,1,-0\n",
     );
     let v: Vec<f64> = got.iter().map(|b| b.bar.volume).collect();
-    assert_eq!(v, [0.0, 100.0, 1000.0, 9_007_199_254_740_992.0, 1234.567891, 0.0]);
+    assert_eq!(
+        v,
+        [
+            0.0,
+            100.0,
+            1000.0,
+            9_007_199_254_740_992.0,
+            1234.567891,
+            0.0
+        ]
+    );
     assert!(v[5].is_sign_positive(), "-0 is stored as 0");
 }
 
@@ -490,7 +500,12 @@ fn bad_volumes_are_still_rejected() {
     for (volume, want) in cases {
         let mut line = b"2024-01-02 10:00:00,1,2,0.5,1.5,".to_vec();
         line.extend_from_slice(volume);
-        assert_eq!(first_reason(&line), want, "{}", String::from_utf8_lossy(volume));
+        assert_eq!(
+            first_reason(&line),
+            want,
+            "{}",
+            String::from_utf8_lossy(volume)
+        );
     }
     let r = rows_of(b"2024-01-02 10:00:00,1,2,0.5,1.5,9007199254740993");
     assert_eq!(
@@ -694,7 +709,10 @@ fn a_source_rejection_passes_through_and_blank_runs_follow_the_reader_policy() {
 #[test]
 fn end_stamped_bars_are_placed_at_their_open() {
     let end = |input: &str| -> Vec<Row> {
-        rows_with(input.as_bytes(), Validator::new(NY).stamped(crate::model::Stamp::End))
+        rows_with(
+            input.as_bytes(),
+            Validator::new(NY).stamped(crate::model::Stamp::End),
+        )
     };
     let opens = |rows: &[Row]| -> Vec<(i64, NaiveDate)> {
         rows.iter()
@@ -705,11 +723,9 @@ fn end_stamped_bars_are_placed_at_their_open() {
             .collect()
     };
     let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-    let got = end(
-        "2024-01-02 09:31:00,1,1,1,1,1\n\
+    let got = end("2024-01-02 09:31:00,1,1,1,1,1\n\
          2024-01-02 16:00:00,1,1,1,1,1\n\
-         2024-01-03 00:00:00,1,1,1,1,1\n",
-    );
+         2024-01-03 00:00:00,1,1,1,1,1\n");
     assert_eq!(
         opens(&got),
         [

@@ -295,7 +295,11 @@ fn format_polygon(out: &mut Vec<u8>, ticker: &str, bar: &GenBar, decimal: bool) 
 
 /// One `bars.ohlcv-1m.csv`: every symbol's bars merged in time order (then by instrument id, the
 /// symbol's position in the spec plus one).
-fn write_databento(spec: &GenSpec, variant: Variant, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+fn write_databento(
+    spec: &GenSpec,
+    variant: Variant,
+    dir: &Path,
+) -> io::Result<Vec<(PathBuf, u64)>> {
     let mut symbols = symbol_bars(spec, variant)?;
     fs::create_dir_all(dir)?;
     let mut next = BinaryHeap::new();

@@ -391,7 +391,8 @@ pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
 
 /// How one symbol's file is named and written (see [`write_each_symbol`]).
 pub(crate) type NameFn = fn(&str) -> String;
-pub(crate) type WriteFn<'a> = &'a (dyn Fn(&GenSpec, &str, &mut dyn Write) -> io::Result<u64> + Sync);
+pub(crate) type WriteFn<'a> =
+    &'a (dyn Fn(&GenSpec, &str, &mut dyn Write) -> io::Result<u64> + Sync);
 
 /// [`write_all`] for any one-file-per-symbol layout: `name` names a symbol's file, `write`
 /// writes it.

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bar_gen::layouts::{OutLayout, write_layout_variant};
-use bar_gen::{GenSpec, Variant};
 use bar_gen::numbered_symbols;
 use bar_gen::pack::{Pack, pack};
+use bar_gen::{GenSpec, Variant};
 use chrono::NaiveDate;
 use clap::Parser;
 
