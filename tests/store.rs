@@ -182,3 +182,72 @@ async fn schema_creation_is_idempotent_and_has_the_designed_key() {
 
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// A bars table created before volumes became `double` (`volume bigint`): the prepared insert
+/// says so, whole volumes are written as integers and read back as f64, and a fractional one
+/// (which validation rejects before any write) is refused by the driver, never truncated.
+#[tokio::test]
+async fn an_old_bigint_volume_column_takes_whole_volumes_and_refuses_fractions() {
+    let (session, mut schema, _settings) = common::fresh_schema("oldbars").await;
+    schema.bars_table = "bars_old".into();
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE {} (symbol text, bucket text, ts timestamp, open double, \
+                 high double, low double, close double, volume bigint, \
+                 PRIMARY KEY ((symbol, bucket), ts)) WITH CLUSTERING ORDER BY (ts ASC)",
+                schema.bars()
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store::check_schema(&session, &schema)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let statements = BarStatements::prepare(&session, &schema).await.unwrap();
+    assert_eq!(
+        statements.volume_column,
+        bar_ingest::model::VolumeColumn::BigInt
+    );
+    let symbol = Symbol::new("OLD").unwrap();
+    let whole = Bar {
+        ts_millis: ny_millis(2026, 2, 23, 9, 30),
+        open: 1.0,
+        high: 2.0,
+        low: 0.5,
+        close: 1.5,
+        volume: bar_ingest::model::MAX_VOLUME,
+    };
+    let insert = |bar: Bar| {
+        let session = &session;
+        let statements = &statements;
+        let symbol = &symbol;
+        async move {
+            session
+                .execute_unpaged(
+                    &statements.insert,
+                    BarStatements::insert_values(symbol, "2026-02", &bar, statements.volume_column),
+                )
+                .await
+        }
+    };
+    insert(whole).await.unwrap();
+    let fractional = Bar {
+        ts_millis: whole.ts_millis + 60_000,
+        volume: 12.5,
+        ..whole
+    };
+    assert!(
+        insert(fractional).await.is_err(),
+        "a fraction is not bound to a bigint"
+    );
+    assert_eq!(
+        partition(&session, &schema, "OLD", "2026-02").await,
+        [whole]
+    );
+    common::drop_keyspace(&session, &schema).await;
+}
