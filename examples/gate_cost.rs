@@ -13,7 +13,7 @@ const BARS: usize = 10_000_000;
 const RUNS: usize = 3;
 
 /// The bars' instants (UTC millis) and volumes, built before timing.
-fn bars() -> Vec<(i64, i64)> {
+fn bars() -> Vec<(i64, f64)> {
     let tz = chrono_tz::America::New_York;
     let mut out = Vec::with_capacity(BARS);
     let mut date = NaiveDate::from_ymd_opt(2005, 1, 3).expect("a real date");
@@ -29,7 +29,7 @@ fn bars() -> Vec<(i64, i64)> {
                 if out.len() == BARS {
                     break;
                 }
-                out.push((start + minute * 60_000, (minute * 37) % 5_000));
+                out.push((start + minute * 60_000, ((minute * 37) % 5_000) as f64));
             }
         }
         date = date.succ_opt().expect("a following day");

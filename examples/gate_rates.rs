@@ -2,11 +2,15 @@
 //! (`bar_gen`: random symbol, seed, first day 2010–2025, 1 to 250 days): each file read in its
 //! own zone (must not be suspect), with its times written in UTC or Chicago time and read as
 //! New York time (must be suspect, naming UTC or a −1 h shift, when the gate saw its minimum
-//! evidence), and the same for regular-session-only copies and sparse copies (a random 0.5 % to
-//! 20 % of the bars: an illiquid symbol). Prints one line per case.
+//! evidence), and the same for regular-session-only copies, regular-session copies with the
+//! closing print stamped 16:00 (as some vendors do) and sparse copies (a random 0.5 % to 20 % of
+//! the bars: an illiquid symbol). The bar-stamp check the same way: bar ends read as opens (must
+//! be `suspect_bar_end`, +1 min), bar ends read with `stamp = "end"` (must pass) and bar opens
+//! read with `stamp = "end"` (must be `suspect_bar_end`, −1 min). Prints one line per case.
 //! Run with `cargo run --release --example gate_rates [FILES]` (default 200). A measurement.
 
 use bar_gen::{GenBar, GenSpec, SymbolBars};
+use bar_ingest::model::Stamp;
 use bar_ingest::pipeline::gate::{GateOptions, SessionGate, Verdict};
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
@@ -21,6 +25,21 @@ enum Expect {
     Pass,
     /// Suspect with this zone named, or this shift on the main clock when no zone is expected.
     Suspect(Option<&'static str>, i32),
+    /// Suspect bar stamps, this many minutes late.
+    BarEnd(i32),
+}
+
+/// One case: how the file's times were written and read.
+struct Case {
+    name: &'static str,
+    /// The zone the vendor wrote wall times in (read as New York).
+    written_in: Tz,
+    /// Minutes the times land late once read (+1: bar ends read as opens; −1: opens read as
+    /// ends, which the loader moves a minute earlier).
+    late_minutes: i64,
+    /// The rule's stamp the gate is told.
+    stamp: Stamp,
+    expect: Expect,
 }
 
 #[derive(Default)]
@@ -49,8 +68,13 @@ fn random_file(rng: &mut StdRng) -> Vec<GenBar> {
     SymbolBars::new(&spec, &symbol).collect()
 }
 
-fn verdict(bars: &[GenBar], written_in: Tz) -> Verdict {
-    let mut gate = SessionGate::new(NY, GateOptions::default());
+fn verdict(bars: &[GenBar], case: &Case) -> Verdict {
+    let options = GateOptions {
+        stamp: Some(case.stamp),
+        ..GateOptions::default()
+    };
+    let (written_in, late) = (case.written_in, case.late_minutes * 60_000);
+    let mut gate = SessionGate::new(NY, options);
     for b in bars {
         let Some(meant) = NY
             .from_local_datetime(&b.date.and_time(b.time()))
@@ -60,7 +84,7 @@ fn verdict(bars: &[GenBar], written_in: Tz) -> Verdict {
         };
         let text = meant.with_timezone(&written_in).naive_local();
         if let Some(read) = NY.from_local_datetime(&text).earliest() {
-            gate.observe(read.timestamp_millis(), b.volume as i64);
+            gate.observe(read.timestamp_millis() + late, b.volume as f64);
         }
     }
     gate.verdict()
@@ -74,7 +98,15 @@ fn tally(t: &mut Tally, v: &Verdict, expect: Expect) {
             t.not_enough += 1;
             t.too_few += u32::from(message.starts_with("the time-zone gate needs"));
         }
-        (Verdict::Suspect { .. }, Expect::Pass) => {
+        (Verdict::Suspect { .. } | Verdict::SuspectBarEnd { .. }, Expect::Pass) => {
+            t.suspect += 1;
+            t.wrong += 1;
+        }
+        (Verdict::SuspectBarEnd { late_minutes, .. }, expect) => {
+            t.suspect += 1;
+            t.wrong += u32::from(!matches!(expect, Expect::BarEnd(m) if m == *late_minutes));
+        }
+        (Verdict::Suspect { .. }, Expect::BarEnd(_)) => {
             t.suspect += 1;
             t.wrong += 1;
         }
@@ -93,7 +125,7 @@ fn tally(t: &mut Tally, v: &Verdict, expect: Expect) {
             };
             t.wrong += u32::from(!named_right);
         }
-        (Verdict::Pass, Expect::Suspect(..)) => t.wrong += 1,
+        (Verdict::Pass, Expect::Suspect(..) | Expect::BarEnd(_)) => t.wrong += 1,
     }
 }
 
@@ -105,17 +137,54 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(20_240_710);
     let chicago = chrono_tz::America::Chicago;
     let utc = chrono_tz::UTC;
-    let cases: [(&str, Tz, Expect); 3] = [
-        ("in its zone", NY, Expect::Pass),
-        ("UTC read as New York", utc, Expect::Suspect(Some("UTC"), 0)),
-        (
+    let case = |name, written_in, late_minutes, stamp, expect| Case {
+        name,
+        written_in,
+        late_minutes,
+        stamp,
+        expect,
+    };
+    let cases = [
+        case("in its zone", NY, 0, Stamp::Start, Expect::Pass),
+        case(
+            "UTC read as New York",
+            utc,
+            0,
+            Stamp::Start,
+            Expect::Suspect(Some("UTC"), 0),
+        ),
+        case(
             "Chicago read as New York",
             chicago,
+            0,
+            Stamp::Start,
             Expect::Suspect(Some("America/Chicago"), -1),
         ),
+        case(
+            "bar ends read as opens",
+            NY,
+            1,
+            Stamp::Start,
+            Expect::BarEnd(1),
+        ),
+        case("bar ends, stamp = end", NY, 0, Stamp::End, Expect::Pass),
+        case(
+            "bar opens, stamp = end",
+            NY,
+            -1,
+            Stamp::End,
+            Expect::BarEnd(-1),
+        ),
     ];
-    let shapes = ["whole day", "regular session only", "sparse"];
-    let mut tallies: Vec<Tally> = (0..9).map(|_| Tally::default()).collect();
+    let shapes = [
+        "whole day",
+        "regular session only",
+        "regular + 16:00 print",
+        "sparse",
+    ];
+    let mut tallies: Vec<Tally> = (0..shapes.len() * cases.len())
+        .map(|_| Tally::default())
+        .collect();
     for _ in 0..files {
         let whole = random_file(&mut rng);
         let keep = rng.random_range(0.005..0.2);
@@ -129,9 +198,26 @@ fn main() {
             .copied()
             .filter(|b| (570..960).contains(&b.minute))
             .collect();
-        for (s, bars) in [&whole, &regular, &sparse].into_iter().enumerate() {
-            for (c, (_, zone, expect)) in cases.iter().enumerate() {
-                tally(&mut tallies[s * 3 + c], &verdict(bars, *zone), *expect);
+        // The closing auction stamped 16:00: a bar there each day, as heavy as the last minute.
+        let mut closing = Vec::with_capacity(regular.len());
+        for (i, b) in regular.iter().enumerate() {
+            closing.push(*b);
+            let last_of_day = regular.get(i + 1).is_none_or(|n| n.date != b.date);
+            if last_of_day && b.minute == 959 {
+                closing.push(GenBar {
+                    minute: 960,
+                    volume: b.volume * 3,
+                    ..*b
+                });
+            }
+        }
+        for (s, bars) in [&whole, &regular, &closing, &sparse]
+            .into_iter()
+            .enumerate()
+        {
+            for (c, case) in cases.iter().enumerate() {
+                let t = &mut tallies[s * cases.len() + c];
+                tally(t, &verdict(bars, case), case.expect);
             }
         }
     }
@@ -139,8 +225,9 @@ fn main() {
         "{files} random files per line; wrong = false positive (in its zone) or false negative / misnamed (shifted)"
     );
     for (s, shape) in shapes.iter().enumerate() {
-        for (c, (case, _, _)) in cases.iter().enumerate() {
-            let t = &tallies[s * 3 + c];
+        for (c, case) in cases.iter().enumerate() {
+            let case = case.name;
+            let t = &tallies[s * cases.len() + c];
             let judged = t.files - t.not_enough;
             println!(
                 "{shape:>21} | {case:<25} | suspect {:>4} | not enough evidence {:>4} ({} too few bars) | wrong {:>3} of {judged} judged ({:.1}%)",

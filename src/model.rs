@@ -17,8 +17,44 @@ pub struct Bar {
     pub high: f64,
     pub low: f64,
     pub close: f64,
-    /// Shares traded in the minute.
-    pub volume: i64,
+    /// Shares traded in the minute, as delivered: whole, or fractional (Polygon flat files carry
+    /// six decimals since 2026-02-23). Finite, non-negative and at most [`MAX_VOLUME`].
+    pub volume: f64,
+}
+
+/// The largest volume kept: 2^53, up to which every whole number is an exact `f64`. A larger
+/// volume is rejected (`bad_number`) rather than stored rounded.
+pub const MAX_VOLUME: f64 = 9_007_199_254_740_992.0;
+
+/// The type of the bar table's `volume` column, which decides the volumes it can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VolumeColumn {
+    /// `double` (tables created by this version): every volume, whole or fractional.
+    #[default]
+    Double,
+    /// `bigint` (tables created before fractional volumes were kept): whole volumes only; a
+    /// fractional one is rejected `fractional_volume`, never truncated.
+    BigInt,
+}
+
+/// Where a vendor stamps a bar: at its open (most vendors) or at its end (NinjaTrader,
+/// Bloomberg, TradeStation, older Alpha Vantage: the 09:30-09:31 bar reads `09:31`). A
+/// `[[source]]` rule's `stamp`; the store keeps every bar at its open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stamp {
+    #[default]
+    Start,
+    End,
+}
+
+impl Stamp {
+    /// The names a `[[source]]` rule uses: `start`, `end`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::End => "end",
+        }
+    }
 }
 
 /// A ticker symbol as it appears in file names (`AAPL`, `BRK.B`).

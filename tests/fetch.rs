@@ -42,7 +42,8 @@ fn bar_at(ts: DateTime<Utc>, i: u32) -> Bar {
         high: open + 0.37 + f64::from(i % 3) * 0.1,
         low: open - 0.21 - 1e-9 * f64::from(i % 11),
         close: open + 0.05 * (f64::from(i % 5) - 2.0),
-        volume: 1000 + (i64v * 37) % 997,
+        // Whole and fractional volumes (quarters: their sums are exact in f64 too).
+        volume: (1000 + (i64v * 37) % 997) as f64 + f64::from(i % 4) * 0.25,
     }
 }
 
@@ -70,7 +71,7 @@ async fn insert(session: &Session, schema: &Schema, symbol: &Symbol, bars: &[Bar
         session
             .execute_unpaged(
                 &statements.insert,
-                BarStatements::insert_values(symbol, &bucket, bar),
+                BarStatements::insert_values(symbol, &bucket, bar, statements.volume_column),
             )
             .await
             .unwrap();
@@ -451,7 +452,7 @@ async fn the_fetch_command_writes_csv_jsonl_and_files() {
             high: 0.9911,
             low: 0.9839,
             close: 0.9839,
-            volume: 19209,
+            volume: 19209.0,
         },
         Bar {
             ts_millis: ny(2005, 1, 3, 9, 30).timestamp_millis(),
@@ -459,7 +460,7 @@ async fn the_fetch_command_writes_csv_jsonl_and_files() {
             high: 1e-7 + 0.5,
             low: 1e-7,
             close: 0.3,
-            volume: 0,
+            volume: 0.0,
         },
     ];
     insert(&session, &schema, &symbol, &bars).await;
@@ -675,7 +676,7 @@ async fn several_symbols_come_back_symbol_by_symbol_under_one_bound() {
 /// symbol first when the batches have that column).
 fn batches_as_csv(batches: &[arrow_array::RecordBatch]) -> Vec<String> {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
+    use arrow_array::types::{Float64Type, TimestampNanosecondType};
     let mut lines = Vec::new();
     for b in batches {
         let symbol = b
@@ -695,7 +696,7 @@ fn batches_as_csv(batches: &[arrow_array::RecordBatch]) -> Vec<String> {
         let volume = b
             .column_by_name("volume")
             .unwrap()
-            .as_primitive::<Int64Type>();
+            .as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             let t = DateTime::from_timestamp_nanos(ts.value(i));
             let mut line = symbol
@@ -780,7 +781,7 @@ async fn parquet_and_arrow_outputs_hold_the_values_of_the_csv_output() {
             "high:Float64",
             "low:Float64",
             "close:Float64",
-            "volume:Int64"
+            "volume:Float64"
         ]
     );
     assert_eq!(batches_as_csv(&batches), csv_rows);

@@ -309,9 +309,10 @@ async fn malformed_inputs_are_dead_lettered_while_the_rest_loads() {
             "2024-03-04 10:10:00,10,11,9,10.5,-5\n".into(),
             "negative_volume",
         ),
+        // A fractional volume is kept (a `double` volume column); one above 2^53 is not.
         (
-            "2024-03-04 10:11:00,10,11,9,10.5,1.5\n".into(),
-            "fractional_volume",
+            "2024-03-04 10:11:00,10,11,9,10.5,9007199254740993\n".into(),
+            "bad_number",
         ),
         (
             "2024-03-04 10:02:00,10,11,9,10.5,100\n".into(),

@@ -140,7 +140,7 @@ fn next_day(day: &str) -> String {
 }
 
 /// Open, high, low, close, volume.
-type Ohlcv = (f64, f64, f64, f64, i64);
+type Ohlcv = (f64, f64, f64, f64, f64);
 
 /// A stored row: (UTC ms) -> its values.
 type Table = BTreeMap<i64, Ohlcv>;

@@ -395,7 +395,7 @@ async fn a_table_that_differs_is_named_and_left_alone() {
     let (code, stderr) = run_load(&config, &["--no-progress", files.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("column `bars_1min.volume` is int, bar-ingest needs bigint"),
+        stderr.contains("column `bars_1min.volume` is int, bar-ingest needs double (or bigint)"),
         "{stderr}"
     );
     assert_eq!(stored_bars(&admin, &ks).await, 0);

@@ -49,7 +49,8 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
     let statements = BarStatements::prepare(&session, &schema).await.unwrap();
     let symbol = Symbol::new("BRK.B").unwrap();
 
-    // Winter (EST, UTC-5) and summer (EDT, UTC-4) bars, awkward doubles, a zero and a huge volume.
+    // Winter (EST, UTC-5) and summer (EDT, UTC-4) bars, awkward doubles, a fractional, a zero
+    // and the largest volume.
     let jan = vec![
         Bar {
             ts_millis: ny_millis(2005, 1, 3, 8, 0),
@@ -57,7 +58,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 0.9911,
             low: 0.9839,
             close: 0.9839,
-            volume: 19209,
+            volume: 19209.0,
         },
         Bar {
             ts_millis: ny_millis(2005, 1, 3, 8, 1),
@@ -65,7 +66,8 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 1e-7 + 0.5,
             low: 1e-7,
             close: 0.3,
-            volume: 0,
+            // Polygon's six decimals.
+            volume: 1234.567891,
         },
         Bar {
             ts_millis: ny_millis(2005, 1, 31, 19, 59),
@@ -73,7 +75,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
             high: 99999.99,
             low: 0.0001,
             close: 5.5,
-            volume: i64::MAX,
+            volume: bar_ingest::model::MAX_VOLUME,
         },
     ];
     let jul = vec![Bar {
@@ -82,7 +84,7 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
         high: 2.0,
         low: 0.5,
         close: 1.5,
-        volume: 42,
+        volume: 0.0,
     }];
 
     for bar in jan.iter().chain(&jul) {
@@ -94,7 +96,12 @@ async fn bars_round_trip_exactly_through_the_prepared_insert() {
         session
             .execute_unpaged(
                 &statements.insert,
-                BarStatements::insert_values(&symbol, &bucket.to_string(), bar),
+                BarStatements::insert_values(
+                    &symbol,
+                    &bucket.to_string(),
+                    bar,
+                    statements.volume_column,
+                ),
             )
             .await
             .unwrap();
@@ -150,7 +157,7 @@ async fn schema_creation_is_idempotent_and_has_the_designed_key() {
             expect("open", "regular", -1, "double"),
             expect("symbol", "partition_key", 0, "text"),
             expect("ts", "clustering", 0, "timestamp"),
-            expect("volume", "regular", -1, "bigint"),
+            expect("volume", "regular", -1, "double"),
         ]
     );
 
@@ -173,5 +180,74 @@ async fn schema_creation_is_idempotent_and_has_the_designed_key() {
         "{history:?}"
     );
 
+    common::drop_keyspace(&session, &schema).await;
+}
+
+/// A bars table created before volumes became `double` (`volume bigint`): the prepared insert
+/// says so, whole volumes are written as integers and read back as f64, and a fractional one
+/// (which validation rejects before any write) is refused by the driver, never truncated.
+#[tokio::test]
+async fn an_old_bigint_volume_column_takes_whole_volumes_and_refuses_fractions() {
+    let (session, mut schema, _settings) = common::fresh_schema("oldbars").await;
+    schema.bars_table = "bars_old".into();
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE {} (symbol text, bucket text, ts timestamp, open double, \
+                 high double, low double, close double, volume bigint, \
+                 PRIMARY KEY ((symbol, bucket), ts)) WITH CLUSTERING ORDER BY (ts ASC)",
+                schema.bars()
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store::check_schema(&session, &schema)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let statements = BarStatements::prepare(&session, &schema).await.unwrap();
+    assert_eq!(
+        statements.volume_column,
+        bar_ingest::model::VolumeColumn::BigInt
+    );
+    let symbol = Symbol::new("OLD").unwrap();
+    let whole = Bar {
+        ts_millis: ny_millis(2026, 2, 23, 9, 30),
+        open: 1.0,
+        high: 2.0,
+        low: 0.5,
+        close: 1.5,
+        volume: bar_ingest::model::MAX_VOLUME,
+    };
+    let insert = |bar: Bar| {
+        let session = &session;
+        let statements = &statements;
+        let symbol = &symbol;
+        async move {
+            session
+                .execute_unpaged(
+                    &statements.insert,
+                    BarStatements::insert_values(symbol, "2026-02", &bar, statements.volume_column),
+                )
+                .await
+        }
+    };
+    insert(whole).await.unwrap();
+    let fractional = Bar {
+        ts_millis: whole.ts_millis + 60_000,
+        volume: 12.5,
+        ..whole
+    };
+    assert!(
+        insert(fractional).await.is_err(),
+        "a fraction is not bound to a bigint"
+    );
+    assert_eq!(
+        partition(&session, &schema, "OLD", "2026-02").await,
+        [whole]
+    );
     common::drop_keyspace(&session, &schema).await;
 }

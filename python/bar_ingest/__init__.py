@@ -218,8 +218,8 @@ def fetch(
         :data:`MAX_CONCURRENCY`.
     :returns: a table with the columns [``symbol`` (string)], ``timestamp``
         (``timestamp[ns, tz=UTC]``: the bar's open), ``open``, ``high``, ``low``, ``close``
-        (float64), ``volume`` (int64), none nullable. A range without bars gives an empty table
-        with these columns.
+        and ``volume`` (float64; volumes as delivered, fractional ones included), none
+        nullable. A range without bars gives an empty table with these columns.
     :raises ValueError: an unusable argument (bad symbol, date, session or interval, ``start``
         after ``end``), named in the message.
     :raises ConfigError, ConnectError, FetchError: see :class:`Client`; ``FetchError`` also when
@@ -245,8 +245,9 @@ def fetch_minute_data(
 ) -> "pandas.DataFrame":
     """The one-minute bars of ``symbol`` as the pandas DataFrame the old Python script returned.
 
-    The frame has the columns ``open``, ``high``, ``low``, ``close`` (float64) and ``volume``
-    (int64), indexed by a ``DatetimeIndex`` named ``ts``: the bars' open times in exchange time
+    The frame has the columns ``open``, ``high``, ``low``, ``close`` and ``volume`` (float64,
+    always: volumes as delivered, fractional ones included; the old script's were int64),
+    indexed by a ``DatetimeIndex`` named ``ts``: the bars' open times in exchange time
     (tz-aware, ``America/New_York`` or the configuration's ``input.timezone``), ascending.
 
     :param symbol: one symbol (``str``).

@@ -309,7 +309,8 @@ impl Client {
     /// - `concurrency`: month partitions queried at once (1 to 256).
     ///
     /// Columns: [`symbol` (string)], `timestamp` (timestamp[ns, tz]), `open`, `high`, `low`,
-    /// `close` (float64), `volume` (int64). Bad arguments raise `ValueError` naming the argument.
+    /// `close`, `volume` (float64; volumes as delivered, fractional ones included). Bad
+    /// arguments raise `ValueError` naming the argument.
     #[pyo3(signature = (
         symbols, start, end, session="regular", interval="1m", exchange_time=false, concurrency=8
     ))]

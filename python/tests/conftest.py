@@ -91,7 +91,7 @@ class Bars:
     high: List[float]
     low: List[float]
     close: List[float]
-    volume: List[int]
+    volume: List[float]
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -128,7 +128,7 @@ class Env:
             high=[float(r["high"]) for r in rows],
             low=[float(r["low"]) for r in rows],
             close=[float(r["close"]) for r in rows],
-            volume=[int(r["volume"]) for r in rows],
+            volume=[float(r["volume"]) for r in rows],
         )
 
 

@@ -29,7 +29,7 @@ def expected_schema(tz: str = "UTC", symbol: bool = False) -> pa.Schema:
     fields = [pa.field("symbol", pa.string(), nullable=False)] if symbol else []
     fields.append(pa.field("timestamp", pa.timestamp("ns", tz=tz), nullable=False))
     fields += [pa.field(n, pa.float64(), nullable=False) for n in ("open", "high", "low", "close")]
-    fields.append(pa.field("volume", pa.int64(), nullable=False))
+    fields.append(pa.field("volume", pa.float64(), nullable=False))
     return pa.schema(fields)
 
 
@@ -146,7 +146,8 @@ def test_to_pandas(env: Env) -> None:
     assert list(df.columns) == ["symbol", "timestamp", "open", "high", "low", "close", "volume"]
     assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert all(df[c].dtype == "float64" for c in ("open", "high", "low", "close"))
-    assert df["volume"].dtype == "int64"
+    # float64 always (volumes as delivered, fractional ones included), whole or not.
+    assert df["volume"].dtype == "float64"
     assert pd.api.types.is_string_dtype(df["symbol"])
     local = bar_ingest.fetch("AAPL", START, END, config=env.config, exchange_time=True).to_pandas()
     assert str(local["timestamp"].dtype) == f"datetime64[ns, {NY}]"
@@ -165,7 +166,7 @@ def test_polars(env: Env) -> None:
             "high": pl.Float64,
             "low": pl.Float64,
             "close": pl.Float64,
-            "volume": pl.Int64,
+            "volume": pl.Float64,
         }
     )
     assert frame["close"].to_list() == table.column("close").to_pylist()
@@ -183,7 +184,7 @@ def test_fetch_minute_data_regular_session(env: Env) -> None:
     assert str(df.index.tz) == NY
     assert str(df.index.dtype) == f"datetime64[ns, {NY}]"
     assert list(df.columns) == ["open", "high", "low", "close", "volume"]
-    assert list(map(str, df.dtypes)) == ["float64"] * 4 + ["int64"]
+    assert list(map(str, df.dtypes)) == ["float64"] * 5
     assert df.index.is_monotonic_increasing and df.index.is_unique
     minutes = df.index.hour * 60 + df.index.minute
     assert ((minutes >= 9 * 60 + 30) & (minutes < 16 * 60)).all(), "[09:30, 16:00) only"
@@ -211,6 +212,8 @@ def test_fetch_minute_data_empty(env: Env) -> None:
     df = bar_ingest.fetch_minute_data("NOPE", "2024-03-01", "2024-03-31", config=env.config)
     assert df.empty and list(df.columns) == ["open", "high", "low", "close", "volume"]
     assert df.index.name == "ts" and str(df.index.tz) == NY
+    # The same dtype with no rows: one stable schema.
+    assert list(map(str, df.dtypes)) == ["float64"] * 5
     with pytest.raises(TypeError, match="one symbol"):
         bar_ingest.fetch_minute_data(["AAPL"], "2024-03-01", "2024-03-31", config=env.config)
 
@@ -421,7 +424,7 @@ def test_the_commands_parquet_and_arrow_outputs_read_everywhere_with_the_csv_val
     # pandas and polars read both, with tz-aware timestamps and the same rows.
     frame = pd.read_parquet(path)
     assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
-    assert frame["volume"].dtype == "int64" and frame["open"].dtype == "float64"
+    assert frame["volume"].dtype == "float64" and frame["open"].dtype == "float64"
     assert frame["timestamp"].astype("int64").tolist() == by_pyarrow.column("timestamp").cast(pa.int64()).to_pylist()
     polars_parquet = pl.read_parquet(path)
     polars_ipc = pl.read_ipc_stream(io.BytesIO(arrow_bytes))

@@ -2,8 +2,9 @@
 //!
 //! A rule names its files by a glob on the file's own name (any leading folders are ignored),
 //! then settles what detection would otherwise guess: the layout (with its interval or epoch
-//! unit), the zone of naive times, where the symbol comes from (the file name, a regex on it,
-//! or a column), renames of symbols, and the time-zone gate. Rules are tried in file order; the
+//! unit), the zone of naive times, whether a bar's time is its open or its end (`stamp`), where
+//! the symbol comes from (the file name, a regex on it, or a column), renames of symbols, and
+//! the time-zone gate. Rules are tried in file order; the
 //! first that matches wins, else the built-in [`SourceRule::default_rule`].
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::KeyError;
-use crate::model::Symbol;
+use crate::model::{Stamp, Symbol};
 use crate::pipeline::gate::GateOptions;
 use crate::source::layout::Layout;
 use crate::source::times::EpochUnit;
@@ -27,6 +28,8 @@ const INTERVAL_NAMES: &str = "1min, 5min, 15min, 30min, 1hour, 1day";
 const EPOCH_UNIT_NAMES: &str = "auto, s, ms, us, ns";
 /// Values of `symbol`.
 const SYMBOL_NAMES: &str = "name, column";
+/// Values of `stamp`.
+const STAMP_NAMES: &str = "start, end";
 /// The name of the built-in rule (no user rule may take it).
 const DEFAULT_RULE_NAME: &str = "default";
 
@@ -43,6 +46,9 @@ pub struct SourceConfig {
     pub layout: String,
     /// IANA zone of naive times (None: `input.timezone`).
     pub timezone: Option<String>,
+    /// `start` (a bar's time is its open) or `end` (its end: stored a minute earlier). None:
+    /// `start`.
+    pub stamp: Option<String>,
     /// FirstRate only: `1min`, `5min`, `30min`, `1hour`, `1day` (None: from the file name).
     pub interval: Option<String>,
     /// CSV only: `auto`, `s`, `ms`, `us`, `ns` (None: auto).
@@ -67,6 +73,7 @@ impl Default for SourceConfig {
             pattern: None,
             layout: "auto".into(),
             timezone: None,
+            stamp: None,
             interval: None,
             epoch_unit: None,
             symbol: None,
@@ -90,6 +97,8 @@ pub struct SourceRule {
     pub layout: Option<LayoutRule>,
     /// The zone of naive times; None: `input.timezone` (the exchange zone).
     pub timezone: Option<Tz>,
+    /// Whether a record's time is its bar's open (the default) or its end.
+    pub stamp: Stamp,
     /// Where a record's symbol comes from.
     pub symbol: SymbolFrom,
     /// Renames applied to every symbol of a matching file (FB → META).
@@ -135,6 +144,7 @@ impl SourceRule {
             pattern: None,
             layout: None,
             timezone: None,
+            stamp: Stamp::Start,
             symbol: SymbolFrom::FileName,
             symbol_map: BTreeMap::new(),
             gate: GateOptions::default(),
@@ -223,6 +233,7 @@ impl SourceConfig {
             pattern: Some(pattern),
             layout,
             timezone: self.zone(at)?,
+            stamp: self.stamp(at)?,
             symbol,
             symbol_map: self.renames(at)?,
             gate: self.gate_options(at)?,
@@ -331,6 +342,16 @@ impl SourceConfig {
                 )
             })?),
         })
+    }
+
+    fn stamp(&self, at: At) -> Result<Stamp, KeyError> {
+        match self.stamp.as_deref() {
+            None => Ok(Stamp::Start),
+            Some(name) => [Stamp::Start, Stamp::End]
+                .into_iter()
+                .find(|s| s.name() == name)
+                .ok_or_else(|| at.invalid("stamp", format!("`{name}`: use one of {STAMP_NAMES}"))),
+        }
     }
 
     /// Where the symbol comes from: `symbol` and `symbol_pattern`, as the layout allows.
@@ -517,6 +538,7 @@ name = "kibot"
 pattern = "kibot_*.txt"
 layout = "kibot"
 symbol_pattern = '^kibot_([A-Z.]+)_'
+stamp = "end"
 "#;
 
     #[test]
@@ -572,6 +594,7 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
 
         assert_eq!(third.name, "kibot");
         assert_eq!(third.layout, Some(LayoutRule::Kibot));
+        assert_eq!((first.stamp, third.stamp), (Stamp::Start, Stamp::End));
         assert_eq!(regex_of(third), Some("^kibot_([A-Z.]+)_"));
         assert_eq!(third.gate, GateOptions::default());
     }
@@ -586,6 +609,7 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
         assert_eq!(glob_of(rule), Some("*"));
         assert_eq!(rule.layout, None);
         assert_eq!(rule.timezone, None);
+        assert_eq!(rule.stamp, Stamp::Start);
         assert!(matches!(rule.symbol, SymbolFrom::FileName));
         assert!(rule.symbol_map.is_empty());
         assert_eq!(rule.gate, GateOptions::default());
@@ -669,6 +693,11 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
                 "[[source]]\npattern = \"*\"\nlayout = \"parquet\"\ninterval = \"1min\"\n",
                 "source[0].layout",
                 "`parquet`: use one of auto, firstrate, polygon, databento, kibot, csv",
+            ),
+            (
+                "[[source]]\npattern = \"*\"\nstamp = \"close\"\n",
+                "source[0].stamp",
+                "`close`: use one of start, end",
             ),
             (
                 "[[source]]\npattern = \"*\"\nlayout = \"FirstRate\"\n",
@@ -842,6 +871,7 @@ symbol_pattern = '^kibot_([A-Z.]+)_'
             })
         );
         assert_eq!(regex_of(rule), Some("^([A-Z.]+)_"));
+        assert_eq!(rule.stamp, Stamp::Start);
         assert_eq!(rule.rename(&symbol("FB")), Some(&symbol("META")));
         assert_eq!(rule.gate, GateOptions::default());
     }

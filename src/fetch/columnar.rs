@@ -3,15 +3,16 @@
 //!
 //! The schema: `symbol` (`Utf8`, only when asked for: several symbols in one result),
 //! `timestamp` (`Timestamp(Nanosecond, zone)`: the bar's open as an instant, annotated with UTC or
-//! the exchange's zone), `open`, `high`, `low`, `close` (`Float64`), `volume` (`Int64`); no
-//! column is nullable. Batches are built as chunks arrive, so memory stays bounded by one batch
+//! the exchange's zone), `open`, `high`, `low`, `close` and `volume` (`Float64`; volumes as
+//! delivered, fractional ones included, whatever the table's volume column type); no column is
+//! nullable. Batches are built as chunks arrive, so memory stays bounded by one batch
 //! (and, for Parquet, one row group) whatever the range.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono_tz::Tz;
@@ -66,7 +67,7 @@ impl Columns {
         for name in ["open", "high", "low", "close"] {
             fields.push(Field::new(name, DataType::Float64, false));
         }
-        fields.push(Field::new("volume", DataType::Int64, false));
+        fields.push(Field::new("volume", DataType::Float64, false));
         Arc::new(Schema::new(fields))
     }
 }
@@ -83,7 +84,7 @@ pub struct BatchBuilder {
     high: Vec<f64>,
     low: Vec<f64>,
     close: Vec<f64>,
-    volume: Vec<i64>,
+    volume: Vec<f64>,
 }
 
 impl BatchBuilder {
@@ -165,7 +166,7 @@ impl BatchBuilder {
             arrays.push(Arc::new(Float64Array::from(values)));
         }
         let volume = std::mem::replace(&mut self.volume, Vec::with_capacity(capacity));
-        arrays.push(Arc::new(Int64Array::from(volume)));
+        arrays.push(Arc::new(Float64Array::from(volume)));
         RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(FetchError::Arrow)
     }
 }
@@ -329,7 +330,7 @@ mod tests {
     use crate::model::{Bar, Symbol};
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
+    use arrow_array::types::{Float64Type, TimestampNanosecondType};
 
     fn chunk(symbol: &str, first_ms: i64, n: usize) -> BarChunk {
         let bars = (0..n)
@@ -341,7 +342,8 @@ mod tests {
                     high: 2.0 + x,
                     low: 0.5 + x,
                     close: 1.5 + x,
-                    volume: 100 + i as i64,
+                    // Whole and fractional volumes.
+                    volume: 100.0 + x * 0.125,
                 }
             })
             .collect();
@@ -386,7 +388,7 @@ mod tests {
             utc.field(0).data_type(),
             &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
         );
-        assert_eq!(utc.field(5).data_type(), &DataType::Int64);
+        assert_eq!(utc.field(5).data_type(), &DataType::Float64);
         let ny = Columns {
             zone: Some(chrono_tz::America::New_York),
             symbol: true,
@@ -419,7 +421,7 @@ mod tests {
             let ts = b.column(1).as_primitive::<TimestampNanosecondType>();
             let open = b.column(2).as_primitive::<Float64Type>();
             let close = b.column(5).as_primitive::<Float64Type>();
-            let vol = b.column(6).as_primitive::<Int64Type>();
+            let vol = b.column(6).as_primitive::<Float64Type>();
             assert_eq!(b.column(3).null_count(), 0);
             for i in 0..b.num_rows() {
                 rows.push((

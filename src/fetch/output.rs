@@ -116,11 +116,12 @@ impl<W: Write> BarWriter<W> {
                     ("high", bar.high),
                     ("low", bar.low),
                     ("close", bar.close),
+                    ("volume", bar.volume),
                 ] {
                     let _ = write!(line, ",\"{name}\":");
                     push_json_number(line, value);
                 }
-                let _ = write!(line, ",\"volume\":{}}}", bar.volume);
+                line.push('}');
             }
         }
         line.push('\n');
@@ -213,7 +214,7 @@ mod tests {
         high: 0.9911,
         low: 0.9839,
         close: 0.1 + 0.2,
-        volume: 19209,
+        volume: 19209.0,
     };
 
     #[test]
@@ -224,6 +225,39 @@ mod tests {
             "timestamp,open,high,low,close,volume\n\
              2005-01-03 08:00:00,0.9911,0.9911,0.9839,0.30000000000000004,19209\n"
         );
+    }
+
+    /// A whole volume prints as an integer, a fractional one as its decimal text (the shortest
+    /// that reads back as the same `f64`: Polygon's six decimals come out as written).
+    #[test]
+    fn volumes_print_as_delivered() {
+        let bars = [
+            BAR,
+            Bar {
+                volume: 1234.567891,
+                ..BAR
+            },
+            Bar {
+                volume: 0.000001,
+                ..BAR
+            },
+            Bar {
+                volume: 9_007_199_254_740_992.0,
+                ..BAR
+            },
+        ];
+        let csv = render(Format::Csv, Clock::Utc, &bars);
+        let volumes: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(
+            volumes,
+            ["19209", "1234.567891", "0.000001", "9007199254740992"]
+        );
+        let jsonl = render(Format::Jsonl, Clock::Utc, &bars[1..2]);
+        assert!(jsonl.ends_with(",\"volume\":1234.567891}\n"), "{jsonl}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!
 //! Daily bars (`1d`) aggregate the regular session only and are labelled with the day's open
 //! (09:30 exchange time). An aggregated bar is: first open, highest high, lowest low, last close,
-//! summed volume. Bins are computed on real instants, so bars stay n real minutes long and
+//! summed volume (as the decimal sum, see [`VolumeSum`]). Bins are computed on real instants, so bars stay n real minutes long and
 //! strictly increasing across daylight-saving changes.
 
 use super::day::{Day, Segment};
@@ -85,8 +85,51 @@ type BinKey = (i64, Segment, i64);
 pub(crate) struct Resampler {
     /// Bin length in milliseconds; None for daily bars.
     step_ms: Option<i64>,
-    /// The bin being built.
-    current: Option<(BinKey, Bar)>,
+    /// The bin being built, and its volume so far.
+    current: Option<(BinKey, Bar, VolumeSum)>,
+}
+
+/// Volume units per share in which volumes of at most six decimals (Polygon's) sum exactly.
+const MICROS_PER_SHARE: f64 = 1e6;
+/// Below this (2^53 / 10^6), `v * 10^6` of a six-decimal volume is exact to the unit.
+const MICRO_EXACT_BELOW: f64 = 9_007_199_254.0;
+
+/// A bin's volume: the sum of its bars' volumes as decimals, so that five bars of `0.1` shares
+/// sum to `0.5`, not `0.5000000000000001`. While every volume is a whole number of millionths
+/// (whole volumes, Polygon's six decimals), they are summed as integer millionths and the sum
+/// is the `f64` nearest the decimal sum; else as plain `f64`.
+#[derive(Debug, Clone, Copy)]
+struct VolumeSum {
+    /// The sum in millionths, while every volume was one.
+    micros: Option<i128>,
+    /// The plain sum.
+    float: f64,
+}
+
+impl VolumeSum {
+    fn of(volume: f64) -> Self {
+        Self {
+            micros: Some(0),
+            float: 0.0,
+        }
+        .plus(volume)
+    }
+
+    fn plus(self, volume: f64) -> Self {
+        let scaled = (volume * MICROS_PER_SHARE).round();
+        let exact = volume.abs() < MICRO_EXACT_BELOW && scaled / MICROS_PER_SHARE == volume;
+        Self {
+            micros: self.micros.filter(|_| exact).map(|m| m + scaled as i128),
+            float: self.float + volume,
+        }
+    }
+
+    fn value(self) -> f64 {
+        match self.micros {
+            Some(m) => m as f64 / MICROS_PER_SHARE,
+            None => self.float,
+        }
+    }
 }
 
 impl Resampler {
@@ -122,11 +165,11 @@ impl Resampler {
             }
         };
         match &mut self.current {
-            Some((current_key, agg)) if *current_key == key => {
+            Some((current_key, agg, volume)) if *current_key == key => {
                 agg.high = agg.high.max(bar.high);
                 agg.low = agg.low.min(bar.low);
                 agg.close = bar.close;
-                agg.volume = agg.volume.saturating_add(bar.volume);
+                *volume = volume.plus(bar.volume);
                 None
             }
             _ => {
@@ -134,14 +177,23 @@ impl Resampler {
                     ts_millis: label,
                     ..*bar
                 };
-                self.current.replace((key, bin)).map(|(_, done)| done)
+                let started = (key, bin, VolumeSum::of(bar.volume));
+                self.current.replace(started).map(done)
             }
         }
     }
 
     /// The last bin, if any (call once the input ends).
     pub fn finish(&mut self) -> Option<Bar> {
-        self.current.take().map(|(_, bar)| bar)
+        self.current.take().map(done)
+    }
+}
+
+/// A finished bin with its summed volume.
+fn done((_, bar, volume): (BinKey, Bar, VolumeSum)) -> Bar {
+    Bar {
+        volume: volume.value(),
+        ..bar
     }
 }
 
@@ -154,7 +206,7 @@ mod tests {
 
     use crate::fetch::ny;
 
-    fn bar(ts: i64, v: f64, volume: i64) -> Bar {
+    fn bar(ts: i64, v: f64, volume: f64) -> Bar {
         Bar {
             ts_millis: ts,
             open: v,
@@ -187,7 +239,7 @@ mod tests {
     #[test]
     fn five_minute_bins_aggregate_ohlcv() {
         let bars: Vec<Bar> = (0..10)
-            .map(|i| bar(ny(2024, 1, 2, 9, 30 + i), f64::from(i), 10))
+            .map(|i| bar(ny(2024, 1, 2, 9, 30 + i), f64::from(i), 10.0))
             .collect();
         let out = run(Interval::Minutes5, &bars);
         assert_eq!(out.len(), 2);
@@ -199,7 +251,7 @@ mod tests {
                 high: 5.0,
                 low: -1.0,
                 close: 4.5,
-                volume: 50
+                volume: 50.0
             }
         );
         assert_eq!(out[1].ts_millis, ny(2024, 1, 2, 9, 35));
@@ -222,7 +274,7 @@ mod tests {
         ];
         let bars: Vec<Bar> = minutes
             .iter()
-            .map(|&(h, m)| bar(ny(2024, 1, 2, h, m), 1.0, 1))
+            .map(|&(h, m)| bar(ny(2024, 1, 2, h, m), 1.0, 1.0))
             .collect();
         let out = run(Interval::Hour1, &bars);
         let labels: Vec<(u32, u32)> = out.iter().map(|b| local_hm(b.ts_millis)).collect();
@@ -238,16 +290,16 @@ mod tests {
                 (17, 0)
             ]
         );
-        let volumes: Vec<i64> = out.iter().map(|b| b.volume).collect();
-        assert_eq!(volumes, [1, 2, 2, 1, 1, 2, 1]);
+        let volumes: Vec<f64> = out.iter().map(|b| b.volume).collect();
+        assert_eq!(volumes, [1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0]);
     }
 
     #[test]
     fn half_day_post_market_starts_at_13() {
         let bars = [
-            bar(ny(2024, 11, 29, 12, 45), 1.0, 1),
-            bar(ny(2024, 11, 29, 13, 0), 1.0, 1),
-            bar(ny(2024, 11, 29, 13, 20), 1.0, 1),
+            bar(ny(2024, 11, 29, 12, 45), 1.0, 1.0),
+            bar(ny(2024, 11, 29, 13, 0), 1.0, 1.0),
+            bar(ny(2024, 11, 29, 13, 20), 1.0, 1.0),
         ];
         let out = run(Interval::Minutes30, &bars);
         let labels: Vec<(u32, u32)> = out.iter().map(|b| local_hm(b.ts_millis)).collect();
@@ -257,11 +309,11 @@ mod tests {
     #[test]
     fn daily_bars_take_the_regular_session_only() {
         let bars = [
-            bar(ny(2024, 11, 29, 9, 0), 100.0, 1000),
-            bar(ny(2024, 11, 29, 9, 30), 1.0, 1),
-            bar(ny(2024, 11, 29, 12, 59), 2.0, 2),
-            bar(ny(2024, 11, 29, 13, 0), 100.0, 1000),
-            bar(ny(2024, 12, 2, 9, 30), 3.0, 3),
+            bar(ny(2024, 11, 29, 9, 0), 100.0, 1000.0),
+            bar(ny(2024, 11, 29, 9, 30), 1.0, 1.0),
+            bar(ny(2024, 11, 29, 12, 59), 2.0, 2.0),
+            bar(ny(2024, 11, 29, 13, 0), 100.0, 1000.0),
+            bar(ny(2024, 12, 2, 9, 30), 3.0, 3.0),
         ];
         let out = run(Interval::Day1, &bars);
         assert_eq!(
@@ -273,7 +325,7 @@ mod tests {
                     high: 3.0,
                     low: 0.0,
                     close: 2.5,
-                    volume: 3
+                    volume: 3.0
                 },
                 Bar {
                     ts_millis: ny(2024, 12, 2, 9, 30),
@@ -281,7 +333,7 @@ mod tests {
                     high: 4.0,
                     low: 2.0,
                     close: 3.5,
-                    volume: 3
+                    volume: 3.0
                 },
             ]
         );
@@ -292,13 +344,32 @@ mod tests {
         // Sunday 2024-11-03 (no trading): 01:00-01:59 happens twice. Hourly bins on real time.
         let start = ny(2024, 11, 3, 0, 0);
         let bars: Vec<Bar> = (0..(4 * 60))
-            .map(|i| bar(start + i * 60_000, 1.0, 1))
+            .map(|i| bar(start + i * 60_000, 1.0, 1.0))
             .collect();
         let out = run(Interval::Hour1, &bars);
         assert!(out.windows(2).all(|w| w[0].ts_millis < w[1].ts_millis));
-        assert_eq!(out.iter().map(|b| b.volume).sum::<i64>(), 240);
+        assert_eq!(out.iter().map(|b| b.volume).sum::<f64>(), 240.0);
         // Cut at midnight: 00:00-00:30 is the first (short) bin.
         assert_eq!(out[0].ts_millis, start);
-        assert_eq!(out[0].volume, 30);
+        assert_eq!(out[0].volume, 30.0);
+    }
+
+    #[test]
+    fn fractional_volumes_sum_as_decimals() {
+        // Polygon's six decimals: the sum is the decimal sum, not the f64 one.
+        let five = |volumes: [f64; 5]| {
+            let bars: Vec<Bar> = (0..5)
+                .map(|i| bar(ny(2024, 1, 2, 9, 30 + i), 1.0, volumes[i as usize]))
+                .collect();
+            run(Interval::Minutes5, &bars)[0].volume
+        };
+        assert_ne!(0.1 + 0.2, 0.3);
+        assert_eq!(five([0.1, 0.2, 0.0, 0.0, 0.0]), 0.3);
+        assert_eq!(
+            five([1234.567891, 0.000001, 99.5, 1e9, 0.1]),
+            1_000_001_334.167892
+        );
+        // A volume finer than millionths falls back to the plain sum.
+        assert_eq!(five([0.1, 0.2, 1e-9, 0.0, 0.0]), 0.1 + 0.2 + 1e-9);
     }
 }

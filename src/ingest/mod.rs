@@ -32,7 +32,7 @@ pub use outcome::{DeliveryResult, FileResult, FileSummary, LoadError};
 use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
 use crate::config::{DeadLetterConfig, Settings};
-use crate::model::Symbol;
+use crate::model::{Symbol, VolumeColumn};
 use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
 use crate::pipeline::claim;
@@ -101,6 +101,8 @@ pub struct Loader {
     history: History,
     /// Range tombstone of the replaced range, below the new rows' timestamp.
     delete_range: PreparedStatement,
+    /// The bars table's volume column type: a `bigint` one takes whole volumes only.
+    volume_column: VolumeColumn,
     /// The exchange's time zone: buckets and days go by it (and naive times, unless a
     /// `[[source]]` rule says otherwise).
     tz: Tz,
@@ -156,6 +158,7 @@ impl Loader {
             writer,
             history,
             delete_range: statements.delete_range,
+            volume_column: statements.volume_column,
             tz: settings.timezone,
             settings: Arc::new(settings.clone()),
             limits: BatchLimits {
@@ -455,7 +458,7 @@ impl FileJob<'_> {
         let decided =
             tokio::task::spawn_blocking(move || Plan::decide(rule, &unit, &file, tz, adjustment))
                 .await;
-        let plan = match decided {
+        let mut plan = match decided {
             Ok(Ok(plan)) => plan,
             Ok(Err(e)) => return Err(self.fail(e)),
             Err(source) => {
@@ -463,6 +466,7 @@ impl FileJob<'_> {
                 return Err(self.fail(LoadError::Task { what, source }));
             }
         };
+        plan.volumes = self.loader.volume_column;
         self.summary.symbol = plan.history_symbol();
         self.summary.layout = plan.layout.name();
         Ok(Arc::new(plan))
@@ -547,8 +551,9 @@ impl FileJob<'_> {
     }
 
     /// A unit refused whole (binary, not one-minute bars, another adjustment), an empty file,
-    /// one with too many rejects, or one whose times look shifted (the gate): nothing is
-    /// written. The outcome, its reason code and the reason in words.
+    /// one with too many rejects, or one whose times look shifted by hours or stamped at the
+    /// other end of the bar (the gate): nothing is written. The outcome, its reason code and the
+    /// reason in words.
     fn early_outcome(&self, scan: &Scan) -> Option<(Outcome, Option<&'static str>, String)> {
         if let Some(refused) = &scan.refused {
             let why = format!("{}: {}", refused.code, refused.why);
@@ -562,11 +567,14 @@ impl FileJob<'_> {
             return Some((Outcome::Quarantined, Some(TOO_MANY_REJECTS), quarantined));
         }
         match &scan.verdict {
-            Some(verdict @ Verdict::Suspect { message, .. }) => Some((
-                Outcome::Quarantined,
-                verdict.reason_code(),
-                format!("suspect_timezone: {message}; nothing written"),
-            )),
+            Some(
+                verdict @ (Verdict::Suspect { message, .. }
+                | Verdict::SuspectBarEnd { message, .. }),
+            ) => {
+                let code = verdict.reason_code();
+                let why = format!("{}: {message}; nothing written", code.unwrap_or_default());
+                Some((Outcome::Quarantined, code, why))
+            }
             Some(Verdict::NotEnoughEvidence { message }) => {
                 debug!(file = %Shown(Path::new(self.unit.name())), verdict = %message,
                     "the time-zone gate could not judge the file; loading it");

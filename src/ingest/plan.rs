@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use super::outcome::LoadError;
 use super::{BINARY_UNIT, NOT_ONE_MINUTE, OTHER_ADJUSTMENT};
 use crate::config::{LayoutRule, SourceRule, SymbolFrom};
-use crate::model::Symbol;
+use crate::model::{Symbol, VolumeColumn};
 use crate::pipeline::gate::{SessionGate, TimesReadAs};
 use crate::pipeline::validate::Validator;
 use crate::source::binary;
@@ -35,11 +35,13 @@ pub(crate) struct Plan {
     pub(crate) naive_tz: Tz,
     /// The delivery's symbol; None when each record names its own.
     pub(crate) symbol: Option<Symbol>,
-    /// The rule that covers the unit: its symbol renames and gate options.
+    /// The rule that covers the unit: its symbol renames, stamp and gate options.
     pub(crate) rule: SourceRule,
     /// Refused before a row is read (binary, not one-minute bars by its name or rule, another
     /// adjustment): nothing is validated or written.
     pub(crate) refused: Option<Refusal>,
+    /// The bar table's volume column (the loader's; `double` until it says otherwise).
+    pub(crate) volumes: VolumeColumn,
 }
 
 /// Why a unit is quarantined whole: a stable reason code and the reason in words.
@@ -116,6 +118,7 @@ impl Plan {
             symbol,
             rule,
             refused,
+            volumes: VolumeColumn::default(),
         })
     }
 
@@ -142,6 +145,8 @@ impl Plan {
     /// The validator of the unit's records.
     pub(crate) fn validator(&self) -> Validator {
         Validator::with_naive_zone(self.exchange_tz, self.naive_tz)
+            .stamped(self.rule.stamp)
+            .storing(self.volumes)
     }
 
     /// The time-zone gate for the unit: on when the rule has it on and the bars are intraday
@@ -154,6 +159,8 @@ impl Plan {
             Interval::OneMinute | Interval::FiveMinutes
         );
         options.enabled &= judged;
+        // A one-minute file's stamps are judged against the rule's (see the gate's `stamp`).
+        options.stamp = (self.layout.interval() == Interval::OneMinute).then_some(self.rule.stamp);
         let read = match self.layout {
             Layout::Polygon | Layout::Databento => TimesReadAs::Instants,
             _ => TimesReadAs::Wall(self.naive_tz),

@@ -490,6 +490,7 @@ mod tests {
             symbol: Symbol::new("T"),
             rule: SourceRule::default_rule(),
             refused: None,
+            volumes: crate::model::VolumeColumn::Double,
         }
     }
 

@@ -33,7 +33,8 @@ pub enum RejectReason {
     BadSymbol,
     /// A local time that the zone skips (spring-forward gap).
     NonexistentLocalTime,
-    /// A price or the volume is not a number (or the volume does not fit in 64 bits).
+    /// A price or the volume is not a number (or the volume is above 2^53, the largest kept
+    /// exactly).
     BadNumber,
     /// NaN or infinite (Rust's float parser accepts `nan` and `inf`).
     NonFinite,
@@ -47,7 +48,8 @@ pub enum RejectReason {
     CloseOutOfRange,
     /// Volume below zero.
     NegativeVolume,
-    /// Volume with a fractional part.
+    /// Volume with a fractional part, for a bar table whose `volume` column is `bigint` (one
+    /// created before fractional volumes were kept).
     FractionalVolume,
     /// Same instant as the last accepted bar of the file (of the same symbol).
     DuplicateTimestamp,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::model::{Bar, Bucket, Symbol};
 
 /// Estimated bytes of one row in a batch besides the symbol: statement kind and id (~20), the
-/// bucket (7 + 4), the timestamp (8 + 4), four doubles and a bigint (5 × (8 + 4)).
+/// bucket (7 + 4), the timestamp (8 + 4), the prices and the volume (5 × (8 + 4): doubles, or a
+/// bigint volume in an older table, eight bytes either way).
 const ROW_OVERHEAD_BYTES: usize = 20 + 11 + 12 + 60;
 
 /// How big one batch may grow.
@@ -187,7 +188,7 @@ mod tests {
             high: 1.0,
             low: 1.0,
             close: 1.0,
-            volume: 1,
+            volume: 1.0,
         }
     }
 

@@ -15,12 +15,17 @@
 //! read; it names what it found and the rule that fixes it. Too little data is
 //! [`Verdict::NotEnoughEvidence`]: the file passes, and the verdict says so.
 //!
+//! When the hour is right, the [`stamp`] check asks whether the session starts at the right
+//! minute: a one-minute file stamped at bar ends but read as opens (or the reverse, under
+//! `stamp = "end"`) is [`Verdict::SuspectBarEnd`].
+//!
 //! For one-minute (and other intraday) bars only: daily bars carry no time of day to check, and
-//! must not be fed. A multi-symbol file may share one gate: every symbol runs on the exchange's
+//! must not be fed; the stamp check, for one-minute bars only ([`GateOptions::stamp`]). A multi-symbol file may share one gate: every symbol runs on the exchange's
 //! clock.
 
 mod explain;
 mod score;
+mod stamp;
 #[cfg(test)]
 mod tests;
 
@@ -28,11 +33,15 @@ use chrono::{DateTime, Datelike, NaiveDate, Offset};
 use chrono_tz::{OffsetComponents, Tz};
 
 use crate::calendar;
+use crate::model::Stamp;
 pub use explain::Explanation;
 use score::{Histograms, MINUTES_PER_DAY};
 
-/// The stable reason code of a file the gate quarantines.
+/// The stable reason code of a file the gate quarantines for its time zone.
 pub const SUSPECT_TIMEZONE: &str = "suspect_timezone";
+/// The stable reason code of a file the gate quarantines for its bar stamps (bar ends read as
+/// opens, or the reverse).
+pub const SUSPECT_BAR_END: &str = "suspect_bar_end";
 
 const MILLIS_PER_MINUTE: i64 = 60_000;
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -62,6 +71,9 @@ pub struct GateOptions {
     /// A share of bars outside 04:00–20:00 above this, with no shift to explain it, is said in
     /// the [`Verdict::NotEnoughEvidence`] message (the file still passes).
     pub max_outside_share: f64,
+    /// How the file's times were read (the rule's `stamp`), for the bar-stamp check; None: not
+    /// checked (bars longer than a minute).
+    pub stamp: Option<Stamp>,
 }
 
 impl Default for GateOptions {
@@ -73,6 +85,7 @@ impl Default for GateOptions {
             min_edge_contrast: 0.5,
             min_score_gain: 0.5,
             max_outside_share: 0.05,
+            stamp: Some(Stamp::Start),
         }
     }
 }
@@ -105,12 +118,25 @@ pub enum Verdict {
         /// What was found and the rule to set, for the quarantine record.
         message: String,
     },
+    /// The session starts a minute off (09:31, or 09:29 under `stamp = "end"`): the stamps are
+    /// not what the rule says; quarantine the file with reason [`SUSPECT_BAR_END`].
+    SuspectBarEnd {
+        /// Minutes the stored times would be late: 1 for bar ends read as opens, −1 for opens
+        /// read as ends.
+        late_minutes: i32,
+        /// What was found and the rule to set, for the quarantine record.
+        message: String,
+    },
 }
 
 impl Verdict {
     /// The quarantine reason code, for a suspect file.
     pub fn reason_code(&self) -> Option<&'static str> {
-        matches!(self, Verdict::Suspect { .. }).then_some(SUSPECT_TIMEZONE)
+        match self {
+            Verdict::Suspect { .. } => Some(SUSPECT_TIMEZONE),
+            Verdict::SuspectBarEnd { .. } => Some(SUSPECT_BAR_END),
+            Verdict::Pass | Verdict::NotEnoughEvidence { .. } => None,
+        }
     }
 }
 
@@ -180,7 +206,7 @@ impl SessionGate {
 
     /// Adds one good bar: its open instant (UTC millis) and its volume.
     #[inline]
-    pub fn observe(&mut self, ts_millis: i64, volume: i64) {
+    pub fn observe(&mut self, ts_millis: i64, volume: f64) {
         if !self.options.enabled {
             return;
         }

@@ -16,6 +16,7 @@ use super::batch::PartitionBatch;
 use super::limit::Bounds;
 use super::pace::Pace;
 use crate::config::{InFlightBounds, PaceLimits};
+use crate::model::VolumeColumn;
 use crate::store::BarStatements;
 use crate::store::retry::{RequestError, Retrier};
 use crate::telemetry::metrics;
@@ -34,6 +35,8 @@ pub(crate) struct BatchShapes {
 pub(crate) struct Writer {
     session: Arc<Session>,
     insert: PreparedStatement,
+    /// The bars table's volume column type: how a volume is bound.
+    volumes: VolumeColumn,
     /// Slots = batches in flight, over every file being loaded.
     slots: Arc<Slots>,
     /// The caps on rows and bytes per second, over every file being loaded.
@@ -52,6 +55,7 @@ impl Writer {
         Self {
             session,
             insert: statements.insert.clone(),
+            volumes: statements.volume_column,
             slots: Slots::new(bounds(in_flight), in_flight.initial),
             pacer: Arc::new(Pacer::new(pace)),
             retrier,
@@ -128,7 +132,7 @@ impl Writer {
         let values: Vec<_> = batch
             .bars
             .iter()
-            .map(|bar| BarStatements::insert_values(&batch.symbol, &bucket, bar))
+            .map(|bar| BarStatements::insert_values(&batch.symbol, &bucket, bar, self.volumes))
             .collect();
         self.retrier
             .retrying_heard(cancel, &mut slot, || async {

@@ -256,7 +256,7 @@ mod tests {
                     bar.bar.close,
                     bar.bar.volume
                 ),
-                (1.0, 2.0, 0.5, 1.5, 7),
+                (1.0, 2.0, 0.5, 1.5, 7.0),
                 "{layout}"
             );
             assert_eq!(

@@ -70,8 +70,9 @@ impl fmt::Display for BarTime {
 pub enum Volume {
     /// An integer (exact, whatever its size).
     Shares(i64),
-    /// A number written another way (`100.0`, `1e3`, `1.5`, `nan`): validation accepts it only
-    /// when it is finite, non-negative, whole and fits in an `i64`.
+    /// A number written another way (`100.0`, `1e3`, `1.5`, `nan`), as the nearest `f64`:
+    /// validation accepts it when it is finite, non-negative and at most 2^53 (and whole, for a
+    /// `bigint` volume column).
     Decimal(f64),
 }
 

@@ -14,7 +14,10 @@ pub(crate) enum KeyRole {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Column {
     pub name: &'static str,
+    /// The type a new table gets.
     pub cql_type: &'static str,
+    /// Another type an existing table may have, which the code also reads and writes.
+    pub also_accepted: Option<&'static str>,
     pub role: KeyRole,
 }
 
@@ -22,7 +25,15 @@ const fn col(name: &'static str, cql_type: &'static str, role: KeyRole) -> Colum
     Column {
         name,
         cql_type,
+        also_accepted: None,
         role,
+    }
+}
+
+impl Column {
+    /// Whether `found`, a type as `system_schema.columns` spells it, is one the code handles.
+    pub fn accepts(&self, found: &str) -> bool {
+        found == self.cql_type || self.also_accepted == Some(found)
     }
 }
 
@@ -35,7 +46,12 @@ pub(crate) const BARS_COLUMNS: &[Column] = &[
     col("high", "double", KeyRole::Regular),
     col("low", "double", KeyRole::Regular),
     col("close", "double", KeyRole::Regular),
-    col("volume", "bigint", KeyRole::Regular),
+    // Fractional volumes are kept: `double`. A table created before that has `bigint`, and
+    // keeps working for whole volumes (a fractional one is rejected `fractional_volume`).
+    Column {
+        also_accepted: Some("bigint"),
+        ..col("volume", "double", KeyRole::Regular)
+    },
 ];
 
 /// The load history: one row per delivery identity, `PRIMARY KEY (fingerprint, symbol)`: the

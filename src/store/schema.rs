@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(
             s[1],
             "CREATE TABLE IF NOT EXISTS market_data.bars_1min (symbol text, bucket text, \
-             ts timestamp, open double, high double, low double, close double, volume bigint, \
+             ts timestamp, open double, high double, low double, close double, volume double, \
              PRIMARY KEY ((symbol, bucket), ts)) WITH CLUSTERING ORDER BY (ts ASC) AND \
              compaction = {'class': 'X'}"
         );

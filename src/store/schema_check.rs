@@ -203,11 +203,14 @@ fn compare(table: &TableSpec<'_>, found: &BTreeMap<String, FoundColumn>) -> Vec<
             });
             continue;
         };
-        if f.cql_type != column.cql_type {
+        if !column.accepts(&f.cql_type) {
             problems.push(SchemaProblem::WrongType {
                 table: name(),
                 column: column.name.into(),
-                expected: column.cql_type.into(),
+                expected: match column.also_accepted {
+                    Some(other) => format!("{} (or {other})", column.cql_type),
+                    None => column.cql_type.into(),
+                },
                 found: f.cql_type.clone(),
             });
         }
@@ -269,7 +272,7 @@ mod tests {
             found("high", "double", "regular", -1, "none"),
             found("low", "double", "regular", -1, "none"),
             found("close", "double", "regular", -1, "none"),
-            found("volume", "bigint", "regular", -1, "none"),
+            found("volume", "double", "regular", -1, "none"),
         ] {
             m.insert(f.column_name.clone(), f);
         }
@@ -296,6 +299,27 @@ mod tests {
         );
     }
 
+    /// A table created before fractional volumes were kept has `volume bigint`: it still
+    /// passes; another type does not.
+    #[test]
+    fn the_volume_column_may_be_double_or_bigint() {
+        let mut t = bars_as_created();
+        t.insert(
+            "volume".into(),
+            found("volume", "bigint", "regular", -1, "none"),
+        );
+        assert_eq!(compare(&BARS, &t), vec![]);
+        t.insert(
+            "volume".into(),
+            found("volume", "int", "regular", -1, "none"),
+        );
+        let shown: Vec<String> = compare(&BARS, &t).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["column `bars_1min.volume` is int, bar-ingest needs double (or bigint)"]
+        );
+    }
+
     #[test]
     fn missing_columns_wrong_types_and_keys_are_named() {
         let mut t = bars_as_created();
@@ -313,7 +337,7 @@ mod tests {
                 "column `bars_1min.ts` is clustering column 1 (desc) in the primary key, \
                  bar-ingest needs clustering column 1 (asc)",
                 "column `bars_1min.open` is float, bar-ingest needs double",
-                "table `bars_1min` has no column `volume` (bigint)",
+                "table `bars_1min` has no column `volume` (double)",
                 "column `bars_1min.x` is clustering column 2 (asc) in the primary key, \
                  bar-ingest needs not a key column (bar-ingest does not know it)",
             ]

@@ -1,5 +1,6 @@
 //! The gate's judgement: the candidate shifts (common zones first, then every whole-hour shift
-//! per clock), the best of them against the times as read, and the message that names it.
+//! per clock), the best of them against the times as read, and the message that names it; when
+//! the hour is right, the bar-stamp check ([`stamp`]).
 
 use std::fmt::Write as _;
 
@@ -9,7 +10,7 @@ use chrono_tz::Tz;
 use super::score::{
     EXTENDED_CLOSE, EXTENDED_OPEN, Fit, Profile, REGULAR_CLOSE, REGULAR_OPEN, Shift, Weight, ratio,
 };
-use super::{SessionGate, TimesReadAs, Verdict};
+use super::{SessionGate, TimesReadAs, Verdict, stamp};
 
 /// Zones vendors commonly write times in, most likely first: a candidate matching one of them
 /// is named in the verdict (and wins a tie against an unnamed shift).
@@ -71,6 +72,13 @@ pub(super) fn judge(gate: &SessionGate) -> Verdict {
         && fit.score() - as_read.score() >= options.min_score_gain
     {
         return suspect(gate, &profile, best, as_read, fit);
+    }
+    // The hour is right: are the bars stamped at the minute the rule says?
+    if let Some(stamp) = options.stamp
+        && as_read.edges >= options.min_edge_contrast
+        && let Some(verdict) = stamp::judge(&profile, stamp, options.min_edge_contrast)
+    {
+        return verdict;
     }
     let outside = 1.0 - as_read.inside;
     if outside > options.max_outside_share {
@@ -158,7 +166,7 @@ fn suspect(
         profile.total(Weight::Count, 0),
         profile.total(Weight::Count, 1),
     ];
-    let seen = |clock: usize| (bars[clock] > 0).then_some(best.shift[clock]);
+    let seen = |clock: usize| (bars[clock] > 0.0).then_some(best.shift[clock]);
     let reason = Explanation {
         winter_hours: seen(0),
         summer_hours: seen(1),
@@ -192,7 +200,7 @@ fn suspect(
 
 /// "the volume peaks at 13:30 and 19:59 exchange time in summer (14:30 and 20:59 in winter)
 /// instead of 09:30 and 15:59".
-fn describe_peaks(out: &mut String, profile: &Profile, bars: [u64; 2]) {
+fn describe_peaks(out: &mut String, profile: &Profile, bars: [f64; 2]) {
     let total = bars[0] + bars[1];
     let shown: Vec<(usize, (i64, i64))> = (0..2)
         .rev()
@@ -276,7 +284,7 @@ fn describe_hours(reason: &Explanation) -> String {
     }
 }
 
-fn hhmm(minute: i64) -> String {
+pub(super) fn hhmm(minute: i64) -> String {
     let m = minute.rem_euclid(1440);
     format!("{:02}:{:02}", m / 60, m % 60)
 }

@@ -15,28 +15,29 @@ pub(super) const REGULAR_CLOSE: i64 = 16 * 60;
 const EDGE_WINDOW: i64 = 30;
 
 /// Bars and volume by exchange-local minute of day, per clock (0 standard, 1 daylight-saving).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Histograms {
     count: [[u64; MINUTES_PER_DAY]; 2],
-    volume: [[u64; MINUTES_PER_DAY]; 2],
+    /// Volumes as stored (fractional ones included).
+    volume: [[f64; MINUTES_PER_DAY]; 2],
 }
 
 impl Default for Histograms {
     fn default() -> Self {
         Self {
             count: [[0; MINUTES_PER_DAY]; 2],
-            volume: [[0; MINUTES_PER_DAY]; 2],
+            volume: [[0.0; MINUTES_PER_DAY]; 2],
         }
     }
 }
 
 impl Histograms {
-    /// One bar at `minute` (< 1440) on `clock` (0 or 1).
+    /// One bar at `minute` (< 1440) on `clock` (0 or 1). A negative or NaN volume (validation
+    /// lets none through) counts as 0.
     #[inline]
-    pub(crate) fn add(&mut self, clock: usize, minute: usize, volume: i64) {
+    pub(crate) fn add(&mut self, clock: usize, minute: usize, volume: f64) {
         self.count[clock][minute] += 1;
-        let v = &mut self.volume[clock][minute];
-        *v = v.saturating_add(u64::try_from(volume).unwrap_or(0));
+        self.volume[clock][minute] += volume.max(0.0);
     }
 
     pub(crate) fn total_bars(&self) -> u64 {
@@ -55,33 +56,36 @@ pub(super) enum Weight {
     Volume,
 }
 
-/// Circular prefix sums of one histogram: any window's sum in O(1).
+/// Circular prefix sums of one histogram: any window's sum in O(1). In `f64`, as volumes may
+/// be fractional (bar counts stay exact: far below 2^53); a window's sum is at least 0.
 #[derive(Debug)]
-struct Prefix(Vec<u64>);
+struct Prefix(Vec<f64>);
 
 impl Prefix {
-    fn new(values: &[u64; MINUTES_PER_DAY]) -> Self {
+    fn new(values: impl IntoIterator<Item = f64>) -> Self {
         let mut sums = Vec::with_capacity(MINUTES_PER_DAY + 1);
-        let mut acc = 0u64;
-        sums.push(0);
+        let mut acc = 0.0;
+        sums.push(acc);
         for v in values {
-            acc = acc.saturating_add(*v);
+            acc += v;
             sums.push(acc);
         }
         Self(sums)
     }
 
     /// Sum over minutes [from, from + len), wrapping around midnight; `len` ≤ 1440.
-    fn window(&self, from: i64, len: i64) -> u64 {
+    fn window(&self, from: i64, len: i64) -> f64 {
         let day = MINUTES_PER_DAY as i64;
         let start = from.rem_euclid(day) as usize;
         let len = len.clamp(0, day) as usize;
         let p = &self.0;
-        if start + len <= MINUTES_PER_DAY {
+        let sum = if start + len <= MINUTES_PER_DAY {
             p[start + len] - p[start]
         } else {
             (p[MINUTES_PER_DAY] - p[start]) + p[start + len - MINUTES_PER_DAY]
-        }
+        };
+        // Rounding in a long sum must not make a window negative.
+        sum.max(0.0)
     }
 }
 
@@ -110,9 +114,11 @@ pub(super) struct Profile {
 
 impl Profile {
     pub(super) fn new(h: &Histograms) -> Self {
+        let counts = |clock: usize| Prefix::new(h.count[clock].iter().map(|&n| n as f64));
+        let volumes = |clock: usize| Prefix::new(h.volume[clock].iter().copied());
         Self {
-            count: [Prefix::new(&h.count[0]), Prefix::new(&h.count[1])],
-            volume: [Prefix::new(&h.volume[0]), Prefix::new(&h.volume[1])],
+            count: [counts(0), counts(1)],
+            volume: [volumes(0), volumes(1)],
         }
     }
 
@@ -124,12 +130,22 @@ impl Profile {
     }
 
     /// Bars (or volume) on `clock`.
-    pub(super) fn total(&self, weight: Weight, clock: usize) -> u64 {
+    pub(super) fn total(&self, weight: Weight, clock: usize) -> f64 {
         self.prefix(weight, clock).window(0, MINUTES_PER_DAY as i64)
     }
 
+    /// Weight at one minute of the day as observed (no shift undone), over both clocks.
+    pub(super) fn at(&self, weight: Weight, minute: i64) -> f64 {
+        self.window(weight, [0, 0], minute, minute + 1)
+    }
+
+    /// Mean weight per minute over minutes [from, to) as observed, over both clocks.
+    pub(super) fn mean(&self, weight: Weight, from: i64, to: i64) -> f64 {
+        self.window(weight, [0, 0], from, to) / (to - from).max(1) as f64
+    }
+
     /// Weight in true minutes [from, to) once `shift` is undone, over both clocks.
-    fn window(&self, weight: Weight, shift: Shift, from: i64, to: i64) -> u64 {
+    fn window(&self, weight: Weight, shift: Shift, from: i64, to: i64) -> f64 {
         (0..2)
             .map(|clock| {
                 let late = i64::from(shift[clock]) * MINUTES_PER_HOUR;
@@ -164,40 +180,42 @@ impl Profile {
     /// the minute after the steepest rise and the minute before the steepest fall, by volume
     /// (by bar count when the file has no volume). None when the clock has no bars.
     pub(super) fn edges_seen(&self, clock: usize) -> Option<(i64, i64)> {
-        if self.total(Weight::Count, clock) == 0 {
+        if self.total(Weight::Count, clock) == 0.0 {
             return None;
         }
-        let weight = if self.total(Weight::Volume, clock) > 0 {
+        let weight = if self.total(Weight::Volume, clock) > 0.0 {
             Weight::Volume
         } else {
             Weight::Count
         };
         let p = self.prefix(weight, clock);
         // Rise at m: the half hour from m minus the half hour before it.
-        let rise = |m: i64| {
-            i128::from(p.window(m, EDGE_WINDOW))
-                - i128::from(p.window(m - EDGE_WINDOW, EDGE_WINDOW))
+        let rise = |m: i64| p.window(m, EDGE_WINDOW) - p.window(m - EDGE_WINDOW, EDGE_WINDOW);
+        // The steepest rise (fall), the earliest minute on a tie.
+        let steepest = |sign: f64| {
+            (0..MINUTES_PER_DAY as i64)
+                .map(|m| (m, sign * rise(m)))
+                .fold(None, |best: Option<(i64, f64)>, (m, r)| match best {
+                    Some((_, b)) if b >= r => best,
+                    _ => Some((m, r)),
+                })
+                .map(|(m, _)| m)
         };
-        let minutes = 0..MINUTES_PER_DAY as i64;
-        let open = minutes.clone().max_by_key(|&m| (rise(m), -m))?;
-        let close = minutes.max_by_key(|&m| (-rise(m), -m))?;
+        let open = steepest(1.0)?;
+        let close = steepest(-1.0)?;
         Some((open, (close - 1).rem_euclid(MINUTES_PER_DAY as i64)))
     }
 }
 
 /// (a − b) / (a + b), 0 when both are 0.
-fn contrast(a: u64, b: u64) -> f64 {
-    let total = a as f64 + b as f64;
-    if total == 0.0 {
-        0.0
-    } else {
-        (a as f64 - b as f64) / total
-    }
+pub(super) fn contrast(a: f64, b: f64) -> f64 {
+    let total = a + b;
+    if total <= 0.0 { 0.0 } else { (a - b) / total }
 }
 
 /// a / b, 0 when b is 0.
-pub(super) fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+pub(super) fn ratio(a: f64, b: f64) -> f64 {
+    if b <= 0.0 { 0.0 } else { a / b }
 }
 
 #[cfg(test)]
@@ -206,16 +224,16 @@ mod tests {
 
     #[test]
     fn circular_windows_wrap_midnight() {
-        let mut values = [0u64; MINUTES_PER_DAY];
-        values[0] = 1;
-        values[1439] = 2;
-        values[600] = 4;
-        let p = Prefix::new(&values);
-        assert_eq!(p.window(1439, 2), 3);
-        assert_eq!(p.window(-1, 2), 3);
-        assert_eq!(p.window(600, 1), 4);
-        assert_eq!(p.window(0, 1440), 7);
-        assert_eq!(p.window(601, 1440 - 1), 3);
+        let mut values = [0.0; MINUTES_PER_DAY];
+        values[0] = 1.0;
+        values[1439] = 2.0;
+        values[600] = 4.0;
+        let p = Prefix::new(values);
+        assert_eq!(p.window(1439, 2), 3.0);
+        assert_eq!(p.window(-1, 2), 3.0);
+        assert_eq!(p.window(600, 1), 4.0);
+        assert_eq!(p.window(0, 1440), 7.0);
+        assert_eq!(p.window(601, 1440 - 1), 3.0);
     }
 
     #[test]
@@ -223,7 +241,7 @@ mod tests {
         let mut h = Histograms::default();
         // A regular session on standard time, 3 hours late: 12:30 to 18:59.
         for m in (REGULAR_OPEN + 180)..(REGULAR_CLOSE + 180) {
-            h.add(0, m as usize, 100);
+            h.add(0, m as usize, 100.0);
         }
         let p = Profile::new(&h);
         assert_eq!(p.edges_seen(0), Some((12 * 60 + 30, 18 * 60 + 59)));

@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::Stamp;
 
 const NY: Tz = chrono_tz::America::New_York;
 const UTC: Tz = chrono_tz::UTC;
@@ -54,7 +55,7 @@ fn verdict_with(bars: &[GenBar], written_in: Tz, read_in: Tz, options: GateOptio
     let mut gate = SessionGate::new(NY, options).reading(TimesReadAs::Wall(read_in));
     for b in bars {
         if let Some(ts) = stored(b, written_in, read_in) {
-            gate.observe(ts, b.volume as i64);
+            gate.observe(ts, b.volume as f64);
         }
     }
     gate.verdict()
@@ -161,7 +162,7 @@ fn an_unnamed_shift_is_reported_as_hours() {
     let mut gate = SessionGate::new(NY, GateOptions::default());
     for b in &bars {
         let ts = stored(b, NY, NY).unwrap() + 3 * 3_600_000;
-        gate.observe(ts, b.volume as i64);
+        gate.observe(ts, b.volume as f64);
     }
     let v = gate.verdict();
     let (shift, reason, message) = suspect(&v);
@@ -174,7 +175,7 @@ fn instants_that_are_wall_times_are_suspect() {
     // A layout of UTC instants whose vendor wrote New York wall times as if UTC.
     let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Instants);
     for b in &across_dst() {
-        gate.observe(wall(b).and_utc().timestamp_millis(), b.volume as i64);
+        gate.observe(wall(b).and_utc().timestamp_millis(), b.volume as f64);
     }
     let v = gate.verdict();
     let (_, reason, message) = suspect(&v);
@@ -183,7 +184,7 @@ fn instants_that_are_wall_times_are_suspect() {
     // True instants (a Polygon-style file) pass.
     let mut gate = SessionGate::new(NY, GateOptions::default()).reading(TimesReadAs::Instants);
     for b in &across_dst() {
-        gate.observe(stored(b, NY, NY).unwrap(), b.volume as i64);
+        gate.observe(stored(b, NY, NY).unwrap(), b.volume as f64);
     }
     assert_eq!(gate.verdict(), Verdict::Pass);
 }
@@ -312,7 +313,7 @@ fn the_thresholds_are_the_options() {
         let mut gate = SessionGate::new(NY, options);
         for b in &bars {
             if let Some(ts) = stored(b, UTC, NY) {
-                gate.observe(ts, b.volume as i64);
+                gate.observe(ts, b.volume as f64);
             }
         }
         gate.verdict()
@@ -359,7 +360,7 @@ fn the_gate_turned_off_passes_everything() {
     };
     let mut gate = SessionGate::new(NY, options);
     for b in &across_dst() {
-        gate.observe(stored(b, UTC, NY).unwrap_or(0), b.volume as i64);
+        gate.observe(stored(b, UTC, NY).unwrap_or(0), b.volume as f64);
     }
     assert_eq!(gate.verdict(), Verdict::Pass);
     assert_eq!(gate.bars(), (0, 0));
@@ -374,7 +375,7 @@ fn off_hours_bars_no_shift_explains_are_said_not_suspected() {
         .unwrap()
         .timestamp_millis();
     for minute in 0..4 * 1440 {
-        gate.observe(start + minute * 60_000, 100);
+        gate.observe(start + minute * 60_000, 100.0);
     }
     let v = gate.verdict();
     let Verdict::NotEnoughEvidence { message } = &v else {
@@ -397,13 +398,13 @@ fn the_day_after_spring_forward_is_its_own_day() {
             .timestamp_millis()
     };
     let mut gate = SessionGate::new(NY, GateOptions::default());
-    gate.observe(at(10, 1, 0), 1);
-    gate.observe(at(11, 0, 30), 1);
-    gate.observe(at(11, 9, 30), 1);
+    gate.observe(at(10, 1, 0), 1.0);
+    gate.observe(at(11, 0, 30), 1.0);
+    gate.observe(at(11, 9, 30), 1.0);
     assert_eq!(gate.bars(), (2, 1));
     let mut want = Histograms::default();
-    want.add(1, 30, 1);
-    want.add(1, 9 * 60 + 30, 1);
+    want.add(1, 30, 1.0);
+    want.add(1, 9 * 60 + 30, 1.0);
     assert_eq!(gate.histograms.as_ref(), &want);
     assert_eq!(gate.days(), 1);
 }
@@ -432,10 +433,10 @@ proptest! {
         let mut want = Histograms::default();
         let mut off_days = 0;
         for &ts in &stamps {
-            gate.observe(ts, 7);
+            gate.observe(ts, 7.0);
             let (clock, minute, date) = chrono_minute(ts);
             if calendar::is_trading_day(date) {
-                want.add(clock, minute, 7);
+                want.add(clock, minute, 7.0);
             } else {
                 off_days += 1;
             }
@@ -484,4 +485,125 @@ proptest! {
             prop_assert!(!matches!(wrong, Verdict::Suspect { .. }), "{:?}", wrong);
         }
     }
+}
+
+/// bar-gen's bars over `start..=end`, stamped at their end when `end_stamps`.
+fn stamped(seed: u64, start: NaiveDate, end: NaiveDate, end_stamps: bool) -> Vec<GenBar> {
+    let spec = GenSpec {
+        symbols: vec!["NT".into()],
+        start,
+        end,
+        seed,
+    };
+    SymbolBars::new(&spec, "NT")
+        .end_stamped(end_stamps)
+        .collect()
+}
+
+/// The verdict of a gate told `stamp`, on `bars` (New York wall times) moved `shift_ms` as the
+/// loader would store them.
+fn stamp_verdict(bars: &[GenBar], stamp: Stamp, shift_ms: i64) -> Verdict {
+    let options = GateOptions {
+        stamp: Some(stamp),
+        ..GateOptions::default()
+    };
+    let mut gate = SessionGate::new(NY, options);
+    for b in bars {
+        gate.observe(stored(b, NY, NY).unwrap() + shift_ms, b.volume as f64);
+    }
+    gate.verdict()
+}
+
+/// Bar ends read as opens (no rule): `suspect_bar_end`, naming the rule. Before the stamp
+/// check, such a file passed the gate and was stored a minute late.
+#[test]
+fn bar_ends_read_as_opens_are_suspect_bar_end() {
+    let ends = stamped(3, d(2024, 2, 20), d(2024, 4, 19), true);
+    let v = stamp_verdict(&ends, Stamp::Start, 0);
+    let Verdict::SuspectBarEnd {
+        late_minutes,
+        message,
+    } = &v
+    else {
+        panic!("{v:?}")
+    };
+    assert_eq!(*late_minutes, 1);
+    assert_eq!(v.reason_code(), Some(SUSPECT_BAR_END));
+    for part in [
+        "the activity peaks at 09:31 and 16:00 exchange time instead of 09:30 and 15:59",
+        "set `stamp = \"end\"` in the `[[source]]` rule for these files",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    // Regular-session bars only: bars at 16:00, none at 09:30.
+    let regular: Vec<GenBar> = ends
+        .iter()
+        .copied()
+        .filter(|b| (571..=960).contains(&b.minute))
+        .collect();
+    let v = stamp_verdict(&regular, Stamp::Start, 0);
+    assert!(
+        matches!(&v, Verdict::SuspectBarEnd { message, .. } if message.contains("0 bars at 09:30")),
+        "{v:?}"
+    );
+}
+
+/// With `stamp = "end"` the loader stores each bar a minute earlier: the same file passes. A
+/// start-stamped file under that rule is `suspect_bar_end` the other way.
+#[test]
+fn the_end_rule_passes_bar_ends_and_refuses_bar_opens() {
+    let ends = stamped(4, d(2023, 10, 2), d(2023, 11, 30), true);
+    assert_eq!(stamp_verdict(&ends, Stamp::End, -60_000), Verdict::Pass);
+    let opens = stamped(4, d(2023, 10, 2), d(2023, 11, 30), false);
+    let v = stamp_verdict(&opens, Stamp::End, -60_000);
+    let Verdict::SuspectBarEnd {
+        late_minutes,
+        message,
+    } = &v
+    else {
+        panic!("{v:?}")
+    };
+    assert_eq!(*late_minutes, -1);
+    assert!(
+        message.contains("the session opens at 09:29")
+            && message.contains("remove `stamp = \"end\"`"),
+        "{message}"
+    );
+}
+
+/// Normal files pass: bar-gen's (extended hours), regular-session only (no bar at 16:00), and
+/// with the closing auction printed at 16:00 as some vendors stamp it (a heavy bar there every
+/// day); and a file too thin to judge at one minute's resolution passes unjudged.
+#[test]
+fn start_stamped_files_pass_the_stamp_check() {
+    let opens = stamped(5, d(2024, 5, 1), d(2024, 6, 28), false);
+    assert_eq!(stamp_verdict(&opens, Stamp::Start, 0), Verdict::Pass);
+    let regular: Vec<GenBar> = opens
+        .iter()
+        .copied()
+        .filter(|b| (570..960).contains(&b.minute))
+        .collect();
+    assert_eq!(stamp_verdict(&regular, Stamp::Start, 0), Verdict::Pass);
+    let mut closing = Vec::new();
+    for (i, b) in regular.iter().enumerate() {
+        closing.push(*b);
+        if regular.get(i + 1).is_none_or(|n| n.date != b.date) {
+            closing.push(GenBar {
+                minute: 960,
+                volume: b.volume * 5,
+                ..*b
+            });
+        }
+    }
+    assert_eq!(stamp_verdict(&closing, Stamp::Start, 0), Verdict::Pass);
+    // One day of bar ends: too few bars per minute to tell; the time-zone gate still judges.
+    let one_day = stamped(5, d(2024, 5, 1), d(2024, 5, 1), true);
+    assert_eq!(stamp_verdict(&one_day, Stamp::Start, 0), Verdict::Pass);
+    // Not one-minute bars (no stamp to judge): bar ends pass.
+    let ends = stamped(5, d(2024, 5, 1), d(2024, 6, 28), true);
+    let unjudged = GateOptions {
+        stamp: None,
+        ..GateOptions::default()
+    };
+    assert_eq!(verdict_with(&ends, NY, NY, unjudged), Verdict::Pass);
 }

@@ -18,7 +18,7 @@ use chrono_tz::Tz;
 pub use self::reader::BarReader;
 use crate::model::reject::Defect;
 pub use crate::model::reject::{MAX_RAW_BYTES, RejectReason, Rejection};
-use crate::model::{Bar, Bucket, Symbol};
+use crate::model::{Bar, Bucket, Stamp, Symbol, VolumeColumn};
 use crate::source::Record;
 
 /// An accepted bar.
@@ -59,24 +59,45 @@ impl Row {
 pub struct Validator {
     clock: time::ExchangeClock,
     last: rules::LastBars,
+    /// Whether a record's time is its bar's open or its end (then the bar is placed a minute
+    /// earlier, at its open).
+    stamp: Stamp,
+    /// The bar table's volume column: a `bigint` one takes whole volumes only.
+    volumes: VolumeColumn,
 }
 
 impl Validator {
     /// A validator for times in the exchange zone `tz`.
     pub fn new(tz: Tz) -> Self {
-        Self {
-            clock: time::ExchangeClock::new(tz),
-            last: rules::LastBars::default(),
-        }
+        Self::with_clock(time::ExchangeClock::new(tz))
     }
 
     /// A validator for the exchange zone `exchange`, reading naive times as wall times of
     /// `naive` (the exchange's own zone, UTC, or a vendor's).
     pub fn with_naive_zone(exchange: Tz, naive: Tz) -> Self {
+        Self::with_clock(time::ExchangeClock::with_naive_zone(exchange, naive))
+    }
+
+    fn with_clock(clock: time::ExchangeClock) -> Self {
         Self {
-            clock: time::ExchangeClock::with_naive_zone(exchange, naive),
+            clock,
             last: rules::LastBars::default(),
+            stamp: Stamp::Start,
+            volumes: VolumeColumn::Double,
         }
+    }
+
+    /// The same validator for records stamped at `stamp` (the default: the bar's open).
+    pub fn stamped(mut self, stamp: Stamp) -> Self {
+        self.stamp = stamp;
+        self
+    }
+
+    /// The same validator for a bar table whose volume column is `volumes` (the default:
+    /// `double`, which takes fractional volumes).
+    pub fn storing(mut self, volumes: VolumeColumn) -> Self {
+        self.volumes = volumes;
+        self
     }
 
     /// Checks one record: an accepted bar (which then becomes its symbol's last one) or a
@@ -102,13 +123,16 @@ impl Validator {
         }
     }
 
-    /// The instant, local date and volume of an acceptable record.
+    /// The open instant, its local date and the volume of an acceptable record.
     #[inline]
-    fn check(&mut self, r: &Record<'_>) -> Result<(i64, NaiveDate, i64), Defect> {
+    fn check(&mut self, r: &Record<'_>) -> Result<(i64, NaiveDate, f64), Defect> {
         let symbol = r.symbol.as_ref();
         let previous = self.last.last(symbol).map(|t| (t, self.last.direction()));
-        let placed = self.clock.place(r.time, previous)?;
-        let volume = rules::check_values(r)?;
+        let placed = match self.stamp {
+            Stamp::Start => self.clock.place(r.time, previous)?,
+            Stamp::End => self.clock.place_end(r.time, previous)?,
+        };
+        let volume = rules::check_values(r, self.volumes)?;
         self.last
             .advance(symbol, placed.millis, || r.time.to_string())?;
         Ok((placed.millis, placed.local_date, volume))

@@ -1,22 +1,19 @@
 //! Rules: what makes a record's values a bar (finite positive prices, `low <= open,close <=
-//! high`, a whole non-negative volume) and its time acceptable (strictly after the last accepted
-//! bar of the same symbol).
+//! high`, a finite non-negative volume, whole where the table stores whole volumes) and its time
+//! acceptable (strictly after the last accepted bar of the same symbol).
 
 use std::collections::HashMap;
 
-use crate::model::Symbol;
 use crate::model::reject::{Defect, RejectReason};
+use crate::model::{MAX_VOLUME, Symbol, VolumeColumn};
 use crate::source::{Record, Volume};
 
-/// 2^63, the first f64 past `i64::MAX`: every integral f64 below it converts exactly.
-const I64_LIMIT_AS_F64: f64 = 9_223_372_036_854_775_808.0;
-
-/// Checks a record's prices and volume; the volume in shares when they pass. The order of the
+/// Checks a record's prices and volume; the volume as stored when they pass. The order of the
 /// checks decides which reason a line with several faults gets: finiteness (and a volume too
-/// large for 64 bits), then positive prices, high/low, open, close, then the volume's sign and
-/// fractional part.
+/// large to keep exactly), then positive prices, high/low, open, close, then the volume's sign
+/// and, for a `bigint` column, its fractional part.
 #[inline]
-pub fn check_values(r: &Record<'_>) -> Result<i64, Defect> {
+pub fn check_values(r: &Record<'_>, column: VolumeColumn) -> Result<f64, Defect> {
     let prices = [
         ("open", r.open),
         ("high", r.high),
@@ -59,50 +56,58 @@ pub fn check_values(r: &Record<'_>) -> Result<i64, Defect> {
             format!("close {close} is outside low {low} .. high {high}"),
         ));
     }
-    check_volume(volume)
+    check_volume(volume, column)
 }
 
-/// A volume as a number the next checks can judge: a non-finite or too large decimal is
-/// rejected here (before the price rules, as the text parser always did).
+/// The volume as the `f64` it is stored as: the integer exactly, the decimal text as the
+/// nearest `f64` (which prints back as the same text up to 15 significant digits). A
+/// non-finite volume, or one above [`MAX_VOLUME`] (an integer beyond it would be stored
+/// rounded), is rejected here, before the price rules (as the text parser always did).
 #[inline]
-fn check_volume_range(volume: Volume) -> Result<Volume, Defect> {
-    if let Volume::Decimal(v) = volume {
-        if !v.is_finite() {
-            return Err(Defect::new(
-                RejectReason::NonFinite,
-                format!("volume {v} is not a finite number"),
-            ));
-        }
-        if v >= I64_LIMIT_AS_F64 {
-            return Err(Defect::new(
-                RejectReason::BadNumber,
-                format!("volume {v} is too large"),
-            ));
-        }
-    }
-    Ok(volume)
-}
-
-/// The volume's sign and whole-number rules; the shares when they pass.
-#[inline]
-fn check_volume(volume: Volume) -> Result<i64, Defect> {
-    let negative = |shown: String| {
+fn check_volume_range(volume: Volume) -> Result<f64, Defect> {
+    let too_large = |shown: String| {
         Defect::new(
-            RejectReason::NegativeVolume,
-            format!("volume {shown} is negative"),
+            RejectReason::BadNumber,
+            format!(
+                "volume {shown} is too large: above 2^53 ({}), the largest kept exactly",
+                MAX_VOLUME as u64
+            ),
         )
     };
     match volume {
-        Volume::Shares(v) if v < 0 => Err(negative(v.to_string())),
-        Volume::Shares(v) => Ok(v),
-        Volume::Decimal(v) if v < 0.0 => Err(negative(v.to_string())),
-        Volume::Decimal(v) if v.fract() != 0.0 => Err(Defect::new(
-            RejectReason::FractionalVolume,
-            format!("volume {v} is not a whole number"),
+        Volume::Shares(v) if v > MAX_VOLUME as i64 => Err(too_large(v.to_string())),
+        // Not above 2^53 (a negative one is rejected later): the conversion is exact.
+        Volume::Shares(v) => Ok(v as f64),
+        Volume::Decimal(v) if !v.is_finite() => Err(Defect::new(
+            RejectReason::NonFinite,
+            format!("volume {v} is not a finite number"),
         )),
-        // Finite, non-negative, integral and below 2^63 (checked above): the conversion is exact.
-        Volume::Decimal(v) => Ok(v as i64),
+        Volume::Decimal(v) if v > MAX_VOLUME => Err(too_large(v.to_string())),
+        Volume::Decimal(v) => Ok(v),
     }
+}
+
+/// The volume's sign, and for a `bigint` column its fractional part; the volume when they pass.
+#[inline]
+fn check_volume(v: f64, column: VolumeColumn) -> Result<f64, Defect> {
+    if v < 0.0 {
+        return Err(Defect::new(
+            RejectReason::NegativeVolume,
+            format!("volume {v} is negative"),
+        ));
+    }
+    if column == VolumeColumn::BigInt && v.fract() != 0.0 {
+        return Err(Defect::new(
+            RejectReason::FractionalVolume,
+            format!(
+                "volume {v} is not a whole number, and the bar table's `volume` column is \
+                 `bigint`: it stores whole volumes only (a table created by an older version; \
+                 nothing was truncated)"
+            ),
+        ));
+    }
+    // `-0.0` (written `-0`) is zero shares.
+    Ok(v + 0.0)
 }
 
 /// Which way a file's times run: learned from the first two distinct times of one symbol.

@@ -60,7 +60,7 @@ fn accepts_a_firstrate_line_at_its_exact_utc_instant() {
     assert_eq!(b.bucket.to_string(), "2005-01");
     assert_eq!(
         (b.bar.open, b.bar.high, b.bar.low, b.bar.close, b.bar.volume),
-        (0.9911, 0.9911, 0.9839, 0.9839, 19209)
+        (0.9911, 0.9911, 0.9839, 0.9839, 19209.0)
     );
 }
 
@@ -70,7 +70,7 @@ fn summer_instant_and_minutes_only_format() {
     let got = bars("2024-07-01 09:30,10,11,9,10.5,100\n2024-07-01 09:31:00,10,11,9,10.5,100.0\n");
     assert_eq!(got[0].bar.ts_millis, utc_millis("2024-07-01 13:30:00"));
     assert_eq!(got[1].bar.ts_millis, utc_millis("2024-07-01 13:31:00"));
-    assert_eq!(got[1].bar.volume, 100);
+    assert_eq!(got[1].bar.volume, 100.0);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn crlf_and_bom() {
     let got =
         bars("\u{FEFF}2024-01-02 04:00:00,1,2,0.5,1.5,7\r\n2024-01-02 04:01:00,1,2,0.5,1.5,8\r\n");
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1].bar.volume, 8);
+    assert_eq!(got[1].bar.volume, 8.0);
     assert_eq!(got[0].bar.ts_millis, utc_millis("2024-01-02 09:00:00"));
 }
 
@@ -215,8 +215,8 @@ const REASON_CASES: &[(RejectReason, &[u8])] = &[
         b"2024-01-02 10:00:00,1,2,0.5,1.5,-7.5",
     ),
     (
-        RejectReason::FractionalVolume,
-        b"2024-01-02 10:00:00,1,2,0.5,1.5,1.5",
+        RejectReason::BadNumber,
+        b"2024-01-02 10:00:00,1,2,0.5,1.5,9007199254740993",
     ),
 ];
 
@@ -244,6 +244,13 @@ fn every_reason_has_a_line_that_triggers_it() {
     let mut long = vec![b'1'; 5000];
     long.push(b'\n');
     assert_eq!(first_reason(&long), RejectReason::LineTooLong);
+    // Only a `bigint` volume column refuses a fractional volume: see
+    // fractional_volumes_are_kept_unless_the_column_is_bigint.
+    let fractional = b"2024-01-02 10:00:00,1,2,0.5,1.5,1.5\n";
+    assert_eq!(
+        rejection(&rows_with(fractional, bigint_validator())[0]).reason,
+        RejectReason::FractionalVolume
+    );
 
     // Each reason above is exercised; make sure no new reason is left without a case.
     let mut covered: std::collections::HashSet<RejectReason> =
@@ -252,6 +259,7 @@ fn every_reason_has_a_line_that_triggers_it() {
         RejectReason::DuplicateTimestamp,
         RejectReason::OutOfOrder,
         RejectReason::LineTooLong,
+        RejectReason::FractionalVolume,
         // Only multi-symbol layouts read a symbol field: see source::polygon's tests.
         RejectReason::BadSymbol,
         // Only Databento records say their interval (rtype): see source::databento's tests.
@@ -466,10 +474,98 @@ fn volume_forms() {
         "2024-01-02 10:00:00,1,1,1,1,0\n\
          2024-01-02 10:01:00,1,1,1,1,100.0\n\
          2024-01-02 10:02:00,1,1,1,1,1e3\n\
-         2024-01-02 10:03:00,1,1,1,1,9223372036854775807\n",
+         2024-01-02 10:03:00,1,1,1,1,9007199254740992\n\
+         2024-01-02 10:04:00,1,1,1,1,1234.567891\n\
+         2024-01-02 10:05:00,1,1,1,1,-0\n",
     );
-    let v: Vec<i64> = got.iter().map(|b| b.bar.volume).collect();
-    assert_eq!(v, [0, 100, 1000, i64::MAX]);
+    let v: Vec<f64> = got.iter().map(|b| b.bar.volume).collect();
+    assert_eq!(
+        v,
+        [
+            0.0,
+            100.0,
+            1000.0,
+            9_007_199_254_740_992.0,
+            1234.567891,
+            0.0
+        ]
+    );
+    assert!(v[5].is_sign_positive(), "-0 is stored as 0");
+}
+
+fn rows_with(input: &[u8], validator: Validator) -> Vec<Row> {
+    let source = crate::source::firstrate::FirstRate::new(Cursor::new(input.to_vec()));
+    BarReader::with_validator(source, validator)
+        .collect::<std::io::Result<Vec<_>>>()
+        .expect("reading memory cannot fail")
+}
+
+fn bigint_validator() -> Validator {
+    Validator::new(NY).storing(crate::model::VolumeColumn::BigInt)
+}
+
+/// Polygon writes six decimals since 2026-02-23: kept as the nearest f64 of the text (which
+/// prints back as the same text), in a `double` column; a `bigint` column (an older table)
+/// refuses them with `fractional_volume` and a message that says why; nothing is truncated.
+/// Before volumes became f64, the first half failed: every such line was `fractional_volume`.
+#[test]
+fn fractional_volumes_are_kept_unless_the_column_is_bigint() {
+    let input = b"2026-02-23 10:00:00,1,2,0.5,1.5,1234.567891\n\
+                  2026-02-23 10:01:00,1,2,0.5,1.5,0.000001\n\
+                  2026-02-23 10:02:00,1,2,0.5,1.5,12.5\n\
+                  2026-02-23 10:03:00,1,2,0.5,1.5,4930.000000\n";
+    let kept: Vec<f64> = rows_with(input, Validator::new(NY))
+        .iter()
+        .map(|row| match row {
+            Row::Bar(b) => b.bar.volume,
+            Row::Rejected(r) => panic!("{r:?}"),
+        })
+        .collect();
+    assert_eq!(kept, [1234.567891, 0.000001, 12.5, 4930.0]);
+    let printed: Vec<String> = kept.iter().map(f64::to_string).collect();
+    assert_eq!(printed, ["1234.567891", "0.000001", "12.5", "4930"]);
+
+    let rows = rows_with(input, bigint_validator());
+    for row in &rows[..3] {
+        let r = rejection(row);
+        assert_eq!(r.reason, RejectReason::FractionalVolume);
+        assert!(
+            r.message.contains("is not a whole number")
+                && r.message.contains("`volume` column is `bigint`")
+                && r.message.contains("stores whole volumes only"),
+            "{}",
+            r.message
+        );
+    }
+    assert!(matches!(&rows[3], Row::Bar(b) if b.bar.volume == 4930.0));
+}
+
+/// Negative, NaN, infinite and too large volumes are still rejected, whatever the column.
+#[test]
+fn bad_volumes_are_still_rejected() {
+    let cases: [(&[u8], RejectReason); 5] = [
+        (b"-0.000001", RejectReason::NegativeVolume),
+        (b"nan", RejectReason::NonFinite),
+        (b"inf", RejectReason::NonFinite),
+        (b"9007199254740993", RejectReason::BadNumber),
+        (b"1e300", RejectReason::BadNumber),
+    ];
+    for (volume, want) in cases {
+        let mut line = b"2024-01-02 10:00:00,1,2,0.5,1.5,".to_vec();
+        line.extend_from_slice(volume);
+        assert_eq!(
+            first_reason(&line),
+            want,
+            "{}",
+            String::from_utf8_lossy(volume)
+        );
+    }
+    let r = rows_of(b"2024-01-02 10:00:00,1,2,0.5,1.5,9007199254740993");
+    assert_eq!(
+        rejection(&r[0]).message,
+        "volume 9007199254740993 is too large: above 2^53 (9007199254740992), the largest kept \
+         exactly"
+    );
 }
 
 #[test]
@@ -657,4 +753,68 @@ fn a_source_rejection_passes_through_and_blank_runs_follow_the_reader_policy() {
     assert_eq!(rows[0], Row::Rejected(bad));
     assert_eq!(rejection(&rows[1]).reason, RejectReason::BlankLine);
     assert!(matches!(rows[2], Row::Bar(_)));
+}
+
+/// `stamp = "end"`: each bar is placed one minute before its stamp, at its open: its instant,
+/// its local date (a bar stamped 00:00 opened the day before) and, across daylight-saving
+/// changes, the real minute before (the bar stamped 03:00 on a spring-forward day opened at
+/// 01:59 EST; the fall-back's repeated 01:00 resolves as the later one after 01:59 EDT).
+#[test]
+fn end_stamped_bars_are_placed_at_their_open() {
+    let end = |input: &str| -> Vec<Row> {
+        rows_with(
+            input.as_bytes(),
+            Validator::new(NY).stamped(crate::model::Stamp::End),
+        )
+    };
+    let opens = |rows: &[Row]| -> Vec<(i64, NaiveDate)> {
+        rows.iter()
+            .map(|row| match row {
+                Row::Bar(b) => (b.bar.ts_millis, b.local_date),
+                Row::Rejected(r) => panic!("{r:?}"),
+            })
+            .collect()
+    };
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let got = end("2024-01-02 09:31:00,1,1,1,1,1\n\
+         2024-01-02 16:00:00,1,1,1,1,1\n\
+         2024-01-03 00:00:00,1,1,1,1,1\n");
+    assert_eq!(
+        opens(&got),
+        [
+            (utc_millis("2024-01-02 14:30:00"), day(2024, 1, 2)),
+            (utc_millis("2024-01-02 20:59:00"), day(2024, 1, 2)),
+            (utc_millis("2024-01-03 04:59:00"), day(2024, 1, 2)),
+        ]
+    );
+    let Row::Bar(midnight) = &got[2] else {
+        unreachable!()
+    };
+    assert_eq!(midnight.bucket.to_string(), "2024-01");
+
+    // Spring forward (2024-03-10): 01:59 EST is 06:59 UTC, and the next minute reads 03:00 EDT.
+    let spring = end("2024-03-10 01:59:00,1,1,1,1,1\n2024-03-10 03:00:00,1,1,1,1,1\n");
+    assert_eq!(
+        opens(&spring),
+        [
+            (utc_millis("2024-03-10 06:58:00"), day(2024, 3, 10)),
+            (utc_millis("2024-03-10 06:59:00"), day(2024, 3, 10)),
+        ]
+    );
+    // Fall back (2024-11-03): 01:59 EDT (05:59 UTC) ends at the second 01:00 (EST, 06:00 UTC).
+    let fall = end(
+        "2024-11-03 01:59:00,1,1,1,1,1\n2024-11-03 01:00:00,1,1,1,1,1\n\
+         2024-11-03 01:01:00,1,1,1,1,1\n",
+    );
+    assert_eq!(
+        opens(&fall),
+        [
+            (utc_millis("2024-11-03 05:58:00"), day(2024, 11, 3)),
+            (utc_millis("2024-11-03 05:59:00"), day(2024, 11, 3)),
+            (utc_millis("2024-11-03 06:00:00"), day(2024, 11, 3)),
+        ]
+    );
+    // The same file start-stamped is a minute later throughout.
+    let start = rows_with(b"2024-01-02 09:31:00,1,1,1,1,1\n", Validator::new(NY));
+    assert_eq!(opens(&start)[0].0, utc_millis("2024-01-02 14:31:00"));
 }

@@ -23,6 +23,8 @@ const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
 const SECONDS_PER_DAY: i64 = 86_400;
 const SECONDS_PER_HOUR: i64 = 3_600;
 const MILLIS_PER_SECOND: i64 = 1_000;
+/// A one-minute bar's length: an end-stamped bar opened this much before its stamp.
+const MILLIS_PER_MINUTE: i64 = 60_000;
 
 /// Where a bar falls: its UTC instant and the exchange-local date of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,21 @@ impl ExchangeClock {
                 local_date: self.local_date_of(millis)?,
             }),
         }
+    }
+
+    /// The open of a one-minute bar stamped at its end: `time` placed as the bar's end (against
+    /// `last`, the last accepted open, moved to its end), then one minute earlier, with the
+    /// local date of that open (a bar stamped 00:00 opened the day before). Placing the end
+    /// first keeps DST right: the bar stamped 03:00 on a spring-forward day opened at 01:59.
+    #[inline]
+    pub fn place_end(&mut self, time: BarTime, last: Option<Previous>) -> Result<Placed, Defect> {
+        let last_end = last.map(|(at, direction)| (at.saturating_add(MILLIS_PER_MINUTE), direction));
+        let end = self.place(time, last_end)?;
+        let millis = end.millis.saturating_sub(MILLIS_PER_MINUTE);
+        Ok(Placed {
+            millis,
+            local_date: self.local_date_of(millis)?,
+        })
     }
 
     #[inline]

@@ -16,8 +16,8 @@ use chrono::{Datelike, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::{
-    GenBar, GenSpec, SymbolBars, write_all, write_each_symbol, write_file, write_price,
-    write_two_digits, write_uint,
+    GenBar, GenSpec, SymbolBars, Variant, file_name, write_each_symbol, write_file, write_price,
+    write_symbol_variant, write_two_digits, write_uint,
 };
 use bar_ingest::model::Symbol;
 
@@ -88,27 +88,54 @@ pub fn write_layout(
     layout: OutLayout,
     dir: &Path,
 ) -> io::Result<Vec<(PathBuf, u64)>> {
+    write_layout_variant(spec, layout, Variant::default(), dir)
+}
+
+/// [`write_layout`] of a [`Variant`]: end stamps in every layout, decimal volumes in the
+/// Polygon layout (an error in another).
+pub fn write_layout_variant(
+    spec: &GenSpec,
+    layout: OutLayout,
+    variant: Variant,
+    dir: &Path,
+) -> io::Result<Vec<(PathBuf, u64)>> {
+    if variant.decimal_volumes && layout != OutLayout::Polygon {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "decimal volumes are written in the polygon layout only, not {}",
+                layout.name()
+            ),
+        ));
+    }
+    let lines = |header, format| {
+        move |spec: &GenSpec, s: &str, out: &mut dyn Write| {
+            write_lines(spec, variant, s, out, header, format)
+        }
+    };
     match layout {
-        OutLayout::FirstRate => write_all(spec, dir),
-        OutLayout::Polygon => write_polygon(spec, dir),
-        OutLayout::Databento => write_databento(spec, dir),
+        OutLayout::FirstRate => write_each_symbol(spec, dir, file_name, &|spec, s, out| {
+            write_symbol_variant(spec, variant, s, out)
+        }),
+        OutLayout::Polygon => write_polygon(spec, variant, dir),
+        OutLayout::Databento => write_databento(spec, variant, dir),
         OutLayout::Kibot => write_each_symbol(
             spec,
             dir,
             |s| format!("{s}.txt"),
-            |spec, s, out| write_lines(spec, s, out, None, format_kibot),
+            &lines(None, format_kibot),
         ),
         OutLayout::CsvUtc => write_each_symbol(
             spec,
             dir,
             |s| format!("{s}_1min_utc.csv"),
-            |spec, s, out| write_lines(spec, s, out, Some(CSV_HEADER), format_csv_utc),
+            &lines(Some(CSV_HEADER), format_csv_utc),
         ),
         OutLayout::CsvEpochMs => write_each_symbol(
             spec,
             dir,
             |s| format!("{s}_1min_epoch_ms.csv"),
-            |spec, s, out| write_lines(spec, s, out, Some(CSV_HEADER), format_csv_epoch_ms),
+            &lines(Some(CSV_HEADER), format_csv_epoch_ms),
         ),
     }
 }
@@ -116,6 +143,7 @@ pub fn write_layout(
 /// Writes one symbol's bars, one line each by `format`, after `header` if any.
 fn write_lines(
     spec: &GenSpec,
+    variant: Variant,
     symbol: &str,
     out: &mut dyn Write,
     header: Option<&[u8]>,
@@ -126,7 +154,7 @@ fn write_lines(
     }
     let mut line = Vec::with_capacity(128);
     let mut rows = 0;
-    for bar in SymbolBars::new(spec, symbol) {
+    for bar in SymbolBars::new(spec, symbol).end_stamped(variant.end_stamps) {
         line.clear();
         format(&mut line, &bar);
         out.write_all(&line)?;
@@ -185,13 +213,18 @@ fn format_csv_epoch_ms(out: &mut Vec<u8>, bar: &GenBar) {
 }
 
 /// The spec's symbols, checked and upper-cased, with their bar iterators.
-fn symbol_bars(spec: &GenSpec) -> io::Result<Vec<(String, Peekable<SymbolBars>)>> {
+fn symbol_bars(
+    spec: &GenSpec,
+    variant: Variant,
+) -> io::Result<Vec<(String, Peekable<SymbolBars>)>> {
     spec.symbols
         .iter()
         .map(|s| match Symbol::new(s) {
             Some(symbol) => Ok((
                 symbol.as_str().to_owned(),
-                SymbolBars::new(spec, symbol.as_str()).peekable(),
+                SymbolBars::new(spec, symbol.as_str())
+                    .end_stamped(variant.end_stamps)
+                    .peekable(),
             )),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -202,8 +235,8 @@ fn symbol_bars(spec: &GenSpec) -> io::Result<Vec<(String, Peekable<SymbolBars>)>
 }
 
 /// One `YYYY-MM-DD.csv` per day with bars, every ticker's bars of the day in ticker order.
-fn write_polygon(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
-    let mut symbols = symbol_bars(spec)?;
+fn write_polygon(spec: &GenSpec, variant: Variant, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+    let mut symbols = symbol_bars(spec, variant)?;
     symbols.sort_by(|a, b| a.0.cmp(&b.0));
     fs::create_dir_all(dir)?;
     let mut written = Vec::new();
@@ -221,7 +254,7 @@ fn write_polygon(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
             for (ticker, bars) in &mut symbols {
                 while let Some(bar) = bars.next_if(|b| b.date == day) {
                     line.clear();
-                    format_polygon(&mut line, ticker, &bar);
+                    format_polygon(&mut line, ticker, &bar, variant.decimal_volumes);
                     out.write_all(&line)?;
                     rows += 1;
                 }
@@ -233,11 +266,18 @@ fn write_polygon(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> 
     Ok(written)
 }
 
-/// `AAPL,4930,189.84,189.9,189.95,189.8,1688995800000000000,50`.
-fn format_polygon(out: &mut Vec<u8>, ticker: &str, bar: &GenBar) {
+/// `AAPL,4930,189.84,189.9,189.95,189.8,1688995800000000000,50`, or with `decimal` volumes
+/// `AAPL,4930.123456,...` (Massive's flat files since 2026-02-23).
+fn format_polygon(out: &mut Vec<u8>, ticker: &str, bar: &GenBar, decimal: bool) {
     out.extend_from_slice(ticker.as_bytes());
     out.push(b',');
-    write_uint(out, bar.volume);
+    if decimal {
+        let micros = bar.decimal_volume();
+        write_uint(out, micros / 1_000_000);
+        out.extend_from_slice(format!(".{:06}", micros % 1_000_000).as_bytes());
+    } else {
+        write_uint(out, bar.volume);
+    }
     for ticks in [bar.open, bar.close, bar.high, bar.low] {
         out.push(b',');
         write_price(out, ticks);
@@ -255,8 +295,12 @@ fn format_polygon(out: &mut Vec<u8>, ticker: &str, bar: &GenBar) {
 
 /// One `bars.ohlcv-1m.csv`: every symbol's bars merged in time order (then by instrument id, the
 /// symbol's position in the spec plus one).
-fn write_databento(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
-    let mut symbols = symbol_bars(spec)?;
+fn write_databento(
+    spec: &GenSpec,
+    variant: Variant,
+    dir: &Path,
+) -> io::Result<Vec<(PathBuf, u64)>> {
+    let mut symbols = symbol_bars(spec, variant)?;
     fs::create_dir_all(dir)?;
     let mut next = BinaryHeap::new();
     for (i, (_, bars)) in symbols.iter_mut().enumerate() {

@@ -78,6 +78,17 @@ pub fn file_name(symbol: &str) -> String {
     format!("{symbol}_full_1min_adjsplit.txt")
 }
 
+/// How a generated file departs from the plain vendor file (all off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Variant {
+    /// Every time one minute later: the bar's end, as NinjaTrader, Bloomberg, TradeStation and
+    /// older Alpha Vantage exports stamp it (the 09:30-09:31 bar reads 09:31).
+    pub end_stamps: bool,
+    /// Volumes with six decimals, as Massive (Polygon) flat files write them since 2026-02-23
+    /// (Polygon layout only; see [`GenBar::decimal_volume`]).
+    pub decimal_volumes: bool,
+}
+
 /// One generated bar: exchange-local open time, prices in ticks (1/10 000), whole shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenBar {
@@ -92,6 +103,13 @@ pub struct GenBar {
 }
 
 impl GenBar {
+    /// The bar's decimal volume in millionths of a share (six decimals, as Polygon writes them
+    /// since 2026-02-23): its whole shares plus a fraction taken from its prices, so that the
+    /// text varies and is deterministic. Printed as `{micros / 10^6}.{micros % 10^6:06}`.
+    pub fn decimal_volume(&self) -> u64 {
+        self.volume * 1_000_000 + (self.open * 7 + self.close * 13) % 1_000_000
+    }
+
     /// The local open time of the bar.
     pub fn time(&self) -> NaiveTime {
         NaiveTime::from_hms_opt(self.minute / 60, self.minute % 60, 0).unwrap_or(NaiveTime::MIN)
@@ -125,6 +143,8 @@ pub struct SymbolBars {
     price: u64,
     /// Mean shares per regular minute.
     base_volume: f64,
+    /// Give each bar's end as its time (one minute after its open).
+    end_stamps: bool,
 }
 
 impl SymbolBars {
@@ -142,7 +162,15 @@ impl SymbolBars {
             regular_end_minute: REGULAR_END_MINUTE,
             price: ((start_price * TICKS_PER_UNIT as f64) as u64).max(MIN_PRICE_TICKS),
             base_volume,
+            end_stamps: false,
         }
+    }
+
+    /// The same bars, each stamped at its end (its minute one later: the bars are 04:00-19:59,
+    /// so the last reads 20:00, on the same day). The bars' values do not change.
+    pub fn end_stamped(mut self, end_stamps: bool) -> Self {
+        self.end_stamps = end_stamps;
+        self
     }
 
     /// Moves to the next trading day; false when past the end.
@@ -229,7 +257,9 @@ impl Iterator for SymbolBars {
                     BAR_PROBABILITY_EXTENDED
                 };
                 if self.rng.random_bool(p) {
-                    return Some(self.bar_at(minute, regular));
+                    let mut bar = self.bar_at(minute, regular);
+                    bar.minute += u32::from(self.end_stamps);
+                    return Some(bar);
                 }
             }
             if !self.start_next_day() {
@@ -329,10 +359,20 @@ pub fn format_bar(out: &mut Vec<u8>, bar: &GenBar) {
 }
 
 /// Writes the file of one symbol to `out`; returns the number of rows. `out` should be buffered.
-pub fn write_symbol<W: Write>(spec: &GenSpec, symbol: &str, mut out: W) -> io::Result<u64> {
+pub fn write_symbol<W: Write>(spec: &GenSpec, symbol: &str, out: W) -> io::Result<u64> {
+    write_symbol_variant(spec, Variant::default(), symbol, out)
+}
+
+/// [`write_symbol`] of a [`Variant`] (end stamps; decimal volumes do not apply to FirstRate).
+pub fn write_symbol_variant<W: Write>(
+    spec: &GenSpec,
+    variant: Variant,
+    symbol: &str,
+    mut out: W,
+) -> io::Result<u64> {
     let mut line = Vec::with_capacity(128);
     let mut rows = 0;
-    for bar in SymbolBars::new(spec, symbol) {
+    for bar in SymbolBars::new(spec, symbol).end_stamped(variant.end_stamps) {
         line.clear();
         format_bar(&mut line, &bar);
         out.write_all(&line)?;
@@ -346,14 +386,15 @@ pub fn write_symbol<W: Write>(spec: &GenSpec, symbol: &str, mut out: W) -> io::R
 /// synced, then renamed, so a watcher only ever sees complete files. Uses every core; the files
 /// do not depend on how many. Returns (path, rows) in the order of `spec.symbols`.
 pub fn write_all(spec: &GenSpec, dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
-    write_each_symbol(spec, dir, file_name, |spec, symbol, out| {
+    write_each_symbol(spec, dir, file_name, &|spec, symbol, out| {
         write_symbol(spec, symbol, out)
     })
 }
 
 /// How one symbol's file is named and written (see [`write_each_symbol`]).
 pub(crate) type NameFn = fn(&str) -> String;
-pub(crate) type WriteFn = fn(&GenSpec, &str, &mut dyn Write) -> io::Result<u64>;
+pub(crate) type WriteFn<'a> =
+    &'a (dyn Fn(&GenSpec, &str, &mut dyn Write) -> io::Result<u64> + Sync);
 
 /// [`write_all`] for any one-file-per-symbol layout: `name` names a symbol's file, `write`
 /// writes it.
@@ -361,7 +402,7 @@ pub(crate) fn write_each_symbol(
     spec: &GenSpec,
     dir: &Path,
     name: NameFn,
-    write: WriteFn,
+    write: WriteFn<'_>,
 ) -> io::Result<Vec<(PathBuf, u64)>> {
     let symbols = spec
         .symbols
@@ -413,7 +454,7 @@ fn write_one(
     symbol: &str,
     dir: &Path,
     name: NameFn,
-    write: WriteFn,
+    write: WriteFn<'_>,
 ) -> io::Result<(PathBuf, u64)> {
     write_file(dir, &name(symbol), |out| write(spec, symbol, out))
 }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bar_gen::GenSpec;
 use bar_gen::download::{GenInterval, Order, write_download};
-use bar_gen::layouts::{OutLayout, write_layout};
+use bar_gen::layouts::{OutLayout, write_layout_variant};
 use bar_gen::numbered_symbols;
 use bar_gen::pack::{Pack, pack};
+use bar_gen::{GenSpec, Variant};
 use chrono::NaiveDate;
 use clap::Parser;
 
@@ -61,6 +61,14 @@ struct Args {
     /// does). Only with the firstrate layout.
     #[arg(long)]
     newest_first: bool,
+    /// Stamp every bar at its end, one minute after its open (as NinjaTrader, Bloomberg,
+    /// TradeStation and older Alpha Vantage exports do): `start` (default) or `end`.
+    #[arg(long, default_value = "start", value_parser = ["start", "end"])]
+    stamp: String,
+    /// Volumes with six decimals, as Massive (Polygon) flat files since 2026-02-23 (polygon
+    /// layout only).
+    #[arg(long)]
+    decimal_volumes: bool,
 }
 
 fn parse_interval(name: &str) -> Result<GenInterval, String> {
@@ -103,11 +111,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let started = std::time::Instant::now();
+    let variant = Variant {
+        end_stamps: args.stamp == "end",
+        decimal_volumes: args.decimal_volumes,
+    };
     let download = !args.intervals.is_empty() || args.newest_first;
     if download && args.layout != OutLayout::FirstRate {
         anyhow::bail!(
             "--intervals and --newest-first write FirstRate files: use --layout firstrate"
         );
+    }
+    if download && (variant.end_stamps || variant.decimal_volumes) {
+        anyhow::bail!("--intervals and --newest-first cannot be combined with --stamp end or --decimal-volumes");
     }
     let written = if download {
         let intervals = match args.intervals.as_slice() {
@@ -121,7 +136,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         write_download(&spec, &intervals, order, &args.out)
     } else {
-        write_layout(&spec, args.layout, &args.out)
+        write_layout_variant(&spec, args.layout, variant, &args.out)
     }
     .with_context(|| format!("writing files into {}", args.out.display()))?;
     let written = match args.pack {

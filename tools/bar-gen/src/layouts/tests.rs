@@ -13,7 +13,7 @@ use bar_ingest::source::layout::detect;
 use bar_ingest::source::symbol_from_file_name;
 
 /// A bar as read back: (symbol, UTC millis, open, high, low, close, volume).
-type Read7 = (String, i64, f64, f64, f64, f64, i64);
+type Read7 = (String, i64, f64, f64, f64, f64, f64);
 
 fn spec() -> GenSpec {
     GenSpec {
@@ -39,7 +39,7 @@ fn meant(spec: &GenSpec) -> Vec<Read7> {
                 ticks_to_price(b.high),
                 ticks_to_price(b.low),
                 ticks_to_price(b.close),
-                b.volume as i64,
+                b.volume as f64,
             ));
         }
     }
@@ -180,12 +180,23 @@ fn sample_lines_are_each_layouts_exact_form() {
         "1688995800000,189.84,189.95,189.8,189.9,4930\n"
     );
     assert_eq!(
-        line(&|o| format_polygon(o, "AAPL", &bar)),
+        line(&|o| format_polygon(o, "AAPL", &bar, false)),
         "AAPL,4930,189.84,189.9,189.95,189.8,1688995800000000000,50\n"
     );
     assert_eq!(
         line(&|o| format_databento(o, "AAPL", 1, &bar)),
         "1688995800000000000,33,2,1,189840000000,189950000000,189800000000,189900000000,4930,AAPL\n"
+    );
+    // Massive's six decimals (since 2026-02-23): the whole shares and a fraction.
+    let decimal = line(&|o| format_polygon(o, "AAPL", &bar, true));
+    let micros = bar.decimal_volume();
+    assert_eq!(micros / 1_000_000, 4930);
+    assert_eq!(
+        decimal,
+        format!(
+            "AAPL,4930.{:06},189.84,189.9,189.95,189.8,1688995800000000000,50\n",
+            micros % 1_000_000
+        )
     );
     // Winter: New York is UTC-5.
     let winter = GenBar {
@@ -228,4 +239,47 @@ fn multi_symbol_files_are_ordered_as_the_vendors_order_them() {
         let tickers: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         assert_eq!(tickers.len(), 3, "{}", path.display());
     }
+}
+
+/// `--stamp end`: the same bars, each a minute later, in every layout; decimal volumes only in
+/// the Polygon layout.
+#[test]
+fn end_stamps_move_every_bar_a_minute_and_decimals_are_polygon_only() {
+    let spec = spec();
+    let starts: Vec<GenBar> = SymbolBars::new(&spec, "MSFT").collect();
+    let ends: Vec<GenBar> = SymbolBars::new(&spec, "MSFT").end_stamped(true).collect();
+    assert_eq!(starts.len(), ends.len());
+    for (s, e) in starts.iter().zip(&ends) {
+        assert_eq!(
+            GenBar {
+                minute: s.minute + 1,
+                ..*s
+            },
+            *e
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let end = Variant {
+        end_stamps: true,
+        ..Variant::default()
+    };
+    let written = write_layout_variant(&spec, OutLayout::Kibot, end, dir.path()).unwrap();
+    assert!(written[0].0.ends_with("MSFT.txt"));
+    let text = std::fs::read_to_string(&written[0].0).unwrap();
+    let first = &starts[0];
+    assert!(
+        text.starts_with(&format!(
+            "{},{:02}:{:02},",
+            first.date.format("%m/%d/%Y"),
+            (first.minute + 1) / 60,
+            (first.minute + 1) % 60
+        )),
+        "{}",
+        &text[..40]
+    );
+    let decimals = Variant {
+        decimal_volumes: true,
+        ..Variant::default()
+    };
+    assert!(write_layout_variant(&spec, OutLayout::Kibot, decimals, dir.path()).is_err());
 }
