@@ -395,3 +395,87 @@ proptest! {
         }
     }
 }
+
+/// One golden vector of the spec: its name, its cell and the values it decodes to.
+struct Golden {
+    name: String,
+    cell: String,
+    day: DayColumns,
+}
+
+/// A value as the spec writes it: a decimal number (or `inf`, `-0`), or `0x` and the bits.
+fn golden_value(token: &str) -> f64 {
+    match token.strip_prefix("0x") {
+        Some(hex) => f64::from_bits(u64::from_str_radix(hex, 16).expect("hex bits")),
+        None => token.parse().expect("a number"),
+    }
+}
+
+/// The ```golden blocks of docs/day-cell-format.md.
+fn goldens() -> Vec<Golden> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/day-cell-format.md");
+    let text = std::fs::read_to_string(path).expect("the spec is readable");
+    let mut out = Vec::new();
+    let mut block: Option<Golden> = None;
+    for line in text.lines() {
+        if line == "```golden" {
+            block = Some(Golden {
+                name: String::new(),
+                cell: String::new(),
+                day: DayColumns::default(),
+            });
+            continue;
+        }
+        let Some(g) = block.as_mut() else { continue };
+        if line == "```" {
+            out.extend(block.take());
+            continue;
+        }
+        let (key, rest) = line.split_once(':').expect("key: values");
+        let tokens = rest.split_whitespace();
+        match key {
+            "name" => g.name = rest.trim().to_string(),
+            "cell" => g.cell.extend(tokens),
+            "times" => g
+                .day
+                .times
+                .extend(tokens.map(|t| t.parse::<i64>().expect("an instant"))),
+            "open" => g.day.open.extend(tokens.map(golden_value)),
+            "high" => g.day.high.extend(tokens.map(golden_value)),
+            "low" => g.day.low.extend(tokens.map(golden_value)),
+            "close" => g.day.close.extend(tokens.map(golden_value)),
+            "volume" => g.day.volume.extend(tokens.map(golden_value)),
+            other => panic!("unknown key {other:?} in a golden block"),
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn golden_vectors_encode_to_the_spec_bytes_and_decode_back() {
+    let goldens = goldens();
+    let names: Vec<&str> = goldens.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["regular-day", "fractional-volumes", "non-decimal-prices", "one-bar", "empty"]
+    );
+    for g in &goldens {
+        let cell = encode(g.day.view()).expect("golden values encode");
+        assert_eq!(hex(&cell), g.cell, "{}: encoded bytes", g.name);
+        let mut back = DayColumns::default();
+        assert_eq!(decode_into(&unhex(&g.cell), &mut back), Ok(g.day.len()));
+        assert!(same_bits(&back, &g.day), "{}: decoded values", g.name);
+    }
+    assert_eq!(goldens[0].cell.get(2..4), Some("01"), "the regular day is compressed");
+}
