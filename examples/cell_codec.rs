@@ -120,9 +120,13 @@ impl Codec for Pco {
     }
     fn decode_into(&self, mut bytes: &[u8], out: &mut DayColumns) -> anyhow::Result<()> {
         fn take<'a>(bytes: &mut &'a [u8]) -> anyhow::Result<&'a [u8]> {
-            let (len, rest) = bytes.split_at_checked(4).ok_or_else(|| anyhow::anyhow!("short"))?;
+            let (len, rest) = bytes
+                .split_at_checked(4)
+                .ok_or_else(|| anyhow::anyhow!("short"))?;
             let len = u32::from_le_bytes(len.try_into()?) as usize;
-            let (blob, rest) = rest.split_at_checked(len).ok_or_else(|| anyhow::anyhow!("short"))?;
+            let (blob, rest) = rest
+                .split_at_checked(len)
+                .ok_or_else(|| anyhow::anyhow!("short"))?;
             *bytes = rest;
             Ok(blob)
         }
@@ -181,7 +185,11 @@ fn pack(out: &mut Vec<u8>, kind: u8, scale: u8, words: &[u64]) {
     }
 }
 
-fn unpack<'a>(bytes: &'a [u8], n: usize, words: &mut Vec<u64>) -> anyhow::Result<(u8, u8, &'a [u8])> {
+fn unpack<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    words: &mut Vec<u64>,
+) -> anyhow::Result<(u8, u8, &'a [u8])> {
     let [kind, scale, width, rest @ ..] = bytes else {
         anyhow::bail!("short");
     };
@@ -189,7 +197,11 @@ fn unpack<'a>(bytes: &'a [u8], n: usize, words: &mut Vec<u64>) -> anyhow::Result
     let len = (n * width).div_ceil(8) + 8;
     anyhow::ensure!(rest.len() >= len && width <= 64, "short");
     words.clear();
-    let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
     for i in 0..n {
         let bit = i * width;
         let at = bit / 8;
@@ -332,7 +344,12 @@ fn measure(codec: &dyn Codec, data: &DataSet) -> anyhow::Result<()> {
     for c in &cells {
         codec.decode_into(c, &mut all)?;
     }
-    anyhow::ensure!(same_bits(&all, &want), "{} does not round-trip {}", codec.name(), data.name);
+    anyhow::ensure!(
+        same_bits(&all, &want),
+        "{} does not round-trip {}",
+        codec.name(),
+        data.name
+    );
     let mut decode_runs = Vec::new();
     for _ in 0..RUNS {
         all.clear();
@@ -375,10 +392,22 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let sets = [
-        DataSet { name: "1 year", days: year },
-        DataSet { name: "10 years", days: decade },
-        DataSet { name: "1 year, fractional volumes", days: fractional },
-        DataSet { name: "1 year, prices / 3", days: thirds },
+        DataSet {
+            name: "1 year",
+            days: year,
+        },
+        DataSet {
+            name: "10 years",
+            days: decade,
+        },
+        DataSet {
+            name: "1 year, fractional volumes",
+            days: fractional,
+        },
+        DataSet {
+            name: "1 year, prices / 3",
+            days: thirds,
+        },
     ];
     let codecs: Vec<Box<dyn Codec>> = vec![
         Box::new(Cell(Compression::Stored)),
@@ -390,7 +419,12 @@ fn main() -> anyhow::Result<()> {
         Box::new(Pco),
     ];
     for s in &sets {
-        println!("{}: {} days, {} bars (raw 48 bytes a bar)", s.name, s.days.len(), s.bars());
+        println!(
+            "{}: {} days, {} bars (raw 48 bytes a bar)",
+            s.name,
+            s.days.len(),
+            s.bars()
+        );
     }
     println!("| data | encoding | bytes/bar | encode ns/bar | decode ns/bar | decode ms |");
     println!("|---|---|---|---|---|---|");

@@ -18,8 +18,8 @@ pub mod values;
 use std::cell::RefCell;
 use std::ops::Range;
 
-pub use values::{MAX_DECIMAL_SCALE, MAX_SCALED_MAGNITUDE, TimeEncoding, ValueEncoding};
 use values::{BodyReader, MINUTE_MILLIS, decimal_scale, put_varint, unscaled, unzigzag, zigzag};
+pub use values::{MAX_DECIMAL_SCALE, MAX_SCALED_MAGNITUDE, TimeEncoding, ValueEncoding};
 
 /// The format version this build writes (and the only one it reads).
 pub const FORMAT_VERSION: u8 = 1;
@@ -191,11 +191,15 @@ pub enum CellError {
     },
     #[error("day cell truncated: {len} bytes, the header alone needs {needed}")]
     Truncated { needed: usize, len: usize },
-    #[error("day cell format version {found} is unknown (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "day cell format version {found} is unknown (this build reads version {FORMAT_VERSION})"
+    )]
     UnknownVersion { found: u8 },
     #[error("day cell compression code {code} is unknown (0 stored, 1 zstd)")]
     UnknownCompression { code: u8 },
-    #[error("day cell header: {column} column has encoding code {code} with scale {scale}, which is not defined")]
+    #[error(
+        "day cell header: {column} column has encoding code {code} with scale {scale}, which is not defined"
+    )]
     BadEncoding {
         column: &'static str,
         code: u8,
@@ -209,7 +213,9 @@ pub enum CellError {
         bars: usize,
         bound: usize,
     },
-    #[error("day cell body: zstd frame does not decompress to the declared {declared} bytes: {detail}")]
+    #[error(
+        "day cell body: zstd frame does not decompress to the declared {declared} bytes: {detail}"
+    )]
     Decompress { declared: usize, detail: String },
     #[error("day cell body: stored body is {found} bytes, the header says {declared}")]
     StoredLength { found: usize, declared: usize },
@@ -219,7 +225,9 @@ pub enum CellError {
     BadVarint { column: &'static str, offset: usize },
     #[error("day cell body: time difference before bar {index} is zero or overflows")]
     BadTimeStep { index: usize },
-    #[error("day cell body: times end at {decoded} ms but the header says the last is at {header} ms")]
+    #[error(
+        "day cell body: times end at {decoded} ms but the header says the last is at {header} ms"
+    )]
     LastInstant { decoded: i64, header: i64 },
     #[error("day cell body: {column} value {index} is a scaled integer beyond 2^53")]
     ScaledOutOfRange { column: &'static str, index: usize },
@@ -325,7 +333,12 @@ fn check_columns(day: &DayView<'_>) -> Result<usize, CellError> {
 }
 
 /// Appends one value column to the body; prices (`volume == false`) as deltas.
-fn encode_values(values: &[f64], volume: bool, ints: &mut Vec<i64>, body: &mut Vec<u8>) -> ValueEncoding {
+fn encode_values(
+    values: &[f64],
+    volume: bool,
+    ints: &mut Vec<i64>,
+    body: &mut Vec<u8>,
+) -> ValueEncoding {
     match decimal_scale(values, ints) {
         Some(scale) if volume => {
             for &n in ints.iter() {
@@ -555,7 +568,10 @@ fn decode_values(
             for index in 0..bars {
                 let n = unzigzag(r.varint(name)?);
                 if n.unsigned_abs() > MAX_SCALED_MAGNITUDE as u64 {
-                    return Err(CellError::ScaledOutOfRange { column: name, index });
+                    return Err(CellError::ScaledOutOfRange {
+                        column: name,
+                        index,
+                    });
                 }
                 out.push(unscaled(n, scale));
             }
@@ -565,7 +581,10 @@ fn decode_values(
             for index in 0..bars {
                 n = n.wrapping_add(unzigzag(r.varint(name)?));
                 if n.unsigned_abs() > MAX_SCALED_MAGNITUDE as u64 {
-                    return Err(CellError::ScaledOutOfRange { column: name, index });
+                    return Err(CellError::ScaledOutOfRange {
+                        column: name,
+                        index,
+                    });
                 }
                 out.push(unscaled(n, scale));
             }

@@ -35,8 +35,22 @@ fn round_trip(day: &DayColumns) -> DayColumns {
 fn short_day() -> DayColumns {
     let mut d = DayColumns::default();
     d.push(OPEN_2024_12_02, 187.12, 187.5, 187.0, 187.4567, 1200.0);
-    d.push(OPEN_2024_12_02 + MINUTE, 187.4567, 187.6, 187.3, 187.31, 980.0);
-    d.push(OPEN_2024_12_02 + 3 * MINUTE, 187.31, 187.31, 186.9, 187.0, 1534.0);
+    d.push(
+        OPEN_2024_12_02 + MINUTE,
+        187.4567,
+        187.6,
+        187.3,
+        187.31,
+        980.0,
+    );
+    d.push(
+        OPEN_2024_12_02 + 3 * MINUTE,
+        187.31,
+        187.31,
+        186.9,
+        187.0,
+        1534.0,
+    );
     d
 }
 
@@ -62,9 +76,23 @@ fn awkward_floats_round_trip_as_raw_doubles() {
     let nan_payload = f64::from_bits(0x7ff8_dead_beef_0001);
     let signalling = f64::from_bits(0xfff0_0000_0000_0001);
     let mut day = DayColumns::default();
-    day.push(0, 1.0 / 3.0, -0.0, f64::INFINITY, nan_payload, f64::MIN_POSITIVE / 3.0);
+    day.push(
+        0,
+        1.0 / 3.0,
+        -0.0,
+        f64::INFINITY,
+        nan_payload,
+        f64::MIN_POSITIVE / 3.0,
+    );
     day.push(MINUTE, 2.0, f64::NEG_INFINITY, signalling, 5e-324, -0.0);
-    day.push(MINUTE + 1, f64::MAX, f64::MIN, 0.1 + 0.2, 1e300, 1234.567891);
+    day.push(
+        MINUTE + 1,
+        f64::MAX,
+        f64::MIN,
+        0.1 + 0.2,
+        1e300,
+        1234.567891,
+    );
     let cell = encode(day.view()).expect("encodes");
     assert_eq!(
         descriptors(&cell),
@@ -203,7 +231,10 @@ fn every_prefix_of_a_cell_is_refused() {
         let cell = encode_with(short_day().view(), compression).expect("encodes");
         for len in 0..cell.len() {
             let mut out = DayColumns::default();
-            assert!(decode_into(&cell[..len], &mut out).is_err(), "prefix of {len}");
+            assert!(
+                decode_into(&cell[..len], &mut out).is_err(),
+                "prefix of {len}"
+            );
             assert!(out.is_empty());
         }
     }
@@ -468,7 +499,13 @@ fn golden_vectors_encode_to_the_spec_bytes_and_decode_back() {
     let names: Vec<&str> = goldens.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(
         names,
-        ["regular-day", "fractional-volumes", "non-decimal-prices", "one-bar", "empty"]
+        [
+            "regular-day",
+            "fractional-volumes",
+            "non-decimal-prices",
+            "one-bar",
+            "empty"
+        ]
     );
     for g in &goldens {
         let cell = encode(g.day.view()).expect("golden values encode");
@@ -477,5 +514,9 @@ fn golden_vectors_encode_to_the_spec_bytes_and_decode_back() {
         assert_eq!(decode_into(&unhex(&g.cell), &mut back), Ok(g.day.len()));
         assert!(same_bits(&back, &g.day), "{}: decoded values", g.name);
     }
-    assert_eq!(goldens[0].cell.get(2..4), Some("01"), "the regular day is compressed");
+    assert_eq!(
+        goldens[0].cell.get(2..4),
+        Some("01"),
+        "the regular day is compressed"
+    );
 }

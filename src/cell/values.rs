@@ -44,7 +44,11 @@ impl ValueEncoding {
 
     /// The encoding of a column descriptor, checked.
     pub fn from_bytes(column: &'static str, code: u8, scale: u8) -> Result<Self, CellError> {
-        let bad = || CellError::BadEncoding { column, code, scale };
+        let bad = || CellError::BadEncoding {
+            column,
+            code,
+            scale,
+        };
         match code {
             0 if scale == 0 => Ok(Self::Raw),
             1 if scale <= MAX_DECIMAL_SCALE => Ok(Self::Decimal { scale }),
@@ -258,7 +262,11 @@ mod tests {
             // 2^53 + 2 is an integer but past the exact range.
             9_007_199_254_740_994.0,
         ] {
-            assert_eq!(decimal_scale(&[1.5, awkward], &mut ints), None, "{awkward:e}");
+            assert_eq!(
+                decimal_scale(&[1.5, awkward], &mut ints),
+                None,
+                "{awkward:e}"
+            );
         }
     }
 
