@@ -106,8 +106,8 @@ impl TimeEncoding {
 pub fn scaled(value: f64, scale: u8) -> Option<i64> {
     let p = POW10[usize::from(scale)];
     let r = (value * p).round();
-    // Also refuses NaN and the infinities (comparisons with NaN are false).
-    if !(r.abs() <= MAX_SCALED_MAGNITUDE as f64) {
+    // Also refuses the infinities (above the bound) and NaN.
+    if r.is_nan() || r.abs() > MAX_SCALED_MAGNITUDE as f64 {
         return None;
     }
     let n = r as i64;
