@@ -1,5 +1,5 @@
 //! Day-cell body encodings compared on real-shaped bars: bytes per bar and encode/decode ns per
-//! bar (release build, one core, median of 5 runs), for the codec's own zstd body at a few
+//! bar (release build, one thread's CPU time, median of 5 runs), for the codec's own zstd body at a few
 //! levels, the same body stored without compression, plain bit packing of the same integer
 //! columns, and pco (pcodec) on the raw columns. Each way's decode is checked bit for bit
 //! against the input before it is timed.
@@ -8,10 +8,11 @@
 //! gaps) for 1 year and 10 years; the 1 year with 6-decimal fractional volumes; and the 1 year
 //! with every price divided by 3 (not short decimals: raw doubles).
 //!
-//! `cargo run --release --example cell_codec`. A measurement, not a test.
+//! `cargo run --release --example cell_codec [FILTER]` (FILTER: only the data sets or encodings
+//! whose names contain it, e.g. `zstd 3`). A measurement, not a test.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bar_gen::{GenSpec, SymbolBars, ticks_to_price};
 use bar_ingest::cell::values::{TimeEncoding, decimal_scale, zigzag};
@@ -20,6 +21,18 @@ use chrono::{NaiveDate, TimeZone};
 
 /// Timed runs per case; the median is reported.
 const RUNS: usize = 5;
+
+/// CPU time of this thread: on a shared machine, time spent waiting for a core is not counted
+/// (wall time here varied 2-3x with the other jobs' load).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusive `t`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
 
 /// One data set: its days, each its own columns.
 struct DataSet {
@@ -321,13 +334,13 @@ fn measure(codec: &dyn Codec, data: &DataSet) -> anyhow::Result<()> {
     let mut cells = Vec::new();
     let mut encode_runs = Vec::new();
     for _ in 0..RUNS {
-        let t = Instant::now();
+        let t = thread_cpu();
         cells = data
             .days
             .iter()
             .map(|d| codec.encode(d))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        encode_runs.push(t.elapsed());
+        encode_runs.push(thread_cpu() - t);
     }
     let bytes: usize = cells.iter().map(Vec::len).sum();
     // All days into one set of columns, as fetch will; checked before timing.
@@ -353,11 +366,11 @@ fn measure(codec: &dyn Codec, data: &DataSet) -> anyhow::Result<()> {
     let mut decode_runs = Vec::new();
     for _ in 0..RUNS {
         all.clear();
-        let t = Instant::now();
+        let t = thread_cpu();
         for c in &cells {
             codec.decode_into(black_box(c), &mut all)?;
         }
-        decode_runs.push(t.elapsed());
+        decode_runs.push(thread_cpu() - t);
         black_box(&all);
     }
     let per_bar = |d: Duration| d.as_nanos() as f64 / bars as f64;
@@ -428,9 +441,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!("| data | encoding | bytes/bar | encode ns/bar | decode ns/bar | decode ms |");
     println!("|---|---|---|---|---|---|");
+    // An argument picks the data sets and encodings whose names contain it (e.g. `zstd 3`).
+    let only = std::env::args().nth(1).unwrap_or_default();
     for s in &sets {
         for c in &codecs {
-            measure(c.as_ref(), s)?;
+            if s.name.contains(&only) || c.name().contains(&only) {
+                measure(c.as_ref(), s)?;
+            }
         }
     }
     Ok(())

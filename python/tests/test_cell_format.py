@@ -43,6 +43,8 @@ def goldens() -> List[Dict]:
         tokens = rest.split()
         if key == "name":
             block["name"] = rest.strip()
+        elif key == "encoder":
+            block["encoder"] = rest.strip()
         elif key == "cell":
             block["cell"] += "".join(tokens)
         elif key == "times":

@@ -7,7 +7,7 @@
 //! - [`encode`] checks the columns (equal lengths, at most [`MAX_BARS`], times strictly
 //!   increasing) and picks each column's encoding: times as differences in whole minutes or
 //!   milliseconds; prices and volumes as decimal-scaled integers where that round-trips every
-//!   value bit for bit, else raw doubles; then zstd over the body.
+//!   value bit for bit, else raw doubles; the body stored as is (or zstd, by [`encode_with`]).
 //! - [`decode_into`] appends a cell's bars to caller-owned columns (so many days decode into one
 //!   contiguous buffer per column); [`read_header`] reads the bar count and the first and last
 //!   instants without touching the body. Untrusted bytes give a [`CellError`], never a panic, and
@@ -50,10 +50,11 @@ pub enum Compression {
     Zstd { level: i32 },
 }
 
-/// What [`encode`] uses: zstd at this level, chosen by measurement (`examples/cell_codec.rs`,
-/// the table in `docs/day-cell-format.md`). The body is stored as is when zstd does not make it
-/// smaller.
-pub const DEFAULT_COMPRESSION: Compression = Compression::Zstd { level: 3 };
+/// What [`encode`] uses: the body stored as is, chosen by measurement (`examples/cell_codec.rs`,
+/// the table in `docs/day-cell-format.md`): zstd makes a cell about 28 % smaller but its decode
+/// about 40 % slower, and read speed comes first. [`encode_with`] can still write zstd bodies,
+/// and every reader reads both.
+pub const DEFAULT_COMPRESSION: Compression = Compression::Stored;
 
 /// One day's bars as columns: UTC instants in milliseconds (strictly increasing) and the values.
 /// [`decode_into`] appends to these, so one value can hold many days back to back.

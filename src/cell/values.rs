@@ -188,6 +188,35 @@ impl<'a> BodyReader<'a> {
     /// One unsigned varint; refuses one that runs past the body or past 64 bits.
     #[inline]
     pub fn varint(&mut self, column: &'static str) -> Result<u64, CellError> {
+        // The common case: ten bytes or more left, so no bounds check per byte.
+        let Some(window) = self.bytes.get(self.pos..self.pos + MAX_VARINT_BYTES) else {
+            return self.varint_near_end(column);
+        };
+        let mut x = 0u64;
+        for (i, &b) in window.iter().enumerate() {
+            x |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                if i == MAX_VARINT_BYTES - 1 && b > 1 {
+                    break;
+                }
+                self.pos += i + 1;
+                return Ok(x);
+            }
+        }
+        Err(self.bad_varint(column))
+    }
+
+    #[cold]
+    fn bad_varint(&self, column: &'static str) -> CellError {
+        CellError::BadVarint {
+            column,
+            offset: self.pos,
+        }
+    }
+
+    /// [`Self::varint`] within the last ten bytes of the body, every byte checked.
+    #[cold]
+    fn varint_near_end(&mut self, column: &'static str) -> Result<u64, CellError> {
         let mut x = 0u64;
         for i in 0..MAX_VARINT_BYTES {
             let Some(&b) = self.bytes.get(self.pos + i) else {
