@@ -96,7 +96,7 @@ impl TimeEncoding {
     pub fn choose(times: &[i64]) -> Self {
         let whole = times
             .windows(2)
-            .all(|w| w[1].wrapping_sub(w[0]) as u64 % MINUTE_MILLIS == 0);
+            .all(|w| (w[1].wrapping_sub(w[0]) as u64).is_multiple_of(MINUTE_MILLIS));
         if whole { Self::Minutes } else { Self::Millis }
     }
 }
