@@ -233,6 +233,9 @@ pub struct DatabaseConfig {
     pub bars_table: String,
     /// Table with one row per loaded file content (shared by every instance).
     pub history_table: String,
+    /// Table of day cells: one row per (symbol, exchange-local day), partitioned by (symbol,
+    /// month bucket). Created with the schema; not written or read yet.
+    pub days_table: String,
     /// Extra CQL table options for the bars table (`WITH ... AND <this>`), e.g. compaction.
     pub bars_table_options: String,
     /// Keyspace replication used when the keyspace is created.
@@ -266,6 +269,7 @@ impl Default for DatabaseConfig {
             keyspace: "market_data".into(),
             bars_table: "bars_1min".into(),
             history_table: "load_history".into(),
+            days_table: "bars_1min_days".into(),
             bars_table_options: String::new(),
             replication: ReplicationConfig::default(),
             local_datacenter: String::new(),
@@ -384,6 +388,7 @@ pub struct Database {
     pub keyspace: String,
     pub bars_table: String,
     pub history_table: String,
+    pub days_table: String,
     /// Extra CQL table options for the bars table (`WITH ... AND <this>`).
     pub bars_table_options: String,
     pub replication: ReplicationConfig,
@@ -621,6 +626,7 @@ impl DatabaseConfig {
             keyspace: self.keyspace,
             bars_table: self.bars_table,
             history_table: self.history_table,
+            days_table: self.days_table,
             bars_table_options: self.bars_table_options,
             replication: self.replication,
             local_datacenter: self.local_datacenter,
@@ -667,6 +673,7 @@ impl DatabaseConfig {
             ("database.keyspace", &self.keyspace),
             ("database.bars_table", &self.bars_table),
             ("database.history_table", &self.history_table),
+            ("database.days_table", &self.days_table),
         ] {
             check_identifier(name).map_err(|reason| KeyError::new(key, reason))?;
         }
@@ -674,6 +681,12 @@ impl DatabaseConfig {
             return Err(KeyError::new(
                 "database.history_table",
                 "must differ from database.bars_table",
+            ));
+        }
+        if self.days_table == self.bars_table || self.days_table == self.history_table {
+            return Err(KeyError::new(
+                "database.days_table",
+                "must differ from database.bars_table and database.history_table",
             ));
         }
         if self.bars_table_options.contains(';') {
@@ -1405,6 +1418,10 @@ mod tests {
             (
                 "[database]\nbars_table = \"t\"\nhistory_table = \"t\"\n",
                 "database.history_table",
+            ),
+            (
+                "[database]\ndays_table = \"load_history\"\n",
+                "database.days_table",
             ),
             ("[database]\npassword = \"p\"\n", "database.username"),
             (

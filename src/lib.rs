@@ -7,6 +7,7 @@
 //! - [`source`] - a delivery's layout into records (symbol, time, OHLCV) or rejections.
 //! - [`pipeline`] - the stages: watch, claim, validate, batch, write.
 //! - [`account`] - the load history and the dead-letter log.
+//! - [`cell`] - the day-cell codec: one symbol's day of bars as one versioned, compressed cell.
 //! - [`store`] - the session, the schema and the prepared statements.
 //! - [`ingest`] - one file through every stage (used by the daemon and the `load` command).
 //! - [`daemon`] - `run`: watch, claim, ingest, archive, and a graceful stop on a shutdown future.
@@ -20,6 +21,7 @@
 
 pub mod account;
 pub mod calendar;
+pub mod cell;
 pub mod config;
 pub mod daemon;
 pub mod exchange_time;

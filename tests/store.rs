@@ -251,3 +251,121 @@ async fn an_old_bigint_volume_column_takes_whole_volumes_and_refuses_fractions()
     );
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// The day-cell table: created with the schema, keyed as designed; a cell written with its plain
+/// columns (format version, bar count, first and last instants) reads back byte for byte and
+/// decodes to the day's bars, bit for bit.
+#[tokio::test]
+async fn a_day_cell_round_trips_through_the_day_table() {
+    use bar_ingest::cell::{self, DayColumns};
+    use chrono::{DateTime, Utc};
+
+    let (session, schema, _settings) = common::fresh_schema("daycell").await;
+    let mut columns: Vec<(String, String, i32, String)> = session
+        .query_unpaged(
+            "SELECT column_name, kind, position, type FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (schema.keyspace.as_str(), schema.days_table.as_str()),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(String, String, i32, String)>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    columns.sort();
+    let expect = |name: &str, kind: &str, pos: i32, ty: &str| {
+        (name.to_owned(), kind.to_owned(), pos, ty.to_owned())
+    };
+    assert_eq!(
+        columns,
+        vec![
+            expect("bar_count", "regular", -1, "int"),
+            expect("bucket", "partition_key", 1, "text"),
+            expect("cell", "regular", -1, "blob"),
+            expect("day", "clustering", 0, "date"),
+            expect("first_ts", "regular", -1, "timestamp"),
+            expect("format_version", "regular", -1, "int"),
+            expect("last_ts", "regular", -1, "timestamp"),
+            expect("symbol", "partition_key", 0, "text"),
+        ]
+    );
+
+    // A regular session with a missing minute, 4-decimal prices, Polygon-style volumes.
+    let open = ny_millis(2024, 12, 2, 9, 30);
+    let mut day = DayColumns::default();
+    for i in 0..390i64 {
+        let p = 187.0 + (i * 37 % 101) as f64 / 1e4;
+        let volume = (1_000_000_000.0 + (i * 7919) as f64) / 1e6;
+        let t = open + (i + i64::from(i >= 200)) * 60_000;
+        day.push(t, p, p + 0.01, p - 0.01, p + 0.005, volume);
+    }
+    let bytes = cell::encode(day.view()).unwrap();
+    let header = cell::read_header(&bytes).unwrap();
+    let instant = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let date = NaiveDate::from_ymd_opt(2024, 12, 2).unwrap();
+    session
+        .query_unpaged(
+            format!(
+                "INSERT INTO {} (symbol, bucket, day, format_version, bar_count, first_ts, \
+                 last_ts, cell) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                schema.days()
+            ),
+            (
+                "AAPL",
+                "2024-12",
+                date,
+                i32::from(header.version),
+                i32::try_from(header.bars).unwrap(),
+                instant(header.first_millis),
+                instant(header.last_millis),
+                bytes.clone(),
+            ),
+        )
+        .await
+        .unwrap();
+
+    type DayRow = (NaiveDate, i32, i32, DateTime<Utc>, DateTime<Utc>, Vec<u8>);
+    let rows: Vec<DayRow> = session
+        .query_unpaged(
+            format!(
+                "SELECT day, format_version, bar_count, first_ts, last_ts, cell FROM {} \
+                 WHERE symbol = ? AND bucket = ?",
+                schema.days()
+            ),
+            ("AAPL", "2024-12"),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<DayRow>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (got_day, version, bars, first, last, got) = &rows[0];
+    assert_eq!(*got_day, date);
+    assert_eq!((*version, *bars), (1, 390));
+    assert_eq!(
+        (first.timestamp_millis(), last.timestamp_millis()),
+        (open, open + 390 * 60_000)
+    );
+    assert_eq!(*got, bytes, "the cell reads back byte for byte");
+    let mut back = DayColumns::default();
+    assert_eq!(cell::decode_into(got, &mut back), Ok(390));
+    let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(back.times, day.times);
+    for (b, d) in [
+        (&back.open, &day.open),
+        (&back.high, &day.high),
+        (&back.low, &day.low),
+        (&back.close, &day.close),
+        (&back.volume, &day.volume),
+    ] {
+        assert_eq!(bits(b), bits(d));
+    }
+    common::drop_keyspace(&session, &schema).await;
+}

@@ -54,6 +54,21 @@ pub(crate) const BARS_COLUMNS: &[Column] = &[
     },
 ];
 
+/// The day cells: `PRIMARY KEY ((symbol, bucket), day)`, `day` (the exchange-local date)
+/// ascending, `bucket` its month `YYYY-MM` as in the bars table. `cell` is one day's bars in the
+/// day-cell format (`crate::cell`, `docs/day-cell-format.md`); its format version, bar count and
+/// first and last instants are plain columns too, so coverage and range planning read no blob.
+pub(crate) const DAYS_COLUMNS: &[Column] = &[
+    col("symbol", "text", KeyRole::Partition(0)),
+    col("bucket", "text", KeyRole::Partition(1)),
+    col("day", "date", KeyRole::Clustering(0)),
+    col("format_version", "int", KeyRole::Regular),
+    col("bar_count", "int", KeyRole::Regular),
+    col("first_ts", "timestamp", KeyRole::Regular),
+    col("last_ts", "timestamp", KeyRole::Regular),
+    col("cell", "blob", KeyRole::Regular),
+];
+
 /// The load history: one row per delivery identity, `PRIMARY KEY (fingerprint, symbol)`: the
 /// same content is already loaded only if it was loaded for the same symbol (`*` for a
 /// delivery whose records name their own symbols).

@@ -1,10 +1,10 @@
-//! The CQL schema (keyspace, bars table, load-history table): the columns the code reads and
-//! writes, the DDL that creates them, and start-up's policy: check what exists, create only what
+//! The CQL schema (keyspace, bars table, load-history table, day-cell table): the columns the
+//! code reads and writes, the DDL that creates them, and start-up's policy: check what exists, create only what
 //! is missing and only when allowed (`database.manage_schema`).
 
 use scylla::client::session::Session;
 
-use super::columns::{BARS_COLUMNS, HISTORY_COLUMNS, KeyRole, TableSpec};
+use super::columns::{BARS_COLUMNS, DAYS_COLUMNS, HISTORY_COLUMNS, KeyRole, TableSpec};
 use super::schema_check::{SchemaProblem, compare_schema};
 use super::{StoreError, unauthorized, who};
 use crate::config::{Database, ReplicationConfig};
@@ -19,6 +19,8 @@ pub struct Schema {
     pub bars_table: String,
     /// One row per loaded file content.
     pub history_table: String,
+    /// Day cells, `PRIMARY KEY ((symbol, bucket), day)` (not written or read yet).
+    pub days_table: String,
     /// Replication used when creating the keyspace.
     pub replication: ReplicationConfig,
     /// Extra `WITH` options for the bars table.
@@ -32,6 +34,7 @@ impl Schema {
             keyspace: db.keyspace.clone(),
             bars_table: db.bars_table.clone(),
             history_table: db.history_table.clone(),
+            days_table: db.days_table.clone(),
             replication: db.replication.clone(),
             bars_table_options: db.bars_table_options.clone(),
         }
@@ -47,8 +50,13 @@ impl Schema {
         format!("{}.{}", self.keyspace, self.history_table)
     }
 
-    /// Both tables, bars first.
-    pub(crate) fn tables(&self) -> [TableSpec<'_>; 2] {
+    /// `keyspace.days_table`.
+    pub fn days(&self) -> String {
+        format!("{}.{}", self.keyspace, self.days_table)
+    }
+
+    /// Every table: bars, history, day cells.
+    pub(crate) fn tables(&self) -> [TableSpec<'_>; 3] {
         [
             TableSpec {
                 name: &self.bars_table,
@@ -60,7 +68,19 @@ impl Schema {
                 columns: HISTORY_COLUMNS,
                 options: "",
             },
+            TableSpec {
+                name: &self.days_table,
+                columns: DAYS_COLUMNS,
+                options: "",
+            },
         ]
+    }
+
+    /// Whether start-up must have `problem` fixed. A missing day-cell table is created when
+    /// `manage_schema` allows, but nothing reads or writes it yet, so a keyspace made before it
+    /// existed keeps working without it.
+    pub fn blocks_start(&self, problem: &SchemaProblem) -> bool {
+        !matches!(problem, SchemaProblem::TableMissing { table } if *table == self.days_table)
     }
 
     /// The replication map as CQL.
@@ -190,7 +210,10 @@ pub async fn ensure_schema(
     manage: bool,
     user: Option<&str>,
 ) -> Result<SchemaState, StoreError> {
-    let problems = check_schema(session, schema).await?;
+    let mut problems = check_schema(session, schema).await?;
+    if !manage {
+        problems.retain(|p| schema.blocks_start(p));
+    }
     if problems.is_empty() {
         return Ok(SchemaState::Present);
     }
@@ -286,6 +309,25 @@ mod tests {
             "{}",
             s[2]
         );
+        assert_eq!(
+            s[3],
+            "CREATE TABLE IF NOT EXISTS market_data.bars_1min_days (symbol text, bucket text, \
+             day date, format_version int, bar_count int, first_ts timestamp, last_ts timestamp, \
+             cell blob, PRIMARY KEY ((symbol, bucket), day)) WITH CLUSTERING ORDER BY (day ASC)"
+        );
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn only_a_missing_day_cell_table_lets_start_up_go_on() {
+        let settings = Settings::defaults(None).unwrap();
+        let schema = Schema::from_config(&settings.database);
+        let missing = |table: &str| SchemaProblem::TableMissing {
+            table: table.into(),
+        };
+        assert!(!schema.blocks_start(&missing("bars_1min_days")));
+        assert!(schema.blocks_start(&missing("bars_1min")));
+        assert!(schema.blocks_start(&missing("load_history")));
     }
 
     #[test]

@@ -33,7 +33,10 @@ async fn try_connection(settings: &Settings) -> anyhow::Result<()> {
     let user = db.user();
     let session = store::connect(settings).await?;
     let schema = Schema::from_config(db);
-    let problems = store::check_schema(&session, &schema).await?;
+    let mut problems = store::check_schema(&session, &schema).await?;
+    if !db.manage_schema {
+        problems.retain(|p| schema.blocks_start(p));
+    }
     let who = user.map_or("without credentials".into(), |u| format!("as `{u}`"));
     let tls = if db.tls.enabled { "TLS" } else { "no TLS" };
     println!("connected to {} {who} ({tls})", db.contact_points.join(","));
