@@ -311,7 +311,7 @@ async fn adjustment_variants_newest_first_files_and_index_files_load_as_they_sho
     }
     let zero_volume = |bars: Vec<Stored>| -> Vec<Stored> {
         bars.into_iter()
-            .map(|b| (b.0, b.1, b.2, b.3, b.4, b.5, 0))
+            .map(|b| (b.0, b.1, b.2, b.3, b.4, b.5, 0.0))
             .collect()
     };
     let mut expected = bars_of("ADJ", &dir.join("ADJ_full_1min_adjsplit.txt"));

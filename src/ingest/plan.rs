@@ -139,6 +139,7 @@ impl Plan {
             symbol,
             rule,
             refused: Some(refused),
+            volumes: VolumeColumn::default(),
         }
     }
 

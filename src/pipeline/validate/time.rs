@@ -118,7 +118,8 @@ impl ExchangeClock {
     /// first keeps DST right: the bar stamped 03:00 on a spring-forward day opened at 01:59.
     #[inline]
     pub fn place_end(&mut self, time: BarTime, last: Option<Previous>) -> Result<Placed, Defect> {
-        let last_end = last.map(|(at, direction)| (at.saturating_add(MILLIS_PER_MINUTE), direction));
+        let last_end =
+            last.map(|(at, direction)| (at.saturating_add(MILLIS_PER_MINUTE), direction));
         let end = self.place(time, last_end)?;
         let millis = end.millis.saturating_sub(MILLIS_PER_MINUTE);
         Ok(Placed {

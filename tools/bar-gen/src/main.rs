@@ -122,7 +122,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if download && (variant.end_stamps || variant.decimal_volumes) {
-        anyhow::bail!("--intervals and --newest-first cannot be combined with --stamp end or --decimal-volumes");
+        anyhow::bail!(
+            "--intervals and --newest-first cannot be combined with --stamp end or --decimal-volumes"
+        );
     }
     let written = if download {
         let intervals = match args.intervals.as_slice() {
