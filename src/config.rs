@@ -111,8 +111,58 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The budget of each file's dead-letter log.
     pub dead_letter: DeadLetterConfig,
+    /// How bars are kept: day cells, bar rows or both.
+    pub storage: StorageConfig,
     /// `[[source]]`: per-source rules, in file order.
     pub source: Vec<SourceConfig>,
+}
+
+/// Which tables hold the bars (`storage.layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageLayout {
+    /// One row per symbol and exchange-local day holding the day's bars (`bars_1min_days`):
+    /// the default for a new keyspace, and what `fetch` reads fastest.
+    Days,
+    /// One CQL row per bar (`bars_1min`), for users who query bars with CQL or other tools.
+    Rows,
+    /// Both tables written; `fetch` reads the day cells.
+    Both,
+}
+
+impl StorageLayout {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Days => "days",
+            Self::Rows => "rows",
+            Self::Both => "both",
+        }
+    }
+
+    /// Whether loads write day cells.
+    pub fn writes_days(self) -> bool {
+        matches!(self, Self::Days | Self::Both)
+    }
+
+    /// Whether loads write bar rows.
+    pub fn writes_rows(self) -> bool {
+        matches!(self, Self::Rows | Self::Both)
+    }
+
+    /// Whether reads come from the day cells (else from the bar rows).
+    pub fn reads_days(self) -> bool {
+        self.writes_days()
+    }
+}
+
+/// `[storage]`: how bars are kept.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `days`, `rows` or `both`. Unset: what the keyspace already holds (a keyspace with bar
+    /// rows and no day cells is read and written as `rows`), `days` for a new one.
+    pub layout: Option<StorageLayout>,
 }
 
 /// `[ingest]`: batching, write concurrency, retries and the reject threshold.
@@ -453,6 +503,9 @@ pub struct Settings {
     pub timezone: Tz,
     /// The price adjustment the store holds (`input.adjustment`).
     pub adjustment: Adjustment,
+    /// `storage.layout` as configured (None: decided by what the keyspace holds, see
+    /// `store::resolve_layout`).
+    pub layout: Option<StorageLayout>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_listen: SocketAddr,
     /// Retention of the archive folders and the free-space floor.
@@ -532,6 +585,7 @@ impl Settings {
             metrics,
             retention,
             dead_letter,
+            storage,
             source: source_tables,
         } = config;
 
@@ -558,6 +612,7 @@ impl Settings {
             metrics_listen,
             retention,
             dead_letter,
+            layout: storage.layout,
             sources,
             as_read,
         })

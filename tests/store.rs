@@ -369,3 +369,109 @@ async fn a_day_cell_round_trips_through_the_day_table() {
     }
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// The day table's prepared statements: a cell written at T outranks one written earlier; the
+/// range delete at T-1 shadows the older cells of the covered days and none written at T; the
+/// plain columns come from the header. And the layout a keyspace resolves to: configured wins,
+/// else `rows` for a keyspace with bar rows and no cells, else `days`.
+#[tokio::test]
+async fn day_statements_replace_days_and_the_layout_follows_what_the_keyspace_holds() {
+    use bar_ingest::cell::{self, DayColumns};
+    use bar_ingest::config::StorageLayout;
+    use bar_ingest::store::{DayRow, DayStatements, resolve_layout};
+
+    let (session, schema, _settings) = common::fresh_schema("daystmts").await;
+    assert_eq!(
+        resolve_layout(&session, &schema, None).await.unwrap(),
+        StorageLayout::Days,
+        "an empty keyspace is a new one"
+    );
+    let statements = DayStatements::prepare(&session, &schema).await.unwrap();
+    let symbol = Symbol::new("MSFT").unwrap();
+    let day_cell = |date: NaiveDate, price: f64| {
+        let open = New_York
+            .from_local_datetime(&date.and_hms_opt(9, 30, 0).unwrap())
+            .unwrap()
+            .timestamp_millis();
+        let mut day = DayColumns::default();
+        for i in 0..3i64 {
+            day.push(open + i * 60_000, price, price, price, price, 100.0);
+        }
+        cell::encode(day.view()).unwrap()
+    };
+    let date = |d: u32| NaiveDate::from_ymd_opt(2024, 3, d).unwrap();
+    let write = |date: NaiveDate, cell: Vec<u8>, at: i64| {
+        let (session, statements, symbol) = (&session, &statements, &symbol);
+        async move {
+            let header = cell::read_header(&cell).unwrap();
+            let values = DayStatements::insert_values(symbol, "2024-03", date, &header, &cell, at);
+            session
+                .execute_unpaged(&statements.insert, values)
+                .await
+                .unwrap();
+        }
+    };
+    // An older delivery covered the 4th to the 6th.
+    for d in 4..=6 {
+        write(date(d), day_cell(date(d), 1.0), 1_000).await;
+    }
+    // A newer one covers the 4th and the 5th with bars on the 4th only.
+    write(date(4), day_cell(date(4), 2.0), 2_000).await;
+    // A stale write of the older delivery (a retry) does not win.
+    write(date(4), day_cell(date(4), 1.0), 1_000).await;
+    session
+        .execute_unpaged(
+            &statements.delete_days,
+            (1_999i64, "MSFT", "2024-03", date(4), date(5)),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<DayRow> = session
+        .execute_unpaged(&statements.select, ("MSFT", "2024-03", date(1), date(31)))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<DayRow>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let days: Vec<(NaiveDate, i32)> = rows.iter().map(|r| (r.day, r.bar_count)).collect();
+    assert_eq!(days, vec![(date(4), 3), (date(6), 3)]);
+    let mut decoded = DayColumns::default();
+    cell::decode_into(&rows[0].cell, &mut decoded).unwrap();
+    assert_eq!(decoded.close, vec![2.0; 3], "the newer delivery's day");
+    assert_eq!(rows[0].first_ts.0, decoded.times[0]);
+    assert_eq!(rows[0].last_ts.0, decoded.times[2]);
+    assert_eq!(
+        resolve_layout(&session, &schema, None).await.unwrap(),
+        StorageLayout::Days,
+        "a keyspace with cells is read as days"
+    );
+    common::drop_keyspace(&session, &schema).await;
+
+    // A keyspace holding only bar rows keeps working as rows, unless configured otherwise.
+    let (session, schema, _settings) = common::fresh_schema("rowsonly").await;
+    session
+        .query_unpaged(
+            format!(
+                "INSERT INTO {} (symbol, bucket, ts, open, high, low, close, volume) \
+                 VALUES ('MSFT', '2024-03', 0, 1, 1, 1, 1, 1)",
+                schema.bars()
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolve_layout(&session, &schema, None).await.unwrap(),
+        StorageLayout::Rows
+    );
+    assert_eq!(
+        resolve_layout(&session, &schema, Some(StorageLayout::Both))
+            .await
+            .unwrap(),
+        StorageLayout::Both
+    );
+    common::drop_keyspace(&session, &schema).await;
+}

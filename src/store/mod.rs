@@ -3,6 +3,7 @@
 mod access;
 mod bars;
 mod columns;
+mod days;
 pub mod retry;
 mod retry_policy;
 mod schema;
@@ -12,6 +13,7 @@ mod tls;
 
 pub use access::{Access, check_access, grants};
 pub use bars::{BarRow, BarStatements};
+pub use days::{DayInsertValues, DayRow, DayStatements, DaySummaryRow, resolve_layout};
 pub use schema::{Schema, SchemaState, check_schema, ensure_schema, init_schema};
 pub use schema_check::SchemaProblem;
 pub use session::connect;

@@ -19,7 +19,7 @@ pub struct Schema {
     pub bars_table: String,
     /// One row per loaded file content.
     pub history_table: String,
-    /// Day cells, `PRIMARY KEY ((symbol, bucket), day)` (not written or read yet).
+    /// Day cells, `PRIMARY KEY ((symbol, bucket), day)`.
     pub days_table: String,
     /// Replication used when creating the keyspace.
     pub replication: ReplicationConfig,
