@@ -250,6 +250,33 @@ fn without_volume(path: &Path) -> String {
         .collect()
 }
 
+/// FirstRate lines (`YYYY-MM-DD HH:MM:SS,...`) as Kibot writes them (`MM/DD/YYYY,HH:MM,...`).
+fn kibot_lines(firstrate: &str) -> String {
+    firstrate
+        .lines()
+        .map(|l| {
+            let (stamp, values) = l.split_once(',').unwrap();
+            let (date, clock) = stamp.split_once(' ').unwrap();
+            let [y, m, d]: [&str; 3] = date.split('-').collect::<Vec<_>>().try_into().unwrap();
+            format!("{m}/{d}/{y},{},{values}\n", &clock[..5])
+        })
+        .collect()
+}
+
+/// `bars` as a Databento export without a volume column (UTC nanoseconds, pretty prices).
+fn databento_without_volume(bars: &[Stored]) -> String {
+    let mut text =
+        String::from("ts_event,rtype,publisher_id,instrument_id,open,high,low,close,symbol\n");
+    for (symbol, ms, open, high, low, close, _) in bars {
+        let ns = i128::from(*ms) * 1_000_000;
+        // `{:?}` keeps a decimal point: a bare integer is a fixed-point price.
+        text.push_str(&format!(
+            "{ns},33,1,7,{open:?},{high:?},{low:?},{close:?},{symbol}\n"
+        ));
+    }
+    text
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn adjustment_variants_newest_first_files_and_index_files_load_as_they_should() {
     let (session, schema, _) = common::fresh_schema("variants").await;
@@ -281,20 +308,31 @@ async fn adjustment_variants_newest_first_files_and_index_files_load_as_they_sho
         std::fs::read(&newest[0].0).unwrap(),
         std::fs::read(&twin[0].0).unwrap()
     );
-    // Index files without a volume: FirstRate lines of five fields, and a CSV header without a
-    // volume column.
-    let index = bar_gen::write_all(&spec(&["SPX", "NDX"], 6), &scratch.join("index")).unwrap();
+    // Index files without a volume: FirstRate lines of five fields, a CSV header without a
+    // volume column, Kibot lines of six fields, a Databento header without `volume`.
+    let index = bar_gen::write_all(
+        &spec(&["SPX", "NDX", "KIX", "DBX"], 6),
+        &scratch.join("index"),
+    )
+    .unwrap();
     std::fs::write(dir.join("SPX_full_1min.txt"), without_volume(&index[0].0)).unwrap();
     let ndx = format!(
         "timestamp,open,high,low,close\n{}",
         without_volume(&index[1].0)
     );
     std::fs::write(dir.join("NDX.csv"), ndx).unwrap();
+    std::fs::write(
+        dir.join("KIX.txt"),
+        kibot_lines(&without_volume(&index[2].0)),
+    )
+    .unwrap();
+    let dbx = bars_of("DBX", &index[3].0);
+    std::fs::write(dir.join("DBX.ohlcv-1m.csv"), databento_without_volume(&dbx)).unwrap();
 
     let (code, stderr) = common::run_load(&site.config("load", ""), &[arg(&dir)]);
     assert_eq!(code, 1, "two variants quarantined: {stderr}");
     assert!(
-        stderr.contains("4 loaded") && stderr.contains("2 quarantined"),
+        stderr.contains("6 loaded") && stderr.contains("2 quarantined"),
         "{stderr}"
     );
     let records = history(&session, &schema).await;
@@ -318,6 +356,8 @@ async fn adjustment_variants_newest_first_files_and_index_files_load_as_they_sho
     expected.extend(bars_of("NEWF", &twin[0].0));
     expected.extend(zero_volume(bars_of("SPX", &index[0].0)));
     expected.extend(zero_volume(bars_of("NDX", &index[1].0)));
+    expected.extend(zero_volume(bars_of("KIX", &index[2].0)));
+    expected.extend(zero_volume(dbx));
     common::sort_bars(&mut expected);
     let stored = all_bars(&session, &schema).await;
     assert_eq!(stored.len(), expected.len());
@@ -327,6 +367,8 @@ async fn adjustment_variants_newest_first_files_and_index_files_load_as_they_sho
         "NEWF_full_1min_adjsplit.txt",
         "SPX_full_1min.txt",
         "NDX.csv",
+        "KIX.txt",
+        "DBX.ohlcv-1m.csv",
     ] {
         let r = row(&records, name);
         assert_eq!(

@@ -10,9 +10,11 @@
 //! Prices are fixed-point integers in units of 10^-9 (`189840000000` = 189.84) unless written
 //! with a decimal point (pretty prices). The symbol is the `symbol` column: a header without it
 //! is refused (`bad_header`), because `instrument_id` alone names no symbol and a file of several
-//! instruments must never be loaded under one name.
+//! instruments must never be loaded under one name. A file without a `volume` column (an index)
+//! reads as volume 0, as an empty volume field does.
 
 use super::BarTime;
+use super::Volume;
 use super::columns::{self, Columnar, Fields, SymbolCache, Values};
 use super::text;
 use super::times::{self, EpochUnit, NaiveTimes};
@@ -50,7 +52,8 @@ pub struct DatabentoColumns {
     high: usize,
     low: usize,
     close: usize,
-    volume: usize,
+    /// Absent in index files: volume 0.
+    volume: Option<usize>,
     symbol: usize,
 }
 
@@ -63,8 +66,8 @@ impl Columnar for Databento {
 
     fn map(&self, names: &[String]) -> Result<DatabentoColumns, String> {
         let ts_event = columns::require(names, &["ts_event"])?;
-        let [open, high, low, close, volume] =
-            ["open", "high", "low", "close", "volume"].map(|name| columns::require(names, &[name]));
+        let [open, high, low, close] =
+            ["open", "high", "low", "close"].map(|name| columns::require(names, &[name]));
         let symbol = columns::require(names, &["symbol"]).map_err(|_| {
             "no \"symbol\" column (instrument_id alone names no symbol: write the file with \
              symbols mapped)"
@@ -77,7 +80,7 @@ impl Columnar for Databento {
             high: high?,
             low: low?,
             close: close?,
-            volume: volume?,
+            volume: columns::find(names, &["volume"])?,
             symbol: symbol?,
         })
     }
@@ -99,7 +102,10 @@ impl Columnar for Databento {
             high: price("high", f.get(c.high))?,
             low: price("low", f.get(c.low))?,
             close: price("close", f.get(c.close))?,
-            volume: text::parse_volume(f.get(c.volume))?,
+            volume: match c.volume.map(|i| f.get(i)) {
+                None | Some(b"") => Volume::Shares(0),
+                Some(v) => text::parse_volume(v)?,
+            },
         })
     }
 }
@@ -163,9 +169,9 @@ fn price(name: &str, b: &[u8]) -> Result<f64, Defect> {
     }
 }
 
-/// Shortest good line, its `\n` included: seven one-byte fields (ts_event, open, high, low,
-/// close, volume, symbol) and six commas.
-pub const MIN_RECORD_BYTES: u64 = 14;
+/// Shortest good line, its `\n` included: six one-byte fields (ts_event, open, high, low,
+/// close, symbol; volume may be absent) and five commas.
+pub const MIN_RECORD_BYTES: u64 = 12;
 
 #[cfg(test)]
 mod tests {
@@ -327,5 +333,31 @@ mod tests {
         // Without an rtype column, nothing is checked.
         let got = items("ts_event,open,high,low,close,volume,symbol\n0,1,1,1,1,1,A\n");
         assert!(got[0].is_ok(), "{got:?}");
+    }
+
+    #[test]
+    fn an_index_file_without_a_volume_column_reads_volume_zero() {
+        let got = items(
+            "ts_event,rtype,publisher_id,instrument_id,open,high,low,close,symbol\n\
+             1688995800000000000,33,2,15144,4500500000000,4501000000000,4500000000000,4500250000000,SPX\n\
+             1688995860000000000,33,2,15144,4500.5,4501,4500,4500.25,SPX\n",
+        );
+        let volumes: Vec<_> = got.iter().map(|i| i.as_ref().map(|r| r.4)).collect();
+        assert_eq!(
+            volumes,
+            [Ok(Volume::Shares(0)), Ok(Volume::Shares(0))],
+            "{got:?}"
+        );
+        // An empty volume field reads as 0 too; a missing field is still a short line.
+        let got = items("ts_event,open,high,low,close,volume,symbol\n0,1,1,1,1,,A\n0,1,1,1,1,A\n");
+        assert_eq!(
+            got[0].as_ref().map(|r| r.4),
+            Ok(Volume::Shares(0)),
+            "{got:?}"
+        );
+        assert!(
+            matches!(got[1], Err((3, RejectReason::FieldCount, _))),
+            "{got:?}"
+        );
     }
 }

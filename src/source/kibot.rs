@@ -2,7 +2,10 @@
 //! times, one symbol per file (named by the file).
 //!
 //! The date is zero-padded `MM/DD/YYYY`, the time `HH:MM` (`HH:MM:SS` is taken too). A header on
-//! line 1 is refused as `bad_header`.
+//! line 1 is refused as `bad_header`. Index files have no volume: six fields,
+//! `MM/DD/YYYY,HH:MM,open,high,low,close`, read as volume 0. A file's first good line fixes its
+//! width: a line of the other width after it is a `field_count` rejection (a cut line never loads
+//! as volume 0).
 
 use std::io::{self, BufRead};
 
@@ -11,17 +14,20 @@ use chrono::NaiveDateTime;
 use super::columns::{self, Fields};
 use super::lines::{Line, LineReader};
 use super::times;
-use super::{BarTime, Parsed, Record, Source, text};
+use super::{BarTime, Parsed, Record, Rejection, Source, Volume, text};
 use crate::model::reject::{Defect, RejectReason};
 
 /// The fields of a Kibot line.
 const FIELD_COUNT: usize = 7;
 
+/// The fields of a Kibot line without volume (an index).
+const FIELD_COUNT_NO_VOLUME: usize = 6;
+
 /// What a Kibot line looks like, for messages.
 pub const LINE_FORM: &str = "MM/DD/YYYY,HH:MM,open,high,low,close,volume";
 
-/// Shortest good line, its `\n` included: `01/02/2024,09:30,1,1,1,1,0` is 26 bytes.
-pub const MIN_RECORD_BYTES: u64 = 27;
+/// Shortest good line, its `\n` included: `01/02/2024,09:30,1,1,1,1` is 24 bytes.
+pub const MIN_RECORD_BYTES: u64 = 25;
 
 /// A Kibot file's records, one per physical line.
 #[derive(Debug)]
@@ -29,6 +35,8 @@ pub struct Kibot<R> {
     lines: LineReader<R>,
     /// Field spans of the current line, reused.
     spans: Vec<(usize, usize)>,
+    /// The number of fields of the file's first good line (6: no volume, 7); None before it.
+    width: Option<usize>,
 }
 
 impl<R: BufRead> Kibot<R> {
@@ -36,6 +44,7 @@ impl<R: BufRead> Kibot<R> {
         Self {
             lines: LineReader::new(inner),
             spans: Vec::with_capacity(FIELD_COUNT),
+            width: None,
         }
     }
 }
@@ -45,7 +54,16 @@ impl<R: BufRead> Source for Kibot<R> {
         let Some(line) = self.lines.next_line()? else {
             return Ok(None);
         };
-        Ok(Some(parse_line(&mut self.spans, line)))
+        let parsed = parse_line(&mut self.spans, line);
+        if parsed.is_ok() {
+            let fields = self.spans.len();
+            match self.width {
+                None => self.width = Some(fields),
+                Some(w) if w != fields => return Ok(Some(Err(other_width(line, fields, w)))),
+                Some(_) => {}
+            }
+        }
+        Ok(Some(parsed))
     }
 
     fn bytes_read(&self) -> u64 {
@@ -69,11 +87,12 @@ fn parse_line<'a>(spans: &mut Vec<(usize, usize)>, line: Line<'a>) -> Parsed<'a>
         )));
     }
     columns::split(line.bytes, spans).map_err(reject)?;
-    if spans.len() != FIELD_COUNT {
+    if !matches!(spans.len(), FIELD_COUNT | FIELD_COUNT_NO_VOLUME) {
         return Err(reject(Defect::new(
             RejectReason::FieldCount,
             format!(
-                "{} fields, expected {FIELD_COUNT} ({LINE_FORM})",
+                "{} fields, expected {FIELD_COUNT} ({LINE_FORM}), or \
+                 {FIELD_COUNT_NO_VOLUME} without volume",
                 spans.len()
             ),
         )));
@@ -88,8 +107,26 @@ fn parse_line<'a>(spans: &mut Vec<(usize, usize)>, line: Line<'a>) -> Parsed<'a>
         high: text::parse_price("high", f.get(3)).map_err(reject)?,
         low: text::parse_price("low", f.get(4)).map_err(reject)?,
         close: text::parse_price("close", f.get(5)).map_err(reject)?,
-        volume: text::parse_volume(f.get(6)).map_err(reject)?,
+        volume: if spans.len() == FIELD_COUNT {
+            text::parse_volume(f.get(6)).map_err(reject)?
+        } else {
+            Volume::Shares(0)
+        },
     })
+}
+
+/// The rejection of a good line of `fields` fields in a file whose lines have `width`.
+fn other_width(line: Line<'_>, fields: usize, width: usize) -> Rejection {
+    let form = if width == FIELD_COUNT {
+        LINE_FORM
+    } else {
+        "MM/DD/YYYY,HH:MM,open,high,low,close: no volume"
+    };
+    Defect::new(
+        RejectReason::FieldCount,
+        format!("{fields} fields, but the file's lines have {width} ({form})"),
+    )
+    .at(line.number, line.raw().text())
 }
 
 /// The local time of a date field and a time field.
@@ -102,7 +139,6 @@ fn time(date: &[u8], clock: &[u8]) -> Result<BarTime, Defect> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Volume;
 
     type Item = Result<(u64, BarTime, [f64; 4], Volume), (u64, RejectReason)>;
 
@@ -146,10 +182,6 @@ mod tests {
                 )),
             ]
         );
-        assert_eq!(
-            "01/02/2024,09:30,1,1,1,1,0\n".len() as u64,
-            MIN_RECORD_BYTES
-        );
     }
 
     #[test]
@@ -160,7 +192,7 @@ mod tests {
              07/10/2023,9:30,1,2,0.5,1.5,7\n\
              02/30/2023,09:30,1,2,0.5,1.5,7\n\
              07/10/2023,09:30,1,2,x,1.5,7\n\
-             07/10/2023,09:30,1,2,0.5,1.5\n\
+             07/10/2023,09:30,1,2,0.5\n\
              \n\
              07/10/2023,09:30,1,2,0.5,1.5,7\n",
         );
@@ -182,5 +214,34 @@ mod tests {
                 Ok(8),
             ]
         );
+    }
+
+    #[test]
+    fn an_index_file_without_volume_reads_volume_zero_and_keeps_its_width() {
+        let got = items(
+            "07/10/2023,09:30,4500.5,4501,4500,4500.25\n\
+             07/10/2023,09:31,4500.5,4501,4500,4500.25,7\n\
+             07/10/2023,09:32,4500.5,4501,4500,4500.25\n",
+        );
+        assert_eq!(
+            got[0],
+            Ok((
+                1,
+                local("2023-07-10 09:30:00"),
+                [4500.5, 4501.0, 4500.0, 4500.25],
+                Volume::Shares(0)
+            ))
+        );
+        assert_eq!(
+            got[1],
+            Err((2, RejectReason::FieldCount)),
+            "the other width"
+        );
+        assert!(got[2].is_ok());
+        // A file with volumes refuses a line that lost its volume.
+        let got = items("07/10/2023,09:30,1,2,0.5,1.5,7\n07/10/2023,09:31,1,2,0.5,1.5\n");
+        assert!(got[0].is_ok());
+        assert_eq!(got[1], Err((2, RejectReason::FieldCount)));
+        assert_eq!("01/02/2024,09:30,1,1,1,1\n".len() as u64, MIN_RECORD_BYTES);
     }
 }

@@ -11,7 +11,8 @@
 //!   time and five numbers (four), FirstRate with the
 //!   interval the file name states (one minute when it states none; `_1day_` is refused with
 //!   such lines); six fields with a `YYYY-MM-DD` date, a daily FirstRate file (unless the name
-//!   states an intraday interval); seven fields `MM/DD/YYYY,HH:MM` and five numbers, Kibot.
+//!   states an intraday interval); seven fields `MM/DD/YYYY,HH:MM` and five numbers (six and
+//!   four without a volume), Kibot.
 
 use std::path::Path;
 
@@ -101,12 +102,13 @@ fn from_data_line(file_name: &str, line: &[u8]) -> Result<Layout, String> {
         [time, ref values @ ..] if matches!(values.len(), 4 | 5) && numbers(values) => {
             firstrate_interval(time, named).map(|interval| Layout::FirstRate { interval })
         }
-        [date, clock, ref values @ ..] if values.len() == 5 && numbers(values) => {
+        [date, clock, ref values @ ..] if matches!(values.len(), 4 | 5) && numbers(values) => {
             if times::us_date(date).is_some() && times::time_of_day(clock).is_some() {
                 Ok(Layout::Kibot)
             } else {
                 Err(format!(
-                    "seven fields, but not Kibot's {} (it starts {:?})",
+                    "{} fields, but not Kibot's {} (it starts {:?})",
+                    fields.len(),
                     kibot::LINE_FORM,
                     text::lossy(date)
                 ))
@@ -220,6 +222,7 @@ mod tests {
                 "07/10/2023,09:30,1,2,0.5,1.5,7\n",
                 Layout::Kibot,
             ),
+            ("SPX.txt", "07/10/2023,09:30,1,2,0.5,1.5\n", Layout::Kibot),
             (
                 "AAPL.csv",
                 "timestamp,open,high,low,close,volume\n",
@@ -249,6 +252,11 @@ mod tests {
             ),
             ("AAPL.txt", "2005-01-03 08:00,1,2,0.5,x,7", "neither"),
             ("AAPL.txt", "2023-07-10,09:30,1,2,0.5,1.5,7", "not Kibot's"),
+            (
+                "AAPL.txt",
+                "2023-07-10,09:30,1,2,0.5,1.5",
+                "6 fields, but not Kibot's",
+            ),
             (
                 "AAPL_1day.txt",
                 "2005-01-03 08:00,1,2,0.5,1.5,7",
