@@ -10,9 +10,17 @@ use bar_ingest::fetch::{DEFAULT_CONCURRENCY, Interval, MAX_CONCURRENCY, SessionF
 use bar_ingest::telemetry::LogFormat;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The version and the commit the binary was built from: `0.1.0 (commit 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BAR_INGEST_COMMIT"),
+    ")"
+);
+
 /// Loads one-minute OHLCV bar files into ScyllaDB exactly once, and reads them back.
 #[derive(Debug, Parser)]
-#[command(name = "bar-ingest", version, about)]
+#[command(name = "bar-ingest", version = VERSION, about)]
 pub struct Cli {
     /// Config file (TOML). Without it, built-in defaults are used.
     #[arg(long, short, global = true, env = ENV_CONFIG, value_name = "FILE")]
@@ -60,6 +68,14 @@ pub enum Command {
         /// Role that runs `fetch`: print its GRANTs.
         #[arg(long, value_name = "ROLE")]
         reader: Option<String>,
+    },
+    /// Print the manual page (roff) of bar-ingest and its commands, for `man -l -`.
+    Man,
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod exit;
 mod fetch;
+mod generated;
 mod load;
 
 use anyhow::Context;
@@ -53,6 +54,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             check::print_schema(&settings, loader.as_deref(), reader.as_deref());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => generated::man_page(&mut std::io::stdout().lock()),
+        Command::Completions { shell } => {
+            generated::completions(shell, &mut std::io::stdout().lock())
         }
         Command::InitSchema => {
             let settings = load_settings(cli.config.as_deref(), points)?;
