@@ -16,6 +16,8 @@ pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
+mod keys;
+pub use keys::KEYS;
 pub mod reload;
 mod sources;
 pub use sources::{LayoutRule, SourceConfig, SourceRule, SymbolFrom};
