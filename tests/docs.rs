@@ -43,24 +43,25 @@ fn prose_lines(text: &str) -> Vec<&str> {
     out
 }
 
-/// The keys docs/configuration.md documents: `section.key` in backticks anywhere, and `key` in
-/// the first cell of a table row under a heading naming `[section]` (or `[[source]]`).
+/// The keys docs/configuration.md documents: a table row whose first cell is `key`, under a
+/// heading naming its section as `[section]` (or `[[source]]`; a heading may name several
+/// sections that share the table), or whose first cell is the whole `section.key`. A key
+/// mentioned only in prose is not documented: a row says its type, default and meaning.
 fn documented_keys(page: &str) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    let mut section = String::new();
+    let mut sections: Vec<String> = Vec::new();
     for line in prose_lines(page) {
         if line.starts_with('#') {
-            if let Some(name) = line.split("`[").nth(1).and_then(|s| s.split(']').next()) {
-                section = name.trim_start_matches('[').to_owned();
-            }
+            sections = line
+                .split("`[")
+                .skip(1)
+                .filter_map(|s| s.split(']').next())
+                .map(|s| s.trim_start_matches('[').to_owned())
+                .collect();
         } else if let Some(cell) = line.strip_prefix("| `") {
             let key = cell.split('`').next().unwrap_or_default();
-            keys.insert(format!("{section}.{key}"));
-        }
-        for (i, quoted) in line.split('`').enumerate() {
-            if i % 2 == 1 {
-                keys.insert(quoted.to_owned());
-            }
+            keys.insert(key.to_owned());
+            keys.extend(sections.iter().map(|s| format!("{s}.{key}")));
         }
     }
     keys
