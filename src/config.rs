@@ -1100,7 +1100,7 @@ impl MetricsConfig {
 }
 
 /// Default upper bound of the adaptive limit on batches in flight. Under a steady load the
-/// limit climbs to it (see the README): it caps the queueing a loader may add on the cluster.
+/// limit climbs to it (see docs/scaling.md): it caps the queueing a loader may add on the cluster.
 const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// Default lower bound of the adaptive limit.
 const DEFAULT_MIN_IN_FLIGHT: usize = 4;
