@@ -16,6 +16,8 @@ pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
+mod keys;
+pub use keys::KEYS;
 pub mod reload;
 mod sources;
 pub use sources::{LayoutRule, SourceConfig, SourceRule, SymbolFrom};
@@ -1098,7 +1100,7 @@ impl MetricsConfig {
 }
 
 /// Default upper bound of the adaptive limit on batches in flight. Under a steady load the
-/// limit climbs to it (see the README): it caps the queueing a loader may add on the cluster.
+/// limit climbs to it (see docs/scaling.md): it caps the queueing a loader may add on the cluster.
 const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// Default lower bound of the adaptive limit.
 const DEFAULT_MIN_IN_FLIGHT: usize = 4;

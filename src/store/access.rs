@@ -99,8 +99,8 @@ pub async fn check_access(
             doing: format!("{} table {}", probe.permission, probe.table),
             said: said.to_owned(),
             hint: format!(
-                "an administrator grants it: GRANT {} ON TABLE {} TO {role}; see the \
-                 README, Security",
+                "an administrator grants it: GRANT {} ON TABLE {} TO {role}; see \
+                 docs/operations.md, Security",
                 probe.permission, probe.table
             ),
         });

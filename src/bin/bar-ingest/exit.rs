@@ -1,4 +1,4 @@
-//! Every exit code of the binary, in one place (the README's command table lists them).
+//! Every exit code of the binary, in one place (docs/commands.md lists them).
 
 use std::process::ExitCode;
 
