@@ -708,7 +708,7 @@ fn dashboard_passes_the_linter_and_is_provisioned() {
 
 // ---------------------------------------------------------------- systemd
 
-/// `systemd-analyze verify` on a copy of the unit whose `/usr/local/bin/bar-ingest` points at the
+/// `systemd-analyze verify` on a copy of the unit whose `/usr/bin/bar-ingest` points at the
 /// binary under test (verify checks that the Exec paths exist; a `--root` tree would also need
 /// every unit the service depends on, sysinit.target and so on). Any warning fails the test:
 /// verify exits 0 on unknown keys. Then the exposure score of the unit as shipped.
@@ -720,8 +720,8 @@ fn systemd_unit_verifies_and_scores_2_0_or_lower() {
     for needle in [
         "Type=notify",
         "WatchdogSec=",
-        "ExecStartPre=/usr/local/bin/bar-ingest check-config",
-        "ExecStart=/usr/local/bin/bar-ingest run",
+        "ExecStartPre=/usr/bin/bar-ingest check-config",
+        "ExecStart=/usr/bin/bar-ingest run",
         "User=bar-ingest",
         "ReadWritePaths=/var/lib/bar-ingest\n",
     ] {
@@ -738,7 +738,7 @@ fn systemd_unit_verifies_and_scores_2_0_or_lower() {
     std::fs::write(
         &copy,
         unit.replace(
-            "/usr/local/bin/bar-ingest",
+            "/usr/bin/bar-ingest",
             env!("CARGO_BIN_EXE_bar-ingest"),
         ),
     )

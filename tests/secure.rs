@@ -101,6 +101,10 @@ async fn grant_readme_permissions(admin: &Session, ks: &str) {
         format!("GRANT SELECT ON TABLE {ks}.load_history TO loader"),
         format!("GRANT MODIFY ON TABLE {ks}.load_history TO loader"),
         format!("GRANT MODIFY ON TABLE {ks}.bars_1min TO loader"),
+        // The default layout (days, learnt from the keyspace): docs/storage.md, Permissions.
+        format!("GRANT SELECT ON TABLE {ks}.bars_1min TO loader"),
+        format!("GRANT SELECT ON TABLE {ks}.bars_1min_days TO loader"),
+        format!("GRANT MODIFY ON TABLE {ks}.bars_1min_days TO loader"),
         format!("GRANT SELECT ON TABLE {ks}.bars_1min TO reader"),
     ] {
         admin.query_unpaged(grant.as_str(), ()).await.expect(&grant);

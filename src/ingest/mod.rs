@@ -31,7 +31,7 @@ pub use outcome::{DeliveryResult, FileResult, FileSummary, LoadError};
 
 use crate::account::dead_letter::DeadLetterLog;
 use crate::account::history::{History, HistoryRecord, Outcome};
-use crate::config::{DeadLetterConfig, Settings};
+use crate::config::{DeadLetterConfig, Settings, StorageLayout};
 use crate::model::{Symbol, VolumeColumn};
 use crate::names::Shown;
 use crate::pipeline::batch::BatchLimits;
@@ -40,7 +40,7 @@ use crate::pipeline::gate::Verdict;
 use crate::pipeline::write::Writer;
 use crate::source::container::{self, Delivery, Unit};
 use crate::store::retry::{Backoff, RequestError, Retrier};
-use crate::store::{self, BarStatements, Schema, StoreError};
+use crate::store::{self, BarStatements, DayStatements, Schema, StoreError};
 use crate::telemetry::health::Health;
 use plan::Plan;
 use rows::{RowsJob, Stop, Written};
@@ -101,6 +101,10 @@ pub struct Loader {
     history: History,
     /// Range tombstone of the replaced range, below the new rows' timestamp.
     delete_range: PreparedStatement,
+    /// Which tables loads write: bar rows, day cells, or both.
+    layout: StorageLayout,
+    /// Range tombstone of the replaced days in the day-cell table (when the layout writes cells).
+    delete_days: Option<PreparedStatement>,
     /// The bars table's volume column type: a `bigint` one takes whole volumes only.
     volume_column: VolumeColumn,
     /// The exchange's time zone: buckets and days go by it (and naive times, unless a
@@ -144,20 +148,37 @@ impl Loader {
             info!(keyspace = %schema.keyspace, "created the missing keyspace or tables");
         }
         store::check_access(&session, &schema, store::Access::Load, user).await?;
+        if settings.layout.is_none() {
+            store::check_access(&session, &schema, store::Access::ReadLayout, user).await?;
+        }
+        let layout = store::resolve_layout(&session, &schema, settings.layout).await?;
+        if layout.writes_days() {
+            store::check_access(&session, &schema, store::Access::WriteDays, user).await?;
+        }
+        info!(keyspace = %schema.keyspace, layout = layout.name(), "storage layout");
         let statements = BarStatements::prepare(&session, &schema).await?;
+        let days = match layout.writes_days() {
+            true => Some(DayStatements::prepare(&session, &schema).await?),
+            false => None,
+        };
         let history = History::prepare(&session, &schema).await?;
         let ingest = &settings.ingest;
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             Arc::new(session),
             &statements,
             ingest.in_flight,
             ingest.pace,
             Retrier::new(backoff, health),
         );
+        if let Some(days) = &days {
+            writer = writer.with_days(days);
+        }
         Ok(Some(Arc::new(Self {
             writer,
             history,
             delete_range: statements.delete_range,
+            layout,
+            delete_days: days.map(|d| d.delete_days),
             volume_column: statements.volume_column,
             tz: settings.timezone,
             settings: Arc::new(settings.clone()),
@@ -176,6 +197,11 @@ impl Loader {
     /// adaptive limit on batches in flight and the pace caps (from the next batch on).
     pub fn apply_live(&self, ingest: &crate::config::Ingest) {
         self.writer.set_live(ingest.in_flight, ingest.pace);
+    }
+
+    /// Which tables loads write (the configured layout, else what the keyspace holds).
+    pub fn layout(&self) -> StorageLayout {
+        self.layout
     }
 
     /// The database session (for readiness probes).
@@ -723,6 +749,7 @@ impl FileJob<'_> {
             writer: &loader.writer,
             limits: loader.limits,
             write_timestamp,
+            layout: loader.layout,
             progress: self.progress.clone(),
             content: Arc::clone(&scan.content),
         };
@@ -749,9 +776,9 @@ impl FileJob<'_> {
     }
 
     /// Replace, not merge: for each symbol of the delivery, a range tombstone just below the
-    /// new rows' timestamp over every bucket from its first bar's local day to its last's (a
-    /// multi-symbol day file replaces each symbol's rows of that day only). Sent concurrently,
-    /// under the writer's in-flight bound.
+    /// new rows' (and cells') timestamp over every bucket from its first bar's local day to its
+    /// last's (a multi-symbol day file replaces each symbol's rows of that day only), in each
+    /// table the layout writes. Sent concurrently, under the writer's in-flight bound.
     async fn replace_range(
         &mut self,
         plan: &Plan,
@@ -765,15 +792,29 @@ impl FileJob<'_> {
             let Some(symbol) = named.as_ref().or(plan.symbol.as_ref()) else {
                 continue;
             };
-            for range in replace::replaced_ranges(loader.tz, *first, *last) {
-                ranges.push((symbol.clone(), range));
+            if loader.layout.writes_rows() {
+                for range in replace::replaced_ranges(loader.tz, *first, *last) {
+                    ranges.push((symbol.clone(), Replace::Rows(range)));
+                }
+            }
+            if loader.layout.writes_days() {
+                for days in replace::replaced_days(*first, *last) {
+                    ranges.push((symbol.clone(), Replace::Days(days)));
+                }
             }
         }
         let cancel = self.cancel;
         let deletes = futures_util::stream::iter(ranges)
             .map(|(symbol, range)| async move {
                 let _slot = loader.writer.slot().await;
-                delete_range(loader, &symbol, range, write_timestamp, cancel).await
+                match range {
+                    Replace::Rows(range) => {
+                        delete_range(loader, &symbol, range, write_timestamp, cancel).await
+                    }
+                    Replace::Days(days) => {
+                        delete_days(loader, &symbol, days, write_timestamp, cancel).await
+                    }
+                }
             })
             .buffer_unordered(REPLACE_CONCURRENCY);
         futures_util::pin_mut!(deletes);
@@ -838,6 +879,49 @@ impl FileJob<'_> {
 
 /// Range deletes of one delivery sent at once (each also takes an in-flight slot).
 const REPLACE_CONCURRENCY: usize = 16;
+
+/// One range tombstone of a delivery's replaced span.
+enum Replace {
+    /// In the bars table.
+    Rows(replace::Replaced),
+    /// In the day-cell table.
+    Days(replace::ReplacedDays),
+}
+
+/// Deletes one symbol's cells of one bucket's replaced days, below `write_timestamp`: the
+/// cells this delivery wrote at `write_timestamp` stay, every older one of those days goes (a
+/// covered day without bars in the delivery included).
+async fn delete_days(
+    loader: &Loader,
+    symbol: &Symbol,
+    days: replace::ReplacedDays,
+    write_timestamp: i64,
+    cancel: &CancellationToken,
+) -> Result<(), RequestError> {
+    let session = loader.writer.session();
+    let statement = loader
+        .delete_days
+        .as_ref()
+        .expect("a loader writing day cells prepared the day delete");
+    let bucket = days.bucket.to_string();
+    let values = (
+        write_timestamp - 1,
+        symbol.as_str(),
+        bucket.as_str(),
+        days.from,
+        days.to,
+    );
+    loader
+        .writer
+        .retrier()
+        .retrying(cancel, || async {
+            session
+                .execute_unpaged(statement, &values)
+                .await
+                .map(|_| ())
+        })
+        .await
+}
 
 /// Deletes one symbol's rows of one bucket's replaced range, below `write_timestamp`.
 async fn delete_range(

@@ -1,7 +1,8 @@
 //! Replace, not merge: the time ranges a delivery replaces, one per month bucket from its first
 //! bar's local day to its last bar's local day — months it has no row in included — deleted with
 //! a range tombstone just below the delivery's write timestamp, so that readers see the old rows
-//! until the new ones shadow them and never an emptied month.
+//! until the new ones shadow them and never an emptied month. The day store replaces the same
+//! span, by day: [`replaced_days`].
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -30,6 +31,34 @@ pub(crate) fn replaced_ranges(tz: Tz, first: NaiveDate, last: NaiveDate) -> Vec<
             bucket,
             from_millis: start_of_day(tz, from_day).timestamp_millis(),
             to_millis: start_of_day(tz, to_day).timestamp_millis(),
+        });
+        if bucket >= last_bucket {
+            return out;
+        }
+        bucket = bucket.next();
+    }
+}
+
+/// The days `[from, to]` of one bucket that a delivery replaces in the day-cell table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplacedDays {
+    pub(crate) bucket: Bucket,
+    pub(crate) from: NaiveDate,
+    pub(crate) to: NaiveDate,
+}
+
+/// Every bucket's replaced days for a delivery covering the local days `first..=last`: the
+/// same span as [`replaced_ranges`], as days.
+pub(crate) fn replaced_days(first: NaiveDate, last: NaiveDate) -> Vec<ReplacedDays> {
+    let mut out = Vec::new();
+    let mut bucket = Bucket::of_local_date(first);
+    let last_bucket = Bucket::of_local_date(last);
+    loop {
+        let next = bucket.next().first_day();
+        out.push(ReplacedDays {
+            bucket,
+            from: bucket.first_day().max(first),
+            to: next.pred_opt().unwrap_or(next).min(last),
         });
         if bucket >= last_bucket {
             return out;
@@ -77,6 +106,29 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].from_millis, ny_midnight_ms("2021-03-14T05:00:00Z"));
         assert_eq!(r[0].to_millis, ny_midnight_ms("2021-03-15T04:00:00Z"));
+    }
+
+    /// The issue-12 span as days: the end of January, all of February, March 1.
+    #[test]
+    fn replaced_days_cover_every_day_from_first_to_last_by_bucket() {
+        let r = replaced_days(day(2021, 1, 28), day(2021, 3, 1));
+        let got: Vec<(String, NaiveDate, NaiveDate)> = r
+            .iter()
+            .map(|x| (x.bucket.to_string(), x.from, x.to))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2021-01".to_owned(), day(2021, 1, 28), day(2021, 1, 31)),
+                ("2021-02".to_owned(), day(2021, 2, 1), day(2021, 2, 28)),
+                ("2021-03".to_owned(), day(2021, 3, 1), day(2021, 3, 1)),
+            ]
+        );
+        let one = replaced_days(day(2021, 3, 14), day(2021, 3, 14));
+        assert_eq!(
+            (one.len(), one[0].from, one[0].to),
+            (1, day(2021, 3, 14), day(2021, 3, 14))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Pass 2 over a unit: a reader thread batches the good rows by partition into a bounded
-//! channel; each batch waits for its turn (the pace caps, then a slot under the adaptive limit
+//! Pass 2 over a unit: a reader thread batches the good rows by partition (rows layout) and
+//! gathers them into day cells (days layout; both for `both`) into a bounded channel; each batch
+//! or cell waits for its turn (the pace caps, then a slot under the adaptive limit
 //! on batches in flight, both shared by every file) and is written. Only the content pass 1
 //! validated is read (its length, each chunk checked against pass 1's hash before its rows are
 //! batched): a unit that changed or grew stops with [`Written::Changed`]. Stops at the
@@ -18,9 +19,11 @@ use super::outcome::LoadError;
 use super::plan::Plan;
 use super::scan::Pass;
 use super::verify::{Content, ContentChanged};
+use crate::config::StorageLayout;
 use crate::model::Symbol;
 use crate::pipeline::batch::{BatchLimits, Batcher, PartitionBatch};
-use crate::pipeline::validate::Row;
+use crate::pipeline::days::{DayBuilder, DayCell, DayError};
+use crate::pipeline::validate::{Row, ValidBar};
 use crate::pipeline::write::Writer;
 use crate::source::container::Unit;
 use crate::store::retry::RequestError;
@@ -28,6 +31,18 @@ use crate::telemetry::metrics;
 
 /// Batches read ahead of the writes (the bounded channel between the reader and the writer).
 const BATCHES_QUEUED: usize = 16;
+
+/// One write of pass 2.
+enum Work {
+    /// Bar rows of one partition; `counted`: its bars count as rows written (not in `both`,
+    /// where the cells count them).
+    Rows {
+        batch: PartitionBatch,
+        counted: bool,
+    },
+    /// One symbol's day.
+    Cell(DayCell),
+}
 
 /// How pass 2 ended.
 pub(crate) enum Written {
@@ -57,6 +72,8 @@ pub(crate) struct RowsJob<'a> {
     pub(crate) writer: &'a Writer,
     pub(crate) limits: BatchLimits,
     pub(crate) write_timestamp: i64,
+    /// Which tables the bars go to.
+    pub(crate) layout: StorageLayout,
     pub(crate) progress: Option<Arc<Progress>>,
     /// What pass 1 read: the only content whose rows are written.
     pub(crate) content: Arc<Content>,
@@ -84,19 +101,26 @@ impl RowsJob<'_> {
 
 /// Reads the unit again and writes its good rows.
 pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> Written {
-    let (tx, mut rx) = mpsc::channel::<PartitionBatch>(BATCHES_QUEUED);
+    let (tx, mut rx) = mpsc::channel::<Work>(BATCHES_QUEUED);
     let reader = spawn_reader(&job, tx);
     let file_cancel = cancel.child_token();
     let mut tally = Tally::new(job.progress.clone(), file_cancel.clone());
     let mut writes: JoinSet<Result<u64, RequestError>> = JoinSet::new();
     let full_rows = job.limits.rows_per_batch(job.longest_symbol());
     let shapes = Arc::new(job.writer.shapes(job.write_timestamp, full_rows));
-    while let Some(batch) = rx.recv().await {
+    let timestamp = job.write_timestamp;
+    while let Some(work) = rx.recv().await {
         if file_cancel.is_cancelled() {
             break;
         }
+        let turn = async {
+            match &work {
+                Work::Rows { batch, .. } => job.writer.turn(batch).await,
+                Work::Cell(cell) => job.writer.turn_cell(cell).await,
+            }
+        };
         let slot = tokio::select! {
-            s = job.writer.turn(&batch) => s,
+            s = turn => s,
             _ = file_cancel.cancelled() => break,
         };
         // Collect finished writes as we go, so errors stop the file early.
@@ -106,11 +130,18 @@ pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> 
         let writer = job.writer.clone();
         let (token, shapes) = (file_cancel.clone(), Arc::clone(&shapes));
         writes.spawn(async move {
-            let n = batch.bars.len() as u64;
-            writer
-                .write_batch(slot, &batch, &shapes, &token)
-                .await
-                .map(|()| n)
+            match work {
+                Work::Rows { batch, counted } => {
+                    let n = if counted { batch.bars.len() as u64 } else { 0 };
+                    let written = writer.write_batch(slot, &batch, &shapes, &token).await;
+                    written.map(|()| n)
+                }
+                Work::Cell(cell) => {
+                    let n = cell.header.bars as u64;
+                    let written = writer.write_cell(slot, &cell, timestamp, &token).await;
+                    written.map(|()| n)
+                }
+            }
         });
     }
     drop(rx);
@@ -120,12 +151,12 @@ pub(crate) async fn write_rows(job: RowsJob<'_>, cancel: &CancellationToken) -> 
     tally.finish(reader.await, cancel)
 }
 
-/// The reader thread: validated rows → partition batches → the channel.
+/// The reader thread: validated rows → partition batches and day cells → the channel.
 fn spawn_reader(
     job: &RowsJob<'_>,
-    tx: mpsc::Sender<PartitionBatch>,
+    tx: mpsc::Sender<Work>,
 ) -> JoinHandle<Result<ReadEnd, LoadError>> {
-    let (limits, symbol_len) = (job.limits, job.longest_symbol());
+    let (limits, symbol_len, layout) = (job.limits, job.longest_symbol(), job.layout);
     let (unit, plan) = (Arc::clone(&job.unit), Arc::clone(&job.plan));
     let (progress, file) = (job.progress.clone(), Arc::clone(&job.file));
     let content = Arc::clone(&job.content);
@@ -145,7 +176,8 @@ fn spawn_reader(
             }
         }
         let mut pass = Pass::new(&file, &unit, &plan, progress, Some(content))?;
-        let mut batcher = Batcher::new(limits, symbol_len);
+        let mut sink = Sink::new(layout, limits, symbol_len, tx);
+        let unit_name = || unit.name().to_string_lossy().into_owned();
         let mut symbols = Interned::new(plan.symbol.clone().map(Arc::new));
         loop {
             let row = match pass.next_row() {
@@ -156,8 +188,8 @@ fn spawn_reader(
                 }
                 Err(e) => return Err(e),
             };
-            let Row::Bar(v) = row else { continue };
-            let Some(symbol) = symbols.get(v.symbol) else {
+            let Row::Bar(mut v) = row else { continue };
+            let Some(symbol) = symbols.get(v.symbol.take()) else {
                 return Err(LoadError::Unit {
                     unit: unit.name().to_string_lossy().into_owned(),
                     source: std::io::Error::other(format!(
@@ -166,20 +198,96 @@ fn spawn_reader(
                     )),
                 });
             };
-            for b in batcher.push(symbol, v.bucket, v.bar).into_iter().flatten() {
-                if tx.blocking_send(b).is_err() {
-                    return Ok(ReadEnd::WriterStopped);
-                }
+            match sink.push(symbol, &v) {
+                Ok(true) => {}
+                Ok(false) => return Ok(ReadEnd::WriterStopped),
+                Err(e) => return Err(day_failed(unit_name(), e)),
             }
         }
-        for b in batcher.finish() {
-            if tx.blocking_send(b).is_err() {
-                return Ok(ReadEnd::WriterStopped);
-            }
+        match sink.finish() {
+            Ok(true) => {}
+            Ok(false) => return Ok(ReadEnd::WriterStopped),
+            Err(e) => return Err(day_failed(unit_name(), e)),
         }
         pass.end();
         Ok(ReadEnd::All)
     })
+}
+
+/// A day that could not be built, as the unit's error.
+fn day_failed(unit: String, e: DayError) -> LoadError {
+    LoadError::Unit {
+        unit,
+        source: std::io::Error::other(e),
+    }
+}
+
+/// Where the reader's bars go: partition batches (rows), day cells (days), or both; and on to
+/// the channel. The `bool`s say whether the writer side still takes work.
+struct Sink {
+    batcher: Option<Batcher>,
+    days: Option<DayBuilder>,
+    /// Whether the batches' bars count as written (not when the cells count them).
+    rows_counted: bool,
+    tx: mpsc::Sender<Work>,
+}
+
+impl Sink {
+    fn new(
+        layout: StorageLayout,
+        limits: BatchLimits,
+        symbol_len: usize,
+        tx: mpsc::Sender<Work>,
+    ) -> Self {
+        Self {
+            batcher: layout
+                .writes_rows()
+                .then(|| Batcher::new(limits, symbol_len)),
+            days: layout.writes_days().then(DayBuilder::new),
+            rows_counted: !layout.writes_days(),
+            tx,
+        }
+    }
+
+    fn push(&mut self, symbol: &Arc<Symbol>, v: &ValidBar) -> Result<bool, DayError> {
+        if let Some(batcher) = &mut self.batcher {
+            for b in batcher.push(symbol, v.bucket, v.bar).into_iter().flatten() {
+                if !self.send_rows(b) {
+                    return Ok(false);
+                }
+            }
+        }
+        if let Some(days) = &mut self.days
+            && let Some(cell) = days.push(symbol, v.local_date, v.bucket, &v.bar)?
+        {
+            return Ok(self.tx.blocking_send(Work::Cell(cell)).is_ok());
+        }
+        Ok(true)
+    }
+
+    /// Sends what is still open: partly filled batches, then every open day.
+    fn finish(&mut self) -> Result<bool, DayError> {
+        let batches = self.batcher.as_mut().map(Batcher::finish);
+        for b in batches.into_iter().flatten() {
+            if !self.send_rows(b) {
+                return Ok(false);
+            }
+        }
+        let Some(days) = &mut self.days else {
+            return Ok(true);
+        };
+        while let Some(cell) = days.pop() {
+            if self.tx.blocking_send(Work::Cell(cell?)).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn send_rows(&self, batch: PartitionBatch) -> bool {
+        let counted = self.rows_counted;
+        self.tx.blocking_send(Work::Rows { batch, counted }).is_ok()
+    }
 }
 
 /// One shared copy of each symbol a file's records name, so batches hold a pointer, not a

@@ -13,12 +13,13 @@ use scylla::statement::prepared::PreparedStatement;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::PartitionBatch;
+use super::days::DayCell;
 use super::limit::Bounds;
 use super::pace::Pace;
 use crate::config::{InFlightBounds, PaceLimits};
 use crate::model::VolumeColumn;
-use crate::store::BarStatements;
 use crate::store::retry::{RequestError, Retrier};
+use crate::store::{BarStatements, DayStatements};
 use crate::telemetry::metrics;
 pub(crate) use slots::Slot;
 use slots::Slots;
@@ -35,6 +36,8 @@ pub(crate) struct BatchShapes {
 pub(crate) struct Writer {
     session: Arc<Session>,
     insert: PreparedStatement,
+    /// The day table's insert (None: the layout writes no day cells).
+    day_insert: Option<PreparedStatement>,
     /// The bars table's volume column type: how a volume is bound.
     volumes: VolumeColumn,
     /// Slots = batches in flight, over every file being loaded.
@@ -55,11 +58,18 @@ impl Writer {
         Self {
             session,
             insert: statements.insert.clone(),
+            day_insert: None,
             volumes: statements.volume_column,
             slots: Slots::new(bounds(in_flight), in_flight.initial),
             pacer: Arc::new(Pacer::new(pace)),
             retrier,
         }
+    }
+
+    /// Writes day cells too, with `days`' insert.
+    pub fn with_days(mut self, days: &DayStatements) -> Self {
+        self.day_insert = Some(days.insert.clone());
+        self
     }
 
     /// New bounds of the in-flight limit and new pace caps, from the next batch on (a reload;
@@ -90,6 +100,46 @@ impl Writer {
         let rows = batch.bars.len() as u64;
         self.pacer.wait(rows, batch.estimated_bytes() as u64).await;
         self.slot().await
+    }
+
+    /// Waits for `cell`'s turn, as [`Writer::turn`] does for a batch (its bars count as rows,
+    /// its encoded size as bytes).
+    pub(crate) async fn turn_cell(&self, cell: &DayCell) -> Slot {
+        let bars = cell.header.bars as u64;
+        self.pacer.wait(bars, cell.cell.len() as u64).await;
+        self.slot().await
+    }
+
+    /// Writes one day cell at `timestamp_micros` (the delivery's write timestamp), with the same
+    /// retries as a batch: until acknowledged, refused for good, or cancelled.
+    pub async fn write_cell(
+        &self,
+        mut slot: Slot,
+        cell: &DayCell,
+        timestamp_micros: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), RequestError> {
+        let insert = self
+            .day_insert
+            .as_ref()
+            .expect("a writer of day cells is built with_days");
+        let bucket = cell.bucket.to_string();
+        let values = DayStatements::insert_values(
+            &cell.symbol,
+            &bucket,
+            cell.day,
+            &cell.header,
+            &cell.cell,
+            timestamp_micros,
+        );
+        self.retrier
+            .retrying_heard(cancel, &mut slot, || async {
+                self.session
+                    .execute_unpaged(insert, &values)
+                    .await
+                    .map(|_| ())
+            })
+            .await
     }
 
     /// The batch statements of one file's writes: unlogged, idempotent, at the file's write

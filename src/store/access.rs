@@ -19,6 +19,12 @@ pub enum Access {
     Load,
     /// `fetch`: read bars.
     Fetch,
+    /// `load` and `run` when the layout writes day cells (`days`, `both`), besides [`Access::Load`]:
+    /// read the day-cell table (which layout a keyspace holds) and write (and delete) cells.
+    WriteDays,
+    /// `load` and `run` without a configured `storage.layout`: read both bar tables, to learn
+    /// which layout the keyspace holds (`store::resolve_layout`).
+    ReadLayout,
 }
 
 /// One permission on one table, and a statement that needs exactly it.
@@ -29,7 +35,7 @@ struct Probe {
 }
 
 fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
-    let (bars, history) = (schema.bars(), schema.history());
+    let (bars, history, days) = (schema.bars(), schema.history(), schema.days());
     let probe = |permission, table: &str, statement: String| Probe {
         permission,
         table: table.to_owned(),
@@ -40,8 +46,25 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
         &bars,
         format!("SELECT ts FROM {bars} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
     );
+    let select_days = probe(
+        "SELECT",
+        &days,
+        format!("SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
+    );
     match access {
         Access::Fetch => vec![select_bars],
+        Access::ReadLayout => vec![select_days, select_bars],
+        Access::WriteDays => vec![
+            select_days,
+            probe(
+                "MODIFY",
+                &days,
+                format!(
+                    "DELETE FROM {days} USING TIMESTAMP {PROBE_TIMESTAMP} \
+                     WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
+                ),
+            ),
+        ],
         Access::Load => vec![
             probe(
                 "SELECT",
@@ -122,6 +145,13 @@ mod tests {
                 "GRANT SELECT ON TABLE market_data.load_history TO loader",
                 "GRANT MODIFY ON TABLE market_data.load_history TO loader",
                 "GRANT MODIFY ON TABLE market_data.bars_1min TO loader",
+            ]
+        );
+        assert_eq!(
+            grants(&schema, Access::WriteDays, "loader"),
+            vec![
+                "GRANT SELECT ON TABLE market_data.bars_1min_days TO loader",
+                "GRANT MODIFY ON TABLE market_data.bars_1min_days TO loader",
             ]
         );
         assert_eq!(

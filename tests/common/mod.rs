@@ -239,8 +239,96 @@ pub fn volume_of(cell: scylla::value::CqlValue) -> f64 {
     }
 }
 
-/// Every bar in the keyspace's bars table, sorted by symbol and time.
+/// Every bar the keyspace holds, sorted by symbol and time, read the way its layout stores
+/// them: from the day cells when the day-cell table holds any ([`cell_bars`]: layouts `days`
+/// and `both`), else from the bars table ([`row_bars`]: layout `rows`).
 pub async fn all_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
+    if all_cells(session, schema).await.is_empty() {
+        row_bars(session, schema).await
+    } else {
+        cell_bars(session, schema).await
+    }
+}
+
+/// One stored day cell: (symbol, bucket, day, bar_count, first_ts ms, last_ts ms, cell).
+pub type StoredCell = (String, String, chrono::NaiveDate, i32, i64, i64, Vec<u8>);
+
+/// Every row of the day-cell table (none when the table does not exist), sorted by symbol and
+/// day, read with plain CQL.
+pub async fn all_cells(session: &Session, schema: &Schema) -> Vec<StoredCell> {
+    use futures_util::TryStreamExt;
+    use scylla::value::CqlTimestamp;
+    let statement = format!(
+        "SELECT symbol, bucket, day, bar_count, first_ts, last_ts, cell FROM {}",
+        schema.days()
+    );
+    let Ok(pager) = session.query_iter(statement, ()).await else {
+        return Vec::new();
+    };
+    type Raw = (
+        String,
+        String,
+        chrono::NaiveDate,
+        i32,
+        CqlTimestamp,
+        CqlTimestamp,
+        Vec<u8>,
+    );
+    let mut cells: Vec<StoredCell> = pager
+        .rows_stream::<Raw>()
+        .unwrap()
+        .map_ok(|(s, b, d, n, f, l, c)| (s, b, d, n, f.0, l.0, c))
+        .try_collect()
+        .await
+        .expect("read day cells");
+    cells.sort_by(|a, b| (a.0.as_str(), a.2).cmp(&(b.0.as_str(), b.2)));
+    cells
+}
+
+/// Every bar of every day cell, decoded with `bar_ingest::cell::decode_into`, sorted by symbol
+/// and time. Checks each cell against its row: the bar count and first and last instants in
+/// the plain columns, the bucket and day of its bars (New York time).
+pub async fn cell_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
+    let tz = chrono_tz::America::New_York;
+    let mut out = Vec::new();
+    for (symbol, bucket, day, count, first, last, cell) in all_cells(session, schema).await {
+        let mut cols = bar_ingest::cell::DayColumns::default();
+        bar_ingest::cell::decode_into(&cell, &mut cols).expect("a stored cell decodes");
+        assert_eq!(cols.len(), count as usize, "{symbol} {day}: bar_count");
+        assert_eq!(cols.times.first(), Some(&first), "{symbol} {day}: first_ts");
+        assert_eq!(cols.times.last(), Some(&last), "{symbol} {day}: last_ts");
+        assert_eq!(
+            bucket,
+            day.format("%Y-%m").to_string(),
+            "{symbol} {day}: bucket"
+        );
+        for i in 0..cols.len() {
+            let t = cols.times[i];
+            let local = chrono::DateTime::from_timestamp_millis(t)
+                .unwrap()
+                .with_timezone(&tz)
+                .date_naive();
+            assert_eq!(
+                local, day,
+                "{symbol}: bar at {t} ms is not of its cell's day"
+            );
+            out.push((
+                symbol.clone(),
+                t,
+                cols.open[i],
+                cols.high[i],
+                cols.low[i],
+                cols.close[i],
+                cols.volume[i],
+            ));
+        }
+    }
+    sort_bars(&mut out);
+    out
+}
+
+/// Every bar in the keyspace's bars table (one CQL row per bar), sorted by symbol and time.
+pub async fn row_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
     use futures_util::TryStreamExt;
     use scylla::value::{CqlTimestamp, CqlValue};
     let pager = session

@@ -72,10 +72,19 @@ pub fn print_schema(settings: &Settings, loader: Option<&str>, reader: Option<&s
     for statement in schema.statements() {
         println!("{statement};");
     }
-    for (role, access) in [(loader, Access::Load), (reader, Access::Fetch)] {
+    // A loader of the default layout (days, learnt from the keyspace) needs all three.
+    let loads = [Access::Load, Access::ReadLayout, Access::WriteDays];
+    let mut printed = std::collections::HashSet::new();
+    let roles = loads
+        .iter()
+        .map(|a| (loader, *a))
+        .chain([(reader, Access::Fetch)]);
+    for (role, access) in roles {
         if let Some(role) = role {
             for grant in store::grants(&schema, access, role) {
-                println!("{grant};");
+                if printed.insert(grant.clone()) {
+                    println!("{grant};");
+                }
             }
         }
     }

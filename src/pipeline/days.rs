@@ -1,0 +1,283 @@
+//! Days: gathers each symbol's bars of its current exchange-local day while a unit is read, and
+//! hands the day out as one encoded day cell (`crate::cell`) when that symbol's day changes or
+//! the unit ends.
+//!
+//! Memory: a multi-symbol file sorted by time (a Polygon day file) keeps one open day per
+//! symbol. An open day holds at most [`CHUNK_BARS`] bars as plain columns (48 bytes a bar); each
+//! full chunk is encoded with the cell codec at once (about 11-14 bytes a bar, see
+//! `docs/day-cell-format.md`), and the chunks are decoded and encoded again as the one cell of
+//! the day when it closes. So the builder holds about `symbols x 3 KiB + open bars x 14 bytes`:
+//! 10,000 symbols with a full 24-hour day each (1440 bars) is about 230 MiB, a real day file
+//! (a few hundred bars per ticker) tens of MiB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::cell::{self, CellError, CellHeader, DayColumns};
+use crate::model::{Bar, Bucket, Symbol};
+
+/// Bars of an open day kept as plain columns before they are encoded into a chunk.
+pub(crate) const CHUNK_BARS: usize = 64;
+
+/// One symbol's exchange-local day, encoded: what one insert into the day table writes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DayCell {
+    pub symbol: Arc<Symbol>,
+    /// The partition month of `day`.
+    pub bucket: Bucket,
+    pub day: NaiveDate,
+    pub header: CellHeader,
+    pub cell: Vec<u8>,
+}
+
+/// Why a day could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DayError {
+    /// A bar at or before the symbol's last one: validation rejects these (`out_of_order`,
+    /// `duplicate`), so a day is never split; were one to come, the file fails rather than write
+    /// a cell holding part of a day.
+    #[error(
+        "symbol {symbol}: a bar of {day} at {time} ms comes after one at {last} ms of {open_day}: \
+         a day cell holds a day whole, so the bars must come in time order"
+    )]
+    OutOfOrder {
+        symbol: String,
+        day: NaiveDate,
+        time: i64,
+        open_day: NaiveDate,
+        last: i64,
+    },
+    #[error("symbol {symbol}, day {day}: {source}")]
+    Cell {
+        symbol: String,
+        day: NaiveDate,
+        source: CellError,
+    },
+}
+
+/// The day being gathered for one symbol.
+struct OpenDay {
+    day: NaiveDate,
+    bucket: Bucket,
+    /// The latest bars, not yet encoded (fewer than [`CHUNK_BARS`]).
+    pending: DayColumns,
+    /// Earlier bars, [`CHUNK_BARS`] at a time, each encoded as a cell.
+    chunks: Vec<Box<[u8]>>,
+    last_millis: i64,
+}
+
+/// Open days by symbol; see the module's memory bound.
+#[derive(Default)]
+pub(crate) struct DayBuilder {
+    open: HashMap<Arc<Symbol>, OpenDay>,
+}
+
+impl DayBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Symbols with an open day.
+    #[cfg(test)]
+    pub fn open_days(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Adds a bar of `symbol` on the exchange-local `day`; returns the symbol's previous day,
+    /// encoded, when this bar starts a new one.
+    pub fn push(
+        &mut self,
+        symbol: &Arc<Symbol>,
+        day: NaiveDate,
+        bucket: Bucket,
+        bar: &Bar,
+    ) -> Result<Option<DayCell>, DayError> {
+        let mut closed = None;
+        if let Some(open) = self.open.get_mut(symbol) {
+            if open.day == day && bar.ts_millis > open.last_millis {
+                return open.add(symbol, bar).map(|()| None);
+            }
+            if day <= open.day || bar.ts_millis <= open.last_millis {
+                return Err(DayError::OutOfOrder {
+                    symbol: symbol.as_str().to_owned(),
+                    day,
+                    time: bar.ts_millis,
+                    open_day: open.day,
+                    last: open.last_millis,
+                });
+            }
+            let previous = self.open.remove(symbol).expect("looked up above");
+            closed = Some(previous.close(Arc::clone(symbol))?);
+        }
+        let mut open = OpenDay::new(day, bucket);
+        open.add(symbol, bar)?;
+        self.open.insert(Arc::clone(symbol), open);
+        Ok(closed)
+    }
+
+    /// Closes one open day (any), encoded; None when none is open. Call until None at the end.
+    pub fn pop(&mut self) -> Option<Result<DayCell, DayError>> {
+        let symbol = Arc::clone(self.open.keys().next()?);
+        let open = self.open.remove(&symbol)?;
+        Some(open.close(symbol))
+    }
+}
+
+impl OpenDay {
+    fn new(day: NaiveDate, bucket: Bucket) -> Self {
+        Self {
+            day,
+            bucket,
+            pending: DayColumns::default(),
+            chunks: Vec::new(),
+            last_millis: i64::MIN,
+        }
+    }
+
+    fn add(&mut self, symbol: &Symbol, bar: &Bar) -> Result<(), DayError> {
+        let p = &mut self.pending;
+        p.push(
+            bar.ts_millis,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+        );
+        self.last_millis = bar.ts_millis;
+        if p.len() >= CHUNK_BARS {
+            let chunk = cell::encode(p.view()).map_err(|e| self.failed(symbol, e))?;
+            self.chunks.push(chunk.into_boxed_slice());
+            self.pending = DayColumns::default();
+        }
+        Ok(())
+    }
+
+    /// The whole day as one cell.
+    fn close(self, symbol: Arc<Symbol>) -> Result<DayCell, DayError> {
+        let encoded = if self.chunks.is_empty() {
+            cell::encode(self.pending.view())
+        } else {
+            let bars = self.chunks.len() * CHUNK_BARS + self.pending.len();
+            let mut all = DayColumns::with_capacity(bars);
+            self.chunks
+                .iter()
+                .try_for_each(|c| cell::decode_into(c, &mut all).map(|_| ()))
+                .and_then(|()| {
+                    append(&mut all, &self.pending);
+                    cell::encode(all.view())
+                })
+        };
+        let cell = encoded.map_err(|e| self.failed(&symbol, e))?;
+        let header = cell::read_header(&cell).map_err(|e| self.failed(&symbol, e))?;
+        Ok(DayCell {
+            symbol,
+            bucket: self.bucket,
+            day: self.day,
+            header,
+            cell,
+        })
+    }
+
+    fn failed(&self, symbol: &Symbol, source: CellError) -> DayError {
+        DayError::Cell {
+            symbol: symbol.as_str().to_owned(),
+            day: self.day,
+            source,
+        }
+    }
+}
+
+/// Appends `more`'s bars to `all`.
+fn append(all: &mut DayColumns, more: &DayColumns) {
+    all.times.extend_from_slice(&more.times);
+    all.open.extend_from_slice(&more.open);
+    all.high.extend_from_slice(&more.high);
+    all.low.extend_from_slice(&more.low);
+    all.close.extend_from_slice(&more.close);
+    all.volume.extend_from_slice(&more.volume);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+
+    fn bar(ts_millis: i64, price: f64) -> Bar {
+        Bar {
+            ts_millis,
+            open: price,
+            high: price + 0.5,
+            low: price - 0.25,
+            close: price + 0.125,
+            volume: 100.0 + price,
+        }
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 3, d).unwrap()
+    }
+
+    fn decoded(c: &DayCell) -> DayColumns {
+        let mut out = DayColumns::default();
+        cell::decode_into(&c.cell, &mut out).unwrap();
+        out
+    }
+
+    /// Two symbols interleaved by time over two days, each day longer than several chunks: each
+    /// symbol's day comes out whole and bit for bit when its next day starts, the rest at the end.
+    #[test]
+    fn interleaved_symbols_give_one_whole_cell_per_symbol_and_day() {
+        let (a, b) = (
+            Arc::new(Symbol::new("A").unwrap()),
+            Arc::new(Symbol::new("B").unwrap()),
+        );
+        let bucket = Bucket::of_local_date(day(4));
+        let mut builder = DayBuilder::new();
+        let mut cells = Vec::new();
+        let per_day = 3 * CHUNK_BARS + 5;
+        for (d, base) in [(4, 1_709_557_200_000i64), (5, 1_709_643_600_000)] {
+            for i in 0..per_day as i64 {
+                for (s, k) in [(&a, 1.0), (&b, 2.0)] {
+                    let b = bar(base + i * MINUTE, k * 10.0 + i as f64 / 100.0);
+                    cells.extend(builder.push(s, day(d), bucket, &b).unwrap());
+                }
+            }
+        }
+        assert_eq!(cells.len(), 2, "the first day of each symbol closed");
+        assert_eq!(builder.open_days(), 2);
+        while let Some(c) = builder.pop() {
+            cells.push(c.unwrap());
+        }
+        assert_eq!(cells.len(), 4);
+        for c in &cells {
+            let cols = decoded(c);
+            assert_eq!(cols.len(), per_day);
+            assert_eq!(c.header.bars, per_day);
+            let k = if c.symbol.as_str() == "A" { 1.0 } else { 2.0 };
+            for (i, t) in cols.times.iter().enumerate() {
+                assert_eq!(*t, cols.times[0] + i as i64 * MINUTE);
+                assert_eq!(cols.open[i], k * 10.0 + i as f64 / 100.0);
+                assert_eq!(cols.volume[i], 100.0 + cols.open[i]);
+            }
+        }
+    }
+
+    /// A bar going back in time (a split day) fails instead of writing part of a day.
+    #[test]
+    fn a_bar_back_in_time_is_an_error() {
+        let a = Arc::new(Symbol::new("A").unwrap());
+        let bucket = Bucket::of_local_date(day(4));
+        let mut builder = DayBuilder::new();
+        builder
+            .push(&a, day(5), bucket, &bar(1_709_643_600_000, 1.0))
+            .unwrap();
+        let back = builder.push(&a, day(4), bucket, &bar(1_709_557_200_000, 1.0));
+        assert!(matches!(back, Err(DayError::OutOfOrder { .. })));
+        let same = builder.push(&a, day(5), bucket, &bar(1_709_643_600_000, 1.0));
+        assert!(matches!(same, Err(DayError::OutOfOrder { .. })));
+    }
+}
