@@ -1,6 +1,6 @@
-//! The manual stays true: every config key and every command and option is documented, the
-//! example config parses, every relative link resolves, and the README stays a front page.
-//! No database needed.
+//! The manual stays true: every config key, every command and option and every metric is
+//! documented, the example config parses, every relative link resolves, and the README stays a
+//! front page. No database needed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,31 @@ fn every_command_and_option_is_in_the_command_reference() {
     assert!(
         missing.is_empty(),
         "docs/commands.md lacks what `bar-ingest --help` lists: {missing:?}"
+    );
+}
+
+/// The metric names of a Markdown table (rows whose first cell is `bar_ingest_...`).
+fn metric_rows(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("| `bar_ingest_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| format!("bar_ingest_{name}"))
+        .collect()
+}
+
+/// deploy/README.md's metric table is checked against the code (src/telemetry/metrics.rs); the
+/// operations page's table must list the same metrics.
+#[test]
+fn the_operations_page_lists_every_metric() {
+    let checked = metric_rows(&read("deploy/README.md"));
+    let listed = metric_rows(&read("docs/operations.md"));
+    assert!(checked.len() > 20, "{checked:?}");
+    let missing: Vec<_> = checked.difference(&listed).collect();
+    let unknown: Vec<_> = listed.difference(&checked).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/operations.md's metric table differs from deploy/README.md's: missing {missing:?}, \
+         not a metric {unknown:?}"
     );
 }
 
