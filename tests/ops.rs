@@ -737,10 +737,7 @@ fn systemd_unit_verifies_and_scores_2_0_or_lower() {
     let copy = dir.path().join("bar-ingest.service");
     std::fs::write(
         &copy,
-        unit.replace(
-            "/usr/bin/bar-ingest",
-            env!("CARGO_BIN_EXE_bar-ingest"),
-        ),
+        unit.replace("/usr/bin/bar-ingest", env!("CARGO_BIN_EXE_bar-ingest")),
     )
     .unwrap();
     let (ok, out, err) = run(Command::new(&analyze).arg("verify").arg(&copy));
