@@ -337,3 +337,51 @@ async fn a_newer_cell_is_not_overwritten() {
     assert_eq!(cells.len(), 25, "every other day of MIGA migrated");
     common::drop_keyspace(&r.session, &r.schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_between_partitions_with_exit_3_and_the_next_run_finishes() {
+    use std::io::{BufRead, BufReader};
+    let r = rows_keyspace("mig_int").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+        .arg("--config")
+        .arg(&r.config)
+        .args(["migrate", "--all", "--concurrency", "1"])
+        .env_remove("BAR_INGEST_CONTACT_POINTS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("migrating"), "{line}");
+    common::signal(&child, "INT");
+    let status = child.wait().unwrap();
+    let (mut rest, mut first) = (String::new(), String::new());
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut first).unwrap();
+    assert_eq!(status.code(), Some(3), "{rest}");
+    assert!(
+        rest.contains("interrupted; run the same command again to resume"),
+        "{rest}"
+    );
+    // The partitions finished before the signal took effect are recorded, and only those.
+    let done: u64 = first
+        .strip_prefix("migrated and verified: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(done < 9, "{first}");
+
+    let (code, out, err) = migrate(&r.config, &["--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let resumed = format!(
+        "migrated and verified: {} partitions (9 selected, {done} already done)",
+        9 - done
+    );
+    assert!(out.starts_with(&resumed), "{out}");
+    let cells = all_cells(&r.session, &r.schema).await;
+    let rows = common::all_bars(&r.session, &r.schema).await;
+    assert_eq!(bits(&cell_bars(&cells)), bits(&rows));
+    common::drop_keyspace(&r.session, &r.schema).await;
+}

@@ -67,9 +67,14 @@ fn report(done: Result<Summary, MigrateError>, args: &MigrateArgs) -> ExitCode {
         Ok(s) => {
             print_summary(&s, args.verify_only);
             if s.interrupted {
+                let how = if args.restart {
+                    "run it again without --restart"
+                } else {
+                    "run the same command again"
+                };
                 eprintln!(
-                    "bar-ingest migrate: interrupted; run the same command again to resume \
-                     (finished partitions are skipped)"
+                    "bar-ingest migrate: interrupted; {how} to resume (finished partitions are \
+                     skipped)"
                 );
                 exit::code(exit::INTERRUPTED)
             } else {
