@@ -151,12 +151,14 @@ pub(crate) struct Context<'a> {
     pub tz: Tz,
     pub options: &'a MigrateOptions,
     pub statements: partition::Statements,
-    pub progress: progress::Progress,
+    /// The progress table (`None` with `verify_only`, which records nothing).
+    pub progress: Option<progress::Progress>,
 }
 
 /// Converts (or with `verify_only`, compares) the partitions `options` selects. Stops starting
 /// partitions once `cancel` fires (the summary then says `interrupted`); the first mismatch or
-/// failure ends the run with an error. `manage_schema` allows creating the progress table.
+/// failure ends the run with an error. `manage_schema` allows creating the progress table
+/// (which `verify_only` neither creates nor reads).
 pub async fn run(
     session: &Session,
     schema: &Schema,
@@ -171,14 +173,20 @@ pub async fn run(
         tz,
         options,
         statements: partition::Statements::prepare(session, schema).await?,
-        progress: progress::Progress::open(session, schema, manage_schema).await?,
+        progress: match options.verify_only {
+            true => None,
+            false => Some(progress::Progress::open(session, schema, manage_schema).await?),
+        },
     };
     let selected = plan::partitions(session, schema, options).await?;
     let mut summary = Summary {
         selected: selected.len() as u64,
         ..Summary::default()
     };
-    let todo = ctx.progress.to_do(session, selected, options).await?;
+    let todo = match &ctx.progress {
+        Some(p) => p.to_do(session, selected, options).await?,
+        None => selected,
+    };
     summary.skipped = summary.selected - todo.len() as u64;
     run_partitions(&ctx, todo, cancel, &mut summary).await?;
     summary.elapsed = started.elapsed();

@@ -99,10 +99,12 @@ pub(crate) async fn migrate(
     }
     let newer_days = verify::partition(ctx, &partition, &days, from, to).await?;
     let bars: u64 = days.iter().map(|d| d.bars.len() as u64).sum();
-    if !ctx.options.verify_only && partition.whole_in(ctx.options) {
-        ctx.progress
-            .mark_done(ctx.session, &partition, bars)
-            .await?;
+    if let Some(progress) = ctx
+        .progress
+        .as_ref()
+        .filter(|_| partition.whole_in(ctx.options))
+    {
+        progress.mark_done(ctx.session, &partition, bars).await?;
     }
     tracing::debug!(%partition, days = days.len(), bars, newer_days, "partition done");
     Ok(Counts {

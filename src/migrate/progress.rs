@@ -81,16 +81,13 @@ impl Progress {
 
     /// The partitions of `selected` to run: those not recorded as done, or all of them with
     /// `restart` (whose records are deleted first, so an interrupted restart resumes where it
-    /// stopped) or `verify_only`.
+    /// stopped).
     pub async fn to_do(
         &self,
         session: &Session,
         selected: Vec<Partition>,
         options: &MigrateOptions,
     ) -> Result<Vec<Partition>, MigrateError> {
-        if options.verify_only {
-            return Ok(selected);
-        }
         if options.restart {
             self.forget(session, &selected, options.concurrency).await?;
             return Ok(selected);
