@@ -10,6 +10,7 @@
 //! - [`cell`] - the day-cell codec: one symbol's day of bars as one versioned, compressed cell.
 //! - [`store`] - the session, the schema and the prepared statements.
 //! - [`ingest`] - one file through every stage (used by the daemon and the `load` command).
+//! - [`migrate`] - bar rows converted into day cells, resumably, verified bar for bar.
 //! - [`daemon`] - `run`: watch, claim, ingest, archive, and a graceful stop on a shutdown future.
 //! - [`fetch`] - the read side.
 //! - [`calendar`] - the NYSE calendar (trading days, early closes).
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod exchange_time;
 pub mod fetch;
 pub mod ingest;
+pub mod migrate;
 pub mod model;
 pub mod names;
 pub mod pipeline;

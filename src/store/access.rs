@@ -25,6 +25,8 @@ pub enum Access {
     /// `load` and `run` without a configured `storage.layout`: read both bar tables, to learn
     /// which layout the keyspace holds (`store::resolve_layout`).
     ReadLayout,
+    /// `migrate`: read bars, read and write day cells.
+    Migrate,
 }
 
 /// One permission on one table, and a statement that needs exactly it.
@@ -65,6 +67,7 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
                 ),
             ),
         ],
+        Access::Migrate => migrate_probes(schema, select_bars),
         Access::Load => vec![
             probe(
                 "SELECT",
@@ -89,6 +92,29 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
             ),
         ],
     }
+}
+
+/// `migrate`'s probes: SELECT on the bars, SELECT and MODIFY on the day cells.
+fn migrate_probes(schema: &Schema, select_bars: Probe) -> Vec<Probe> {
+    let days = schema.days();
+    vec![
+        select_bars,
+        Probe {
+            permission: "SELECT",
+            table: days.clone(),
+            statement: format!(
+                "SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"
+            ),
+        },
+        Probe {
+            permission: "MODIFY",
+            table: days.clone(),
+            statement: format!(
+                "DELETE FROM {days} USING TIMESTAMP {PROBE_TIMESTAMP} \
+                 WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
+            ),
+        },
+    ]
 }
 
 /// The `GRANT`s a role needs for `access` (the README lists the same).
@@ -157,6 +183,14 @@ mod tests {
         assert_eq!(
             grants(&schema, Access::Fetch, "reader"),
             vec!["GRANT SELECT ON TABLE market_data.bars_1min TO reader"]
+        );
+        assert_eq!(
+            grants(&schema, Access::Migrate, "migrator"),
+            vec![
+                "GRANT SELECT ON TABLE market_data.bars_1min TO migrator",
+                "GRANT SELECT ON TABLE market_data.bars_1min_days TO migrator",
+                "GRANT MODIFY ON TABLE market_data.bars_1min_days TO migrator",
+            ]
         );
     }
 }

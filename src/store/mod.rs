@@ -12,7 +12,7 @@ mod session;
 mod tls;
 
 pub use access::{Access, check_access, grants};
-pub use bars::{BarRow, BarStatements};
+pub use bars::{BarRow, BarStatements, StoredVolume};
 pub use days::{DayInsertValues, DayRow, DayStatements, DaySummaryRow, resolve_layout};
 pub use schema::{Schema, SchemaState, check_schema, ensure_schema, init_schema};
 pub use schema_check::SchemaProblem;

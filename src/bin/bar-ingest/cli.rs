@@ -69,6 +69,10 @@ pub enum Command {
         #[arg(long, value_name = "ROLE")]
         reader: Option<String>,
     },
+    /// Convert bar rows into day cells (all symbols or some, a range of days), resumably,
+    /// verifying every bar. Exit 0: all verified; 1: a cell differs from its rows; 2: could not
+    /// run; 3: interrupted (run again to resume).
+    Migrate(MigrateArgs),
     /// Print the manual page (roff) of bar-ingest and its commands, for `man -l -`.
     Man,
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
@@ -91,6 +95,52 @@ pub struct LoadArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// Arguments of `bar-ingest migrate`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which_symbols").required(true).multiple(true)
+    .args(["symbols", "all", "symbols_file"])))]
+pub struct MigrateArgs {
+    /// Ticker symbols to convert.
+    #[arg(value_name = "SYMBOL")]
+    pub symbols: Vec<String>,
+    /// Every symbol of the bars table.
+    #[arg(long, conflicts_with_all = ["symbols", "symbols_file"])]
+    pub all: bool,
+    /// A file of symbols, one per line (blank lines and `#` comments skipped).
+    #[arg(long, value_name = "FILE")]
+    pub symbols_file: Option<PathBuf>,
+    /// First exchange-local day converted, YYYY-MM-DD (default: the first).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last exchange-local day converted, YYYY-MM-DD, inclusive (default: the last).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only compare the day cells with the rows; write nothing.
+    #[arg(long)]
+    pub verify_only: bool,
+    /// Convert the partitions recorded as done too.
+    #[arg(long)]
+    pub restart: bool,
+    /// Partitions (symbol-months) converted at once.
+    #[arg(long, value_name = "N", default_value_t = bar_ingest::migrate::DEFAULT_CONCURRENCY,
+          value_parser = parse_migrate_concurrency)]
+    pub concurrency: usize,
+    /// Stop as if interrupted after N partitions (for tests of resumption).
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after: Option<usize>,
+    /// Cell bodies compressed with zstd (for the disk benchmark; the product stores them).
+    #[arg(long, hide = true)]
+    pub zstd_cells: bool,
+}
+
+fn parse_migrate_concurrency(s: &str) -> Result<usize, String> {
+    let max = bar_ingest::migrate::MAX_CONCURRENCY;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
+    }
 }
 
 /// Arguments of `bar-ingest fetch`.

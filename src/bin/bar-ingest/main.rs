@@ -11,6 +11,7 @@ mod exit;
 mod fetch;
 mod generated;
 mod load;
+mod migrate;
 
 use anyhow::Context;
 use bar_ingest::config::{ConfigError, Settings};
@@ -80,6 +81,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(load::run(settings, args))?
         }
+        Command::Migrate(args) => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            block_on(migrate::run(settings, args))?
+        }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
             let file = cli.config.clone();
@@ -133,7 +138,8 @@ fn reload_signals(
 /// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once with
 /// 128 + the signal number (nothing is lost: claimed files resume at the next start, and every
 /// write is idempotent). Call inside the runtime: the handlers are installed at once.
-fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn stop_signals()
+-> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
