@@ -294,8 +294,9 @@ async fn a_corrupted_cell_fails_verification_naming_its_day_and_bar() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = migrate(&r.config, &["--verify-only", "MIGB"]);
     assert_eq!(code, 1, "MIGB was never migrated: {err}");
+    // Partitions are verified concurrently: the first mismatch reported may be any of its days.
     assert!(
-        err.contains("verification failed: MIGB 2024-01-29: no cell"),
+        err.contains("verification failed: MIGB 2024-") && err.contains(": no cell, but "),
         "{err}"
     );
     common::drop_keyspace(&r.session, &r.schema).await;
