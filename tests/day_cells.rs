@@ -115,7 +115,7 @@ async fn load_vendor_files(loader: &Arc<Loader>, scratch: &Path) -> Vec<Stored> 
         load(loader, path).await;
     }
     let members = write_layout(&zipped, OutLayout::FirstRate, &scratch.join("zm")).unwrap();
-    let zip = pack(&members, Pack::Zip, &scratch.join("zip")).unwrap();
+    let zip = pack(&members, Pack::Zip, &scratch.join("zm")).unwrap();
     let written = load(loader, &zip[0].0).await;
     assert_eq!(written.len(), 3, "one result per member");
     let mut all = generated(&firstrate);
