@@ -207,7 +207,7 @@ fn random_delivery_sequences_end_as_the_model_says_in_day_cells() {
 
 #[test]
 fn random_delivery_sequences_end_as_the_model_says_in_rows_and_cells() {
-    model_test("replace_model_b", StorageLayout::Both, 32);
+    model_test("replace_model_b", StorageLayout::Both, 64);
 }
 
 /// What `layout` stores of `symbol`, per table it writes (rows first).
