@@ -3,9 +3,9 @@
 //! ticker. Needs the dev node (`./scripts/dev-db start`); run with `scripts/bench-day-memory`.
 //!
 //! `cargo run --release --example day_memory -- [TICKERS]` (default 10,000): writes the file
-//! (bar-gen's bars: about 520 a ticker, 04:00-19:59 with gaps), loads it into a scratch keyspace with layout `days`, checks
-//! the bars written, prints bars, seconds, bars/s and the process's peak RSS (VmHWM), and drops
-//! the keyspace.
+//! (bar-gen's bars: about 520 a ticker, 04:00-19:59 with gaps), loads it into a scratch
+//! keyspace with layout `days`, checks the bars written, prints bars, seconds, bars/s and the
+//! process's peak RSS (VmHWM), and drops the keyspace.
 
 use std::io::Write;
 use std::sync::Arc;
