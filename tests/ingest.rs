@@ -166,14 +166,14 @@ async fn daemon_loads_preexisting_slow_and_renamed_files_exactly_once() {
     common::drop_keyspace(&session, &schema).await;
 }
 
-/// The write time (µs) of one DUP row in January 2022.
+/// The write time (µs) of DUP's first day cell of January 2022 (the default layout, days).
 async fn writetime(
     session: &scylla::client::session::Session,
     schema: &bar_ingest::store::Schema,
 ) -> i64 {
     let q = format!(
-        "SELECT WRITETIME(open) FROM {} WHERE symbol = 'DUP' AND bucket = '2022-01' LIMIT 1",
-        schema.bars()
+        "SELECT WRITETIME(cell) FROM {} WHERE symbol = 'DUP' AND bucket = '2022-01' LIMIT 1",
+        schema.days()
     );
     session
         .query_unpaged(q, ())
@@ -481,11 +481,13 @@ async fn a_permanent_database_error_fails_the_file_not_the_daemon() {
     common::wait_until(WAIT, "the daemon ready", || {
         site.log("p").contains("first scan of the inbox done")
     });
-    // The bars table disappears under the running daemon: no retry can help.
-    session
-        .query_unpaged(format!("DROP TABLE {}", schema.bars()), ())
-        .await
-        .unwrap();
+    // The bar tables disappear under the running daemon: no retry can help.
+    for table in [schema.bars(), schema.days()] {
+        session
+            .query_unpaged(format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+    }
     std::fs::write(
         site.inbox().join("GONE_full_1min_adjsplit.txt"),
         "2024-03-04 10:00:00,10,11,9,10.5,100\n",

@@ -1,7 +1,9 @@
 //! The loader's end state against an independent model (issue 12): random sequences of 2-5
 //! deliveries of one symbol (random days across month edges and both 2021 DST changes, with the
 //! skipped and the repeated hour) are loaded in order, and every stored row is compared with
-//! what the model says the table must hold.
+//! what the model says the table must hold. The same model runs against each storage layout
+//! (issue 20): bar rows, day cells (read back through `bar_ingest::cell::decode_into`), and both
+//! (rows and cells each as the model says).
 //!
 //! The model shares no code with the product: New York's 2021 offsets are written out by hand,
 //! and so are the replace-by-day-range, reject and identity rules.
@@ -11,6 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use bar_ingest::config::StorageLayout;
 use bar_ingest::ingest::{FileResult, LoadOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -194,18 +197,57 @@ fn apply(table: &mut Table, loaded: &mut BTreeSet<String>, text: &str, threshold
 
 #[test]
 fn random_delivery_sequences_end_as_the_model_says() {
+    model_test("replace_model", StorageLayout::Rows, 64);
+}
+
+#[test]
+fn random_delivery_sequences_end_as_the_model_says_in_day_cells() {
+    model_test("replace_model_d", StorageLayout::Days, 64);
+}
+
+#[test]
+fn random_delivery_sequences_end_as_the_model_says_in_rows_and_cells() {
+    model_test("replace_model_b", StorageLayout::Both, 64);
+}
+
+/// What `layout` stores of `symbol`, per table it writes (rows first).
+fn stored_tables(
+    rt: &tokio::runtime::Runtime,
+    session: &scylla::client::session::Session,
+    schema: &bar_ingest::store::Schema,
+    layout: StorageLayout,
+    symbol: &str,
+) -> Vec<Table> {
+    let mut tables = Vec::new();
+    let of = |bars: Vec<common::Stored>| -> Table {
+        bars.into_iter()
+            .filter(|r| r.0 == symbol)
+            .map(|(_, t, o, h, l, c, v)| (t, (o, h, l, c, v)))
+            .collect()
+    };
+    if layout.writes_rows() {
+        tables.push(of(rt.block_on(common::row_bars(session, schema))));
+    }
+    if layout.writes_days() {
+        tables.push(of(rt.block_on(common::cell_bars(session, schema))));
+    }
+    tables
+}
+
+/// Runs `cases` random sequences against a keyspace of `layout`.
+fn model_test(name: &str, layout: StorageLayout, cases: u32) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (session, schema, settings) = rt.block_on(common::fresh_schema("replace_model"));
+    let (session, schema, mut settings) = rt.block_on(common::fresh_schema(name));
+    settings.layout = Some(layout);
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let loader = rt.block_on(common::loader(&settings, &dir.path().join("dead-letter")));
     let threshold = settings.ingest.reject_threshold;
 
-    let cases = 64;
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -235,17 +277,14 @@ fn random_delivery_sequences_end_as_the_model_says() {
             }
             apply(&mut model, &mut loaded, &body, threshold);
         }
-        let stored: Table = rt
-            .block_on(common::all_bars(&session, &schema))
-            .into_iter()
-            .filter(|r| r.0 == symbol)
-            .map(|(_, t, o, h, l, c, v)| (t, (o, h, l, c, v)))
-            .collect();
-        prop_assert_eq!(stored, model, "deliveries: {:#?}", deliveries);
+        for stored in stored_tables(&rt, &session, &schema, layout, &symbol) {
+            prop_assert_eq!(stored, model.clone(), "deliveries: {:#?}", deliveries);
+        }
         Ok(())
     });
     eprintln!(
-        "{cases} cases of 2-5 deliveries in {:.1} s",
+        "layout {}: {cases} cases of 2-5 deliveries in {:.1} s",
+        layout.name(),
         started.elapsed().as_secs_f64()
     );
     rt.block_on(common::drop_keyspace(&session, &schema));

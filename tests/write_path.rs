@@ -188,10 +188,12 @@ async fn a_failed_load_stayed_loading_and_its_redrop_lost_to_a_later_delivery() 
         async move { p.rows_written.load(Ordering::Relaxed) > 0 }
     })
     .await;
-    session
-        .query_unpaged(format!("DROP TABLE {}", schema.bars()), ())
-        .await
-        .expect("drop the bars table");
+    for table in [schema.bars(), schema.days()] {
+        session
+            .query_unpaged(format!("DROP TABLE {table}"), ())
+            .await
+            .expect("drop the bar tables");
+    }
     let failed = loading.await.unwrap();
     assert!(matches!(failed, FileResult::Failed(..)), "{failed:?}");
     let after_failure = history(&session, &schema).await;

@@ -42,24 +42,30 @@ fn bars(n_days: u32, per_day: u32, version: u32) -> String {
     out
 }
 
-/// Every stored row's write time (µs) of `close`, with its instant.
+/// Every stored bar's write time (µs) with its instant: the write time of the day cell that
+/// holds it (the default layout, days), its bars decoded with the product's codec.
 async fn write_times(session: &Session, schema: &Schema) -> Vec<(i64, i64)> {
     use futures_util::TryStreamExt;
-    use scylla::value::CqlTimestamp;
     let pager = session
         .query_iter(
-            format!("SELECT ts, WRITETIME(close) FROM {}", schema.bars()),
+            format!("SELECT cell, WRITETIME(cell) FROM {}", schema.days()),
             (),
         )
         .await
         .expect("select write times");
-    pager
-        .rows_stream::<(CqlTimestamp, i64)>()
+    let cells: Vec<(Vec<u8>, i64)> = pager
+        .rows_stream::<(Vec<u8>, i64)>()
         .unwrap()
-        .map_ok(|(t, w)| (t.0, w))
         .try_collect()
         .await
-        .expect("read write times")
+        .expect("read write times");
+    let mut out = Vec::new();
+    for (cell, w) in cells {
+        let mut cols = bar_ingest::cell::DayColumns::default();
+        bar_ingest::cell::decode_into(&cell, &mut cols).expect("a stored cell decodes");
+        out.extend(cols.times.iter().map(|t| (*t, w)));
+    }
+    out
 }
 
 async fn open(config: &std::path::Path) -> (Session, Schema) {

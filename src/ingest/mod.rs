@@ -147,14 +147,7 @@ impl Loader {
         if state == store::SchemaState::Created {
             info!(keyspace = %schema.keyspace, "created the missing keyspace or tables");
         }
-        store::check_access(&session, &schema, store::Access::Load, user).await?;
-        if settings.layout.is_none() {
-            store::check_access(&session, &schema, store::Access::ReadLayout, user).await?;
-        }
-        let layout = store::resolve_layout(&session, &schema, settings.layout).await?;
-        if layout.writes_days() {
-            store::check_access(&session, &schema, store::Access::WriteDays, user).await?;
-        }
+        let layout = store::check_load_access(&session, &schema, settings.layout, user).await?;
         info!(keyspace = %schema.keyspace, layout = layout.name(), "storage layout");
         let statements = BarStatements::prepare(&session, &schema).await?;
         let days = match layout.writes_days() {

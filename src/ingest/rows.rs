@@ -357,7 +357,7 @@ impl Tally {
             }
             Ok(Err(RequestError::Cancelled)) => Stop::Cancelled,
             Ok(Err(source)) => Stop::Failed(LoadError::Database {
-                step: "cannot write a batch of rows",
+                step: "cannot write a batch of rows or a day cell",
                 source,
             }),
             Err(source) => Stop::Failed(LoadError::Task {

@@ -117,6 +117,26 @@ fn migrate_probes(schema: &Schema, select_bars: Probe) -> Vec<Probe> {
     ]
 }
 
+/// Checks what `load` and `run` need and learns the layout they write
+/// ([`super::resolve_layout`]): the rows layout's grants, those that learn the layout when none
+/// is configured, and those of the day-cell table when the layout writes cells.
+pub async fn check_load_access(
+    session: &Session,
+    schema: &Schema,
+    configured: Option<crate::config::StorageLayout>,
+    user: Option<&str>,
+) -> Result<crate::config::StorageLayout, StoreError> {
+    check_access(session, schema, Access::Load, user).await?;
+    if configured.is_none() {
+        check_access(session, schema, Access::ReadLayout, user).await?;
+    }
+    let layout = super::resolve_layout(session, schema, configured).await?;
+    if layout.writes_days() {
+        check_access(session, schema, Access::WriteDays, user).await?;
+    }
+    Ok(layout)
+}
+
 /// The `GRANT`s a role needs for `access` (the README lists the same).
 pub fn grants(schema: &Schema, access: Access, role: &str) -> Vec<String> {
     probes(schema, access)

@@ -11,7 +11,7 @@ mod schema_check;
 mod session;
 mod tls;
 
-pub use access::{Access, check_access, grants};
+pub use access::{Access, check_access, check_load_access, grants};
 pub use bars::{BarRow, BarStatements, StoredVolume};
 pub use days::{DayInsertValues, DayRow, DayStatements, DaySummaryRow, resolve_layout};
 pub use schema::{Schema, SchemaState, check_schema, ensure_schema, init_schema};

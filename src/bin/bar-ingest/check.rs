@@ -57,11 +57,12 @@ async fn try_connection(settings: &Settings) -> anyhow::Result<()> {
             listed.join("\n")
         );
     }
-    store::check_access(&session, &schema, Access::Load, user).await?;
+    let layout = store::check_load_access(&session, &schema, settings.layout, user).await?;
     println!(
-        "schema {} and {} as needed; permissions of load and run present",
+        "schema {} and {} as needed; permissions of load and run present (storage layout {})",
         schema.bars(),
-        schema.history()
+        schema.history(),
+        layout.name()
     );
     Ok(())
 }
