@@ -77,6 +77,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    // --- coverage (issue 21) ---
+    /// Report missing minutes, gaps, bars on closed days and price anomalies per symbol-day.
+    Coverage(crate::coverage::CoverageArgs),
+    // --- end coverage ---
 }
 
 /// Arguments of `bar-ingest load`.

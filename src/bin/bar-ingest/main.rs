@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod check;
 mod cli;
+mod coverage;
 mod exit;
 mod fetch;
 mod generated;
@@ -80,6 +81,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(load::run(settings, args))?
         }
+        // --- coverage (issue 21) ---
+        Command::Coverage(args) => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            block_on(coverage::run(settings, args))?
+        }
+        // --- end coverage ---
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
             let file = cli.config.clone();
