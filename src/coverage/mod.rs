@@ -12,6 +12,7 @@ pub mod anomalies;
 mod day;
 pub mod output;
 mod read;
+pub mod staleness;
 
 use std::sync::Arc;
 

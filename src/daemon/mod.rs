@@ -197,6 +197,19 @@ impl Daemon {
             hard.clone(),
         ));
         tokio::spawn(backlog::report(folders.clone(), stop.clone()));
+        // --- coverage (issue 21) ---
+        if !settings.watch_symbols.is_empty() {
+            tokio::spawn(crate::coverage::staleness::run(
+                loader.session().clone(),
+                crate::store::Schema::from_config(&settings.database),
+                settings.timezone,
+                settings.layout,
+                settings.watch_symbols.clone(),
+                settings.watch_refresh,
+                hard.clone(),
+            ));
+        }
+        // --- end coverage ---
         Ok(Some(Self {
             loader,
             folders,
