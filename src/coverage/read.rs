@@ -129,47 +129,39 @@ impl Reader {
             request.to,
             request.session,
         ));
-        let anomalies = request.anomalies.then_some(request.bounds);
-        let mut builders = request
-            .symbols
-            .iter()
-            .map(|s| SymbolBuilder::new(Arc::clone(&calendar), s, anomalies));
-        let mut current = (0, builders.next());
-        let mut push = |index: usize, days: Vec<DayData>| -> std::io::Result<()> {
-            while current.0 < index {
-                if let Some(b) = current.1.take() {
-                    sink(b.finish())?;
-                }
-                current = (current.0 + 1, builders.next());
-            }
-            if let Some(b) = current.1.as_mut() {
-                days.into_iter().for_each(|d| b.push(d));
-            }
-            Ok(())
+        let mut emitter = Emitter {
+            calendar,
+            anomalies: request.anomalies.then_some(request.bounds),
+            symbols: request.symbols.clone(),
+            index: 0,
+            current: None,
+            sink: &mut sink,
         };
         match self.layout {
-            StorageLayout::Rows => self.read_rows(&request, &calendar, &mut push).await?,
-            _ => self.read_cells(&request, &calendar, &mut push).await?,
+            StorageLayout::Rows => self.read_rows(&request, &mut emitter).await?,
+            _ => self.read_cells(&request, &mut emitter).await?,
         }
-        push(request.symbols.len(), Vec::new())?;
+        emitter.push(request.symbols.len(), Vec::new())?;
         Ok(())
     }
 
     /// Day cells: every (symbol, month) partition, `concurrency` at once, in order.
-    async fn read_cells(
+    async fn read_cells<F: FnMut(SymbolReport) -> std::io::Result<()>>(
         &self,
         request: &CoverageRequest,
-        calendar: &Arc<Calendar>,
-        push: &mut impl FnMut(usize, Vec<DayData>) -> std::io::Result<()>,
+        emitter: &mut Emitter<'_, F>,
     ) -> Result<(), CoverageError> {
         let months = months(request.from, request.to);
-        let parts = (0..request.symbols.len())
-            .flat_map(|s| months.iter().map(move |&m| (s, m)))
-            .map(|(s, month)| self.read_partition(request, calendar, s, month));
+        let calendar = Arc::clone(&emitter.calendar);
+        let n = months.len();
+        let parts = (0..request.symbols.len() * n).map(|k| {
+            let (s, month) = (k / n, months[k % n]);
+            self.read_partition(request, &calendar, s, month)
+        });
         let mut stream = futures_util::stream::iter(parts).buffered(request.concurrency);
         while let Some(part) = stream.next().await {
             let (index, days) = part?;
-            push(index, days)?;
+            emitter.push(index, days)?;
         }
         Ok(())
     }
@@ -269,12 +261,12 @@ impl Reader {
     }
 
     /// Bar rows: every bar of the range (fetch's reader), grouped into days.
-    async fn read_rows(
+    async fn read_rows<F: FnMut(SymbolReport) -> std::io::Result<()>>(
         &self,
         request: &CoverageRequest,
-        calendar: &Calendar,
-        push: &mut impl FnMut(usize, Vec<DayData>) -> std::io::Result<()>,
+        emitter: &mut Emitter<'_, F>,
     ) -> Result<(), CoverageError> {
+        let calendar = Arc::clone(&emitter.calendar);
         let fetcher = Fetcher::prepare(Arc::clone(&self.session), &self.schema, self.tz).await?;
         let from = start_of_day(self.tz, request.from);
         let end = request.to.succ_opt().unwrap_or(request.to);
@@ -290,22 +282,58 @@ impl Reader {
                 .unwrap_or(request.symbols.len());
             if grouper.symbol != Some(index) {
                 if let Some(previous) = grouper.symbol {
-                    push(previous, grouper.take())?;
+                    emitter.push(previous, grouper.take())?;
                 }
                 grouper.symbol = Some(index);
             }
             for bar in &chunk.bars {
-                grouper.add(calendar, bar);
+                grouper.add(&calendar, bar);
             }
             if let Some(previous) = grouper.symbol {
                 let done = grouper.take_complete();
-                push(previous, done)?;
+                emitter.push(previous, done)?;
             }
         }
         if let Some(previous) = grouper.symbol {
-            push(previous, grouper.take())?;
+            emitter.push(previous, grouper.take())?;
         }
         Ok(())
+    }
+}
+
+/// Hands each symbol's days to its builder, and each finished report to the sink, in symbol
+/// order (symbols with no days get a report of empty days).
+struct Emitter<'s, F> {
+    calendar: Arc<Calendar>,
+    anomalies: Option<super::AnomalyBounds>,
+    symbols: Vec<Symbol>,
+    index: usize,
+    current: Option<SymbolBuilder>,
+    sink: &'s mut F,
+}
+
+impl<F: FnMut(SymbolReport) -> std::io::Result<()>> Emitter<'_, F> {
+    /// Adds `days` of symbol `index`, finishing every symbol before it.
+    fn push(&mut self, index: usize, days: Vec<DayData>) -> std::io::Result<()> {
+        while self.index < index {
+            let builder = self.current.take().unwrap_or_else(|| self.builder());
+            (self.sink)(builder.finish())?;
+            self.index += 1;
+        }
+        if index < self.symbols.len() {
+            if self.current.is_none() {
+                self.current = Some(self.builder());
+            }
+            if let Some(b) = self.current.as_mut() {
+                days.into_iter().for_each(|d| b.push(d));
+            }
+        }
+        Ok(())
+    }
+
+    fn builder(&self) -> SymbolBuilder {
+        let symbol = &self.symbols[self.index];
+        SymbolBuilder::new(Arc::clone(&self.calendar), symbol, self.anomalies)
     }
 }
 
