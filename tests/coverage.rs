@@ -247,8 +247,23 @@ async fn day_cells_report_the_known_holes_and_anomalies() {
     common::write_day_cells(&session, &schema, SYMBOL, &days).await;
     let site = common::Site::new(&schema.keyspace);
     let config = site.config("c", "");
-    assert_report(&coverage_json(&config, &[]), false);
+    let rows = coverage_json(&config, &[]);
+    assert_report(&rows, false);
     assert_report(&coverage_json(&config, &["--anomalies"]), true);
+    let all = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "coverage", "--all", "--from", FROM, "--to", TO, "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let all: Vec<serde_json::Value> = String::from_utf8(all.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all, rows, "--all finds the one symbol stored");
     let table = Command::new(env!("CARGO_BIN_EXE_bar-ingest"))
         .arg("--config")
         .arg(&config)
