@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
 mod dead_letter;
+mod coverage;
+pub use coverage::{CoverageConfig, MAX_WATCHED};
 pub use dead_letter::DeadLetterConfig;
 mod database_access;
 mod keys;
@@ -117,6 +119,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[[source]]`: per-source rules, in file order.
     pub source: Vec<SourceConfig>,
+    /// The symbols whose staleness the daemon exports (issue 21).
+    pub coverage: CoverageConfig,
 }
 
 /// Which tables hold the bars (`storage.layout`).
@@ -516,6 +520,9 @@ pub struct Settings {
     pub dead_letter: DeadLetterConfig,
     /// The `[[source]]` rules in file order, without the built-in default rule.
     pub sources: Vec<SourceRule>,
+    /// `coverage.watch`, checked and sorted, and `coverage.refresh_interval`.
+    pub watch_symbols: Vec<crate::model::Symbol>,
+    pub watch_refresh: std::time::Duration,
     /// The file as read, defaults filled in: what a reload compares key by key (changes made
     /// to the fields above afterwards are not seen there).
     pub(crate) as_read: Config,
@@ -589,6 +596,7 @@ impl Settings {
             dead_letter,
             storage,
             source: source_tables,
+            coverage,
         } = config;
 
         let database = database
@@ -602,6 +610,7 @@ impl Settings {
         retention.validate().map_err(in_file)?;
         dead_letter.validate().map_err(in_file)?;
         let sources = sources::validate(source_tables).map_err(in_file)?;
+        let watch_symbols = coverage.validate().map_err(in_file)?;
 
         Ok(Self {
             source: source.map(Path::to_owned),
@@ -616,6 +625,8 @@ impl Settings {
             dead_letter,
             layout: storage.layout,
             sources,
+            watch_symbols,
+            watch_refresh: coverage.refresh_interval,
             as_read,
         })
     }

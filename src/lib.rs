@@ -24,6 +24,7 @@ pub mod account;
 pub mod calendar;
 pub mod cell;
 pub mod config;
+pub mod coverage;
 pub mod daemon;
 pub mod exchange_time;
 pub mod fetch;

@@ -401,7 +401,11 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
     let promtool = tool("promtool");
     let (session, schema, _) = common::fresh_schema("ops_prom").await;
     let site = Site::new(&schema.keyspace);
-    let config = site.config("p", "");
+    // coverage (issue 21): two watched symbols, so that the staleness gauges have data.
+    let config = site.config(
+        "p",
+        "[coverage]\nwatch = [\"OPS\", \"MIX\"]\nrefresh_interval = \"1s\"\n",
+    );
     let mut daemon = spawn_daemon(&config, &[]);
     let endpoint = wait_for_endpoint(&site, "p", &mut daemon);
     let prom = Prometheus::start(endpoint);
@@ -433,6 +437,21 @@ async fn prometheus_scrapes_a_load_and_every_dashboard_and_alert_query_returns_d
         prom.value(r#"bar_ingest_rows_rejected_total{job="bar-ingest", reason="bad_number"}"#),
         Some(1.0),
         "the rejected row reached Prometheus"
+    );
+    // coverage (issue 21): MIX's last bar (2024-03-06 09:34 New York) is many sessions old,
+    // so BarIngestSymbolStale fires for it.
+    common::wait_until(WAIT, "BarIngestSymbolStale firing for MIX", || {
+        prom.value(r#"ALERTS{alertname="BarIngestSymbolStale", alertstate="firing", symbol="MIX"}"#)
+            == Some(1.0)
+    });
+    assert_eq!(
+        prom.value(r#"bar_ingest_last_bar_timestamp_seconds{job="bar-ingest", symbol="MIX"}"#),
+        Some(1_709_735_640.0),
+        "MIX's last bar time"
+    );
+    assert!(
+        prom.value(r#"bar_ingest_sessions_behind{job="bar-ingest", symbol="MIX"}"#)
+            .is_some_and(|n| n >= 2.0)
     );
 
     let (status, metrics_text) = common::http_get(endpoint, "/metrics").unwrap();

@@ -48,6 +48,7 @@ __all__ = [
     "FetchError",
     "MAX_CONCURRENCY",
     "__version__",
+    "coverage",
     "fetch",
     "fetch_minute_data",
 ]
@@ -144,6 +145,23 @@ class Client:
         )
 
 
+    # --- coverage (issue 21) ---
+    def coverage(
+        self,
+        symbols: Union[str, Iterable[str]],
+        start: Union[str, _dt.date],
+        end: Union[str, _dt.date],
+        session: str = "regular",
+        *,
+        anomalies: bool = False,
+    ) -> pyarrow.Table:
+        """The coverage report, one row per symbol-day; see :func:`coverage`."""
+        day = lambda v: v.isoformat() if isinstance(v, _dt.date) else str(v)
+        return self._native.coverage(symbols, day(start), day(end), session, anomalies)
+
+    # --- end coverage ---
+
+
 _clients: Dict[Tuple[Optional[str], Optional[str], Optional[str]], Client] = {}
 _clients_lock = threading.Lock()
 
@@ -234,6 +252,34 @@ def fetch(
         exchange_time=exchange_time,
         concurrency=concurrency,
     )
+
+
+# --- coverage (issue 21) ---
+def coverage(
+    symbols: Union[str, Iterable[str]],
+    start: Union[str, _dt.date],
+    end: Union[str, _dt.date],
+    session: str = "regular",
+    config: ConfigPath = None,
+    *,
+    anomalies: bool = False,
+) -> pyarrow.Table:
+    """What is missing: for each symbol and NYSE trading day in ``[start, end]`` (exchange days,
+    ``YYYY-MM-DD`` or ``datetime.date``), and each other day with bars, the same rows as
+    ``bar-ingest coverage --format json`` as a ``pyarrow.Table`` (``.to_pandas()`` for a
+    DataFrame). Columns: ``symbol``, ``day`` (date32), ``trading_day``, ``half_day``,
+    ``expected`` (minutes in the session), ``present``, ``missing``, ``longest_gap_minutes``,
+    ``bars`` (every bar of the day), ``anomalies`` (``kind: reason`` joined with ``; ``).
+
+    :param session: ``regular`` (09:30-16:00, 13:00 on half days), ``extended`` (04:00-20:00,
+        17:00 on half days) or ``all`` (every minute of the day).
+    :param anomalies: also check prices (suspected unadjusted splits, jumps, runs of identical
+        bars): reads whole day cells, slower. Bars after a half day's close are always reported.
+    """
+    return _client(config).coverage(symbols, start, end, session, anomalies=anomalies)
+
+
+# --- end coverage ---
 
 
 def fetch_minute_data(

@@ -30,3 +30,11 @@ class Client:
         exchange_time: bool = False,
         concurrency: int = 8,
     ) -> pyarrow.Table: ...
+    def coverage(
+        self,
+        symbols: Union[str, Iterable[str]],
+        start: str,
+        end: str,
+        session: str = "regular",
+        anomalies: bool = False,
+    ) -> pyarrow.Table: ...

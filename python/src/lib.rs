@@ -21,6 +21,7 @@ use pyo3::types::PyString;
 use tokio::runtime::Runtime;
 
 use bar_ingest::config::Settings;
+mod coverage;
 use bar_ingest::fetch::columnar::{BATCH_ROWS, Columns, record_batches};
 use bar_ingest::fetch::range::{RangeEnd, parse_time};
 use bar_ingest::fetch::{
@@ -264,6 +265,8 @@ fn request_from_arguments(
 #[pyclass(module = "bar_ingest._native", frozen)]
 struct Client {
     fetcher: Fetcher,
+    /// The settings connected with (coverage opens its own reader with them).
+    settings: Settings,
     /// The exchange time zone (`input.timezone`).
     tz: Tz,
     /// The configuration file read, if any.
@@ -281,6 +284,7 @@ impl Client {
             .map_err(|e| ConfigError::new_err(chain(&e)))?;
         let tz = settings.timezone;
         let source = settings.source.clone();
+        let kept = settings.clone();
         let fetcher = block_on(py, async move {
             Fetcher::connect(&settings)
                 .await
@@ -288,6 +292,7 @@ impl Client {
         })??;
         Ok(Self {
             fetcher,
+            settings: kept,
             tz,
             config: source,
             pid: std::process::id(),
@@ -359,6 +364,52 @@ impl Client {
         .map_err(|e| fetch_error(&e))?;
         // pyarrow.Table.from_batches(batches, schema): the schema holds for an empty result too.
         let table = Table::try_new(batches, columns.schema())
+            .map_err(|e| Error::new_err(format!("assembling the table: {e}")))?;
+        table.into_pyarrow(py)
+    }
+
+    /// The coverage report of `symbols` over the exchange days `[start, end]` (`YYYY-MM-DD`), as
+    /// a `pyarrow.Table` with one row per symbol-day: the rows of `bar-ingest coverage --format
+    /// json` (columns symbol, day, trading_day, half_day, expected, present, missing,
+    /// longest_gap_minutes, bars, anomalies). `session`: `regular`, `extended` or `all`;
+    /// `anomalies`: also check prices (reads whole day cells).
+    #[pyo3(signature = (symbols, start, end, session="regular", anomalies=false))]
+    fn coverage<'py>(
+        &self,
+        py: Python<'py>,
+        symbols: &Bound<'py, PyAny>,
+        start: &str,
+        end: &str,
+        session: &str,
+        anomalies: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use bar_ingest::coverage::{CoverageRequest, CoverageSession, Reader};
+        let (symbols, _) = symbols_argument(symbols)?;
+        let day = |name: &str, text: &str| {
+            text.trim()
+                .parse::<chrono::NaiveDate>()
+                .map_err(|e| bad_argument(name, text, format_args!("expected YYYY-MM-DD: {e}")))
+        };
+        let mut request = CoverageRequest::new(symbols, day("start", start)?, day("end", end)?);
+        request.session = CoverageSession::from_name(session)
+            .ok_or_else(|| bad_argument("session", session, "expected regular, extended or all"))?;
+        request.anomalies = anomalies;
+        let settings = self.settings.clone();
+        let reports = block_on(py, async move {
+            let reader = Reader::connect(&settings).await?;
+            let mut reports = Vec::new();
+            reader
+                .run(request, |r| {
+                    reports.push(r);
+                    Ok(())
+                })
+                .await?;
+            Ok::<_, bar_ingest::coverage::CoverageError>(reports)
+        })?
+        .map_err(|e| FetchError::new_err(chain(&e)))?;
+        let batch = coverage::batch(&reports)
+            .map_err(|e| Error::new_err(format!("assembling the table: {e}")))?;
+        let table = Table::try_new(vec![batch], coverage::schema())
             .map_err(|e| Error::new_err(format!("assembling the table: {e}")))?;
         table.into_pyarrow(py)
     }

@@ -513,27 +513,7 @@ fn decode_body(
 ) -> Result<usize, CellError> {
     let bars = header.bars;
     let mut r = BodyReader::new(body);
-    out.times.reserve(bars);
-    let mut t = header.first_millis;
-    out.times.push(t);
-    for index in 1..bars {
-        let step = r.varint("time")?;
-        let step = match time_encoding {
-            TimeEncoding::Minutes => step.checked_mul(MINUTE_MILLIS),
-            TimeEncoding::Millis => Some(step),
-        };
-        t = step
-            .filter(|&s| s > 0)
-            .and_then(|s| t.checked_add_unsigned(s))
-            .ok_or(CellError::BadTimeStep { index })?;
-        out.times.push(t);
-    }
-    if t != header.last_millis {
-        return Err(CellError::LastInstant {
-            decoded: t,
-            header: header.last_millis,
-        });
-    }
+    decode_time_column(&mut r, header, time_encoding, &mut out.times)?;
     let columns = [
         &mut out.open,
         &mut out.high,
@@ -548,6 +528,80 @@ fn decode_body(
         0 => Ok(bars),
         extra => Err(CellError::TrailingBytes { extra }),
     }
+}
+
+/// The time column (the header's first instant, then the body's steps), appended to `out`.
+fn decode_time_column(
+    r: &mut BodyReader<'_>,
+    header: &CellHeader,
+    time_encoding: TimeEncoding,
+    out: &mut Vec<i64>,
+) -> Result<(), CellError> {
+    out.reserve(header.bars);
+    let mut t = header.first_millis;
+    out.push(t);
+    for index in 1..header.bars {
+        let step = r.varint("time")?;
+        let step = match time_encoding {
+            TimeEncoding::Minutes => step.checked_mul(MINUTE_MILLIS),
+            TimeEncoding::Millis => Some(step),
+        };
+        t = step
+            .filter(|&s| s > 0)
+            .and_then(|s| t.checked_add_unsigned(s))
+            .ok_or(CellError::BadTimeStep { index })?;
+        out.push(t);
+    }
+    if t != header.last_millis {
+        return Err(CellError::LastInstant {
+            decoded: t,
+            header: header.last_millis,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes only a cell's bar times and appends them to `times`; returns how many. A stored
+/// body is read up to the end of the time column and no further (the value columns are not
+/// checked); a zstd body is decompressed whole first. On error `times` is left as it was.
+pub fn decode_times(cell: &[u8], times: &mut Vec<i64>) -> Result<usize, CellError> {
+    let before = times.len();
+    let result = decode_times_appending(cell, times);
+    if result.is_err() {
+        times.truncate(before);
+    }
+    result
+}
+
+fn decode_times_appending(cell: &[u8], times: &mut Vec<i64>) -> Result<usize, CellError> {
+    let header = read_header(cell)?;
+    let Some(h) = cell.get(..HEADER_BYTES) else {
+        return Err(CellError::Truncated {
+            needed: HEADER_BYTES,
+            len: cell.len(),
+        });
+    };
+    if header.bars == 0 {
+        return Ok(0);
+    }
+    if h[1] != 0 {
+        let mut full = DayColumns::with_capacity(header.bars);
+        decode_appending(cell, &mut full)?;
+        times.extend_from_slice(&full.times);
+        return Ok(header.bars);
+    }
+    let time_encoding = TimeEncoding::from_bytes(h[20], h[21])?;
+    let declared = u32::from_le_bytes([h[32], h[33], h[34], h[35]]) as usize;
+    let payload = &cell[HEADER_BYTES..];
+    if payload.len() != declared {
+        return Err(CellError::StoredLength {
+            found: payload.len(),
+            declared,
+        });
+    }
+    let mut r = BodyReader::new(payload);
+    decode_time_column(&mut r, &header, time_encoding, times)?;
+    Ok(header.bars)
 }
 
 /// One value column of `bars` values, appended to `out`.

@@ -529,3 +529,23 @@ fn golden_vectors_encode_to_the_spec_bytes_and_decode_back() {
         "the regular day is compressed"
     );
 }
+
+/// `decode_times` gives exactly the times of a full decode, stored or zstd, and appends.
+#[test]
+fn decode_times_matches_the_full_decode() {
+    let day = short_day();
+    for compression in [Compression::Stored, Compression::Zstd { level: 3 }] {
+        let cell = encode_with(day.view(), compression).unwrap();
+        let mut times = vec![7];
+        assert_eq!(decode_times(&cell, &mut times).unwrap(), day.len());
+        assert_eq!(times[0], 7);
+        assert_eq!(&times[1..], &day.times[..]);
+    }
+    let empty = encode(DayColumns::default().view()).unwrap();
+    let mut times = Vec::new();
+    assert_eq!(decode_times(&empty, &mut times).unwrap(), 0);
+    let cell = encode(day.view()).unwrap();
+    let truncated = &cell[..cell.len() - 1];
+    assert!(decode_times(truncated, &mut times).is_err());
+    assert!(times.is_empty());
+}

@@ -197,6 +197,7 @@ impl Daemon {
             hard.clone(),
         ));
         tokio::spawn(backlog::report(folders.clone(), stop.clone()));
+        start_staleness(settings, &loader, &hard); // coverage (issue 21)
         Ok(Some(Self {
             loader,
             folders,
@@ -524,6 +525,24 @@ fn start_housekeeping(
     ));
     space
 }
+
+// --- coverage (issue 21) ---
+/// Starts the staleness gauges of `coverage.watch`, if it lists any symbol.
+fn start_staleness(settings: &Settings, loader: &Arc<Loader>, hard: &CancellationToken) {
+    if settings.watch_symbols.is_empty() {
+        return;
+    }
+    tokio::spawn(crate::coverage::staleness::run(
+        loader.session().clone(),
+        crate::store::Schema::from_config(&settings.database),
+        settings.timezone,
+        settings.layout,
+        settings.watch_symbols.clone(),
+        settings.watch_refresh,
+        hard.clone(),
+    ));
+}
+// --- end coverage ---
 
 /// Logs and counts a file task that panicked (its file stays claimed, resumed at next start).
 fn report_panic(r: Result<(), JoinError>) {

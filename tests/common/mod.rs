@@ -587,3 +587,31 @@ pub fn endpoint_from_log(log: &str) -> Option<std::net::SocketAddr> {
         .parse()
         .ok()
 }
+
+/// Writes one day cell per entry (`cell::encode` of the columns) of `symbol` straight into the
+/// day table at write timestamp 1, as the day-cell write path will; returns the cells written.
+pub async fn write_day_cells(
+    session: &Session,
+    schema: &Schema,
+    symbol: &str,
+    days: &[(chrono::NaiveDate, bar_ingest::cell::DayColumns)],
+) -> usize {
+    use bar_ingest::cell;
+    use bar_ingest::model::{Bucket, Symbol};
+    let statements = store::DayStatements::prepare(session, schema)
+        .await
+        .expect("prepare the day statements");
+    let symbol = Symbol::new(symbol).expect("a valid symbol");
+    for (day, columns) in days {
+        let bytes = cell::encode(columns.view()).expect("valid columns encode");
+        let header = cell::read_header(&bytes).expect("an encoded header reads");
+        let bucket = Bucket::of_local_date(*day).to_string();
+        let values =
+            store::DayStatements::insert_values(&symbol, &bucket, *day, &header, &bytes, 1);
+        session
+            .execute_unpaged(&statements.insert, values)
+            .await
+            .expect("insert a day cell");
+    }
+    days.len()
+}

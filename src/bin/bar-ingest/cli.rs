@@ -81,6 +81,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Report missing minutes, gaps, bars on closed days and price anomalies per symbol-day.
+    Coverage(crate::coverage::CoverageArgs),
 }
 
 /// Arguments of `bar-ingest load`.

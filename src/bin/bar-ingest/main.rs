@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod check;
 mod cli;
+mod coverage;
 mod exit;
 mod fetch;
 mod generated;
@@ -84,6 +85,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => {
             let settings = load_settings(cli.config.as_deref(), points)?;
             block_on(migrate::run(settings, args))?
+        }
+        Command::Coverage(args) => {
+            let settings = load_settings(cli.config.as_deref(), points)?;
+            block_on(coverage::run(settings, args))?
         }
         Command::Run => {
             let settings = load_settings(cli.config.as_deref(), points)?;
