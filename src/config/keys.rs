@@ -74,6 +74,8 @@ pub const KEYS: &[&str] = &[
     "dead_letter.max_lines_per_file",
     "dead_letter.max_bytes_per_file",
     "storage.layout",
+    "coverage.watch",
+    "coverage.refresh_interval",
     "source.name",
     "source.pattern",
     "source.layout",
