@@ -1,6 +1,7 @@
 //! Peak memory of loading one Polygon day file sorted by time (every ticker's minute 04:00,
 //! then every ticker's 04:01, ...) into day cells: the day builder keeps one open day per
-//! ticker. Needs the dev node (`./scripts/dev-db start`); run with `scripts/bench-day-memory`.
+//! ticker. Needs the dev node (`./scripts/dev-db start`). `scripts/bench-day-memory` measures the
+//! same with the release binary (no example build with the dev-dependencies needed).
 //!
 //! `cargo run --release --example day_memory -- [TICKERS]` (default 10,000): writes the file
 //! (bar-gen's bars: about 520 a ticker, 04:00-19:59 with gaps), loads it into a scratch
