@@ -17,8 +17,10 @@ const PROBE_TIMESTAMP: i64 = 1;
 pub enum Access {
     /// `load` and `run`: read and write the history, write (and delete) bars.
     Load,
-    /// `fetch`: read bars.
+    /// `fetch` of a keyspace read in the `rows` layout: read bars.
     Fetch,
+    /// `fetch` of a keyspace read in the `days` or `both` layout: read day cells.
+    FetchDays,
 }
 
 /// One permission on one table, and a statement that needs exactly it.
@@ -29,7 +31,7 @@ struct Probe {
 }
 
 fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
-    let (bars, history) = (schema.bars(), schema.history());
+    let (bars, history, days) = (schema.bars(), schema.history(), schema.days());
     let probe = |permission, table: &str, statement: String| Probe {
         permission,
         table: table.to_owned(),
@@ -42,6 +44,11 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
     );
     match access {
         Access::Fetch => vec![select_bars],
+        Access::FetchDays => vec![probe(
+            "SELECT",
+            &days,
+            format!("SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
+        )],
         Access::Load => vec![
             probe(
                 "SELECT",
@@ -127,6 +134,10 @@ mod tests {
         assert_eq!(
             grants(&schema, Access::Fetch, "reader"),
             vec!["GRANT SELECT ON TABLE market_data.bars_1min TO reader"]
+        );
+        assert_eq!(
+            grants(&schema, Access::FetchDays, "reader"),
+            vec!["GRANT SELECT ON TABLE market_data.bars_1min_days TO reader"]
         );
     }
 }
