@@ -51,7 +51,7 @@ pub(crate) fn select_cql(bars_table: &str) -> String {
 pub(crate) struct Plan {
     pub session: Arc<Session>,
     /// The `SELECT` of one partition of the table the plan's reader reads: [`select_cql`] for
-    /// [`rows_reader`], `super::cells::select_cql` for the day-cell readers.
+    /// [`rows_reader`], the day-cell table's for the readers of day cells.
     pub select: PreparedStatement,
     /// The symbols, in the order they are emitted.
     pub symbols: Arc<[Symbol]>,
