@@ -150,7 +150,8 @@ pub enum FetchError {
     /// The bars query could not be prepared: the keyspace or table is missing or differs.
     #[error(
         "{0}\n(does the bars table exist? `bar-ingest init-schema` creates it; check \
-         database.keyspace and database.bars_table)"
+         database.keyspace, database.bars_table, and database.days_table for the days and both \
+         layouts)"
     )]
     Prepare(#[source] StoreError),
     /// A bucket's query failed (after the driver's retries).
