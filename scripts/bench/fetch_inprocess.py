@@ -83,9 +83,9 @@ def package(config, symbols, start, end):
     return bar_ingest.fetch(symbols, start, end, "all", config=config).to_pandas()
 
 
-def arrow(config, symbols, start, end):
+def arrow(config, symbols, start, end, concurrency=8):
     one = symbols[0] if len(symbols) == 1 else symbols
-    return bar_ingest.fetch(one, start, end, "all", config=config)
+    return bar_ingest.fetch(one, start, end, "all", config=config, concurrency=concurrency)
 
 
 def cell_bytes(symbols, start, end):
@@ -160,6 +160,8 @@ for name, symbols, start, end in cases:
         "fetch_minute_data, rows": lambda: package(rows_config, symbols, start, end),
         "fetch_minute_data, days": lambda: package(days_config, symbols, start, end),
         "fetch -> pyarrow.Table, days": lambda: arrow(days_config, symbols, start, end),
+        "fetch -> pyarrow.Table, days, concurrency 32":
+            lambda: arrow(days_config, symbols, start, end, 32),
     }
     parquet = os.path.join(workdir, f"bench-{len(symbols)}-{start}.parquet")
     reference.to_parquet(parquet)
