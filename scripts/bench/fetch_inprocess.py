@@ -30,7 +30,9 @@ from cassandra.cluster import Cluster
 
 import bar_ingest
 
-rows_config, days_config, keyspace, symbol, symbols_file, workdir, runs = sys.argv[1:]
+rows_config, days_config, keyspace, symbol, symbols_file, workdir, runs = sys.argv[1:8]
+# An optional eighth argument: which cases to run (indices, e.g. "0,1"), for trying the script.
+only = [int(i) for i in sys.argv[8].split(",")] if len(sys.argv) > 8 else None
 runs = int(runs)
 many = [s.strip() for s in open(symbols_file) if s.strip()]
 NY = "America/New_York"
@@ -152,6 +154,8 @@ cases = [
     ("10 years", [symbol], "2015-01-01", "2024-12-31"),
     ("50 symbols x 1 year", many, "2024-01-01", "2024-12-31"),
 ]
+if only is not None:
+    cases = [c for i, c in enumerate(cases) if i in only]
 results = []
 for name, symbols, start, end in cases:
     reference = package(rows_config, symbols, start, end)
