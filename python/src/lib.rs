@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 
 use bar_ingest::config::Settings;
 mod coverage;
-use bar_ingest::fetch::columnar::{BATCH_ROWS, Columns, record_batches};
+use bar_ingest::fetch::columnar::{BATCH_ROWS, Columns};
 use bar_ingest::fetch::range::{RangeEnd, parse_time};
 use bar_ingest::fetch::{
     FetchError as RustFetchError, FetchRequest, Fetcher, Interval, MAX_CONCURRENCY, SessionFilter,
@@ -352,16 +352,12 @@ impl Client {
             zone: exchange_time.then_some(self.tz),
             symbol: !single,
         };
-        let chunks = self
+        let batches = self
             .fetcher
-            .fetch_chunks(request)
+            .record_batches(request, columns, BATCH_ROWS)
             .map_err(|e| fetch_error(&e))?;
-        let batches: Vec<RecordBatch> = block_on(py, async move {
-            record_batches(chunks, columns, BATCH_ROWS)
-                .try_collect()
-                .await
-        })?
-        .map_err(|e| fetch_error(&e))?;
+        let batches: Vec<RecordBatch> = block_on(py, async move { batches.try_collect().await })?
+            .map_err(|e| fetch_error(&e))?;
         // pyarrow.Table.from_batches(batches, schema): the schema holds for an empty result too.
         let table = Table::try_new(batches, columns.schema())
             .map_err(|e| Error::new_err(format!("assembling the table: {e}")))?;

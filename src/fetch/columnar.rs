@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono_tz::Tz;
@@ -24,6 +24,8 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use super::{BarChunk, ChunkStream, FetchError};
+use crate::cell::DayColumns;
+use crate::model::Symbol;
 
 /// Rows per record batch (about 3 MB of columns): large enough that per-batch costs vanish,
 /// small enough to keep memory flat.
@@ -169,6 +171,45 @@ impl BatchBuilder {
         arrays.push(Arc::new(Float64Array::from(volume)));
         RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(FetchError::Arrow)
     }
+}
+
+/// One symbol's bars, decoded as columns, as one record batch: the columns become the batch's
+/// buffers without a copy (times are turned into nanoseconds in place). Fails on a timestamp
+/// that nanoseconds cannot hold.
+pub fn columns_batch(
+    columns: Columns,
+    symbol: &Symbol,
+    bars: DayColumns,
+) -> Result<RecordBatch, FetchError> {
+    let DayColumns {
+        mut times,
+        open,
+        high,
+        low,
+        close,
+        volume,
+    } = bars;
+    for t in &mut times {
+        *t = t
+            .checked_mul(NANOS_PER_MILLI)
+            .ok_or_else(|| FetchError::TimestampRange {
+                symbol: symbol.to_string(),
+                ts_millis: *t,
+            })?;
+    }
+    let rows = times.len();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(7);
+    if columns.symbol {
+        let names = StringArray::from_iter_values(std::iter::repeat_n(symbol.as_str(), rows));
+        arrays.push(Arc::new(names));
+    }
+    arrays.push(Arc::new(
+        TimestampNanosecondArray::from(times).with_timezone(columns.zone_name()),
+    ));
+    for values in [open, high, low, close, volume] {
+        arrays.push(Arc::new(Float64Array::from(values)));
+    }
+    RecordBatch::try_new(columns.schema(), arrays).map_err(FetchError::Arrow)
 }
 
 /// The chunks of a fetch as record batches of `batch_rows` rows (the last one shorter; none for

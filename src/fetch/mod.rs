@@ -4,7 +4,8 @@
 //!
 //! Submodules: [`range`] parses `--from`/`--to` and plans the month buckets; `day` knows each
 //! exchange-local day's open and close as instants; `read` runs the bucket queries and merges
-//! them; [`resample`] aggregates; [`output`] writes CSV or JSON lines; [`columnar`] builds Arrow
+//! them; `cells` reads a month of the day-cell table (the `days` and `both` layouts: see
+//! `docs/reading-speed.md`); [`resample`] aggregates; [`output`] writes CSV or JSON lines; [`columnar`] builds Arrow
 //! record batches and writes them as Parquet or Arrow IPC; the command itself lives in the binary.
 //!
 //! # Sessions
@@ -18,6 +19,7 @@
 //! `between_time`) and ignored early closes; the regular session here ends before 16:00 (13:00 on
 //! half days), as the exchange's does.
 
+mod cells;
 pub mod columnar;
 mod day;
 pub mod output;
@@ -27,6 +29,8 @@ pub mod resample;
 
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures_util::stream::BoxStream;
@@ -37,7 +41,7 @@ use scylla::statement::prepared::PreparedStatement;
 use day::Segment;
 pub use resample::Interval;
 
-use crate::config::Settings;
+use crate::config::{Settings, StorageLayout};
 use crate::model::{Bar, Bucket, Symbol};
 use crate::store::{self, Schema, StoreError};
 
@@ -146,7 +150,8 @@ pub enum FetchError {
     /// The bars query could not be prepared: the keyspace or table is missing or differs.
     #[error(
         "{0}\n(does the bars table exist? `bar-ingest init-schema` creates it; check \
-         database.keyspace and database.bars_table)"
+         database.keyspace, database.bars_table, and database.days_table for the days and both \
+         layouts)"
     )]
     Prepare(#[source] StoreError),
     /// A bucket's query failed (after the driver's retries).
@@ -179,6 +184,14 @@ pub enum FetchError {
     /// Building a record batch failed (a bug: the columns are built to match the schema).
     #[error("building a record batch: {0}")]
     Arrow(#[source] arrow_schema::ArrowError),
+    /// A day cell cannot be read: damaged, of an unknown format version, or not matching its
+    /// row or its day.
+    #[error("the day cell of {symbol} on {day} cannot be read: {reason}")]
+    Cell {
+        symbol: String,
+        day: NaiveDate,
+        reason: String,
+    },
     /// A bucket's reader task ended without finishing (a bug: it panicked).
     #[error("the reader of {symbol} month {bucket} stopped unexpectedly: {reason}")]
     ReaderStopped {
@@ -188,47 +201,84 @@ pub enum FetchError {
     },
 }
 
-/// Fetches bars from one table: the prepared query, the session and the exchange time zone.
-/// Prepare once, then call [`Fetcher::fetch`] as often as needed.
+/// Fetches bars from one table (the bars table, or the day-cell table in the `days` and `both`
+/// layouts): the prepared query, the session and the exchange time zone. Prepare once, then call
+/// [`Fetcher::fetch`] as often as needed.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     session: Arc<Session>,
     select: PreparedStatement,
     tz: Tz,
+    /// `Rows` reads the bars table; `Days` and `Both` read the day cells.
+    layout: StorageLayout,
 }
 
+/// A record batch stream (see [`Fetcher::record_batches`]).
+pub type BatchStream = BoxStream<'static, Result<RecordBatch, FetchError>>;
+
 impl Fetcher {
-    /// Connects with `settings`, checks the permission to read the bars and prepares the query:
-    /// everything a reader (`bar-ingest fetch`, the Python package) does before fetching.
+    /// Connects with `settings`, resolves the keyspace's layout (`store::resolve_layout`),
+    /// checks the permission to read its table and prepares the query: everything a reader
+    /// (`bar-ingest fetch`, the Python package) does before fetching.
     pub async fn connect(settings: &Settings) -> Result<Self, FetchError> {
         let session = store::connect(settings)
             .await
             .map_err(FetchError::Session)?;
         let schema = Schema::from_config(&settings.database);
-        let user = settings.database.user();
-        store::check_access(&session, &schema, store::Access::Fetch, user)
+        let layout = store::resolve_layout(&session, &schema, settings.layout)
             .await
             .map_err(FetchError::Session)?;
-        Self::prepare(Arc::new(session), &schema, settings.timezone).await
+        let access = match layout {
+            StorageLayout::Rows => store::Access::Fetch,
+            StorageLayout::Days | StorageLayout::Both => store::Access::FetchDays,
+        };
+        let user = settings.database.user();
+        store::check_access(&session, &schema, access, user)
+            .await
+            .map_err(FetchError::Session)?;
+        Self::prepare_layout(Arc::new(session), &schema, settings.timezone, layout).await
     }
 
-    /// Prepares the bucket query against `schema`'s bars table. `tz` is the exchange time zone
-    /// (buckets are exchange-local months; the sessions are exchange-local times).
+    /// Prepares the bucket query against `schema`'s bars table (the `rows` layout). `tz` is the
+    /// exchange time zone (buckets are exchange-local months; the sessions are exchange-local
+    /// times).
     pub async fn prepare(
         session: Arc<Session>,
         schema: &Schema,
         tz: Tz,
     ) -> Result<Self, FetchError> {
-        let cql = read::select_cql(&schema.bars());
+        Self::prepare_layout(session, schema, tz, StorageLayout::Rows).await
+    }
+
+    /// Prepares the bucket query of `layout`: against the bars table for `Rows`, the day-cell
+    /// table for `Days` and `Both`.
+    pub async fn prepare_layout(
+        session: Arc<Session>,
+        schema: &Schema,
+        tz: Tz,
+        layout: StorageLayout,
+    ) -> Result<Self, FetchError> {
+        let (cql, page) = match layout {
+            StorageLayout::Rows => (read::select_cql(&schema.bars()), read::PAGE_ROWS),
+            StorageLayout::Days | StorageLayout::Both => {
+                (cells::select_cql(&schema.days()), cells::PAGE_DAYS)
+            }
+        };
         let mut select = store::prepare_idempotent(&session, &cql)
             .await
             .map_err(FetchError::Prepare)?;
-        select.set_page_size(read::PAGE_ROWS);
+        select.set_page_size(page);
         Ok(Self {
             session,
             select,
             tz,
+            layout,
         })
+    }
+
+    /// The layout this fetcher reads.
+    pub fn layout(&self) -> StorageLayout {
+        self.layout
     }
 
     /// The bars `request` asks for, as a stream: symbol by symbol, each in time order (use
@@ -247,6 +297,48 @@ impl Fetcher {
     /// is queried under the one bound `request.concurrency`. Queries start when the stream is
     /// first polled (inside a Tokio runtime) and stop when it is dropped.
     pub fn fetch_chunks(&self, request: FetchRequest) -> Result<ChunkStream, FetchError> {
+        let (plan, concurrency) = self.plan(request)?;
+        let reader: read::Reader<Vec<Bar>> = match self.layout {
+            StorageLayout::Rows => read::rows_reader,
+            StorageLayout::Days | StorageLayout::Both => cells::bars_reader,
+        };
+        let merge = read::Merge::new(plan, concurrency, reader);
+        Ok(futures_util::stream::unfold(merge, |mut merge| async move {
+            merge.next().await.map(|item| (item, merge))
+        })
+        .boxed())
+    }
+
+    /// The bars `request` asks for as Arrow record batches of `columns`, in the order of
+    /// [`Fetcher::fetch_chunks`]. From day cells at the one-minute interval, each partition's
+    /// cells decode straight into the batch's columns (one batch per symbol and month, handed to
+    /// Arrow without a copy); otherwise batches of `batch_rows` rows are built from the chunks.
+    pub fn record_batches(
+        &self,
+        request: FetchRequest,
+        columns: columnar::Columns,
+        batch_rows: usize,
+    ) -> Result<BatchStream, FetchError> {
+        if self.layout == StorageLayout::Rows || request.interval != Interval::Minute1 {
+            let chunks = self.fetch_chunks(request)?;
+            return Ok(columnar::record_batches(chunks, columns, batch_rows));
+        }
+        let (plan, concurrency) = self.plan(request)?;
+        let merge = read::Merge::new(plan, concurrency, cells::columns_reader);
+        Ok(
+            futures_util::stream::unfold(merge, move |mut merge| async move {
+                let item = merge.next_item().await?.and_then(|(symbol, month)| {
+                    let symbol = &merge.symbols()[symbol];
+                    columnar::columns_batch(columns, symbol, month)
+                });
+                Some((item, merge))
+            })
+            .boxed(),
+        )
+    }
+
+    /// The checked request as the plan every partition reader shares, and its concurrency.
+    fn plan(&self, request: FetchRequest) -> Result<(read::Plan, usize), FetchError> {
         let FetchRequest {
             mut symbols,
             from,
@@ -287,11 +379,7 @@ impl Fetcher {
             filter,
             interval,
         };
-        let merge = read::Merge::new(plan, concurrency);
-        Ok(futures_util::stream::unfold(merge, |mut merge| async move {
-            merge.next().await.map(|item| (item, merge))
-        })
-        .boxed())
+        Ok((plan, concurrency))
     }
 }
 
@@ -300,7 +388,8 @@ impl Fetcher {
 /// driver), filtered to `request.session` and aggregated to `request.interval`. Memory stays
 /// bounded whatever the range. An unknown symbol gives an empty stream.
 ///
-/// This prepares the query each time; to fetch repeatedly, keep a [`Fetcher`].
+/// This resolves the keyspace's layout (`store::resolve_layout` with none configured) and
+/// prepares the query each time; to fetch repeatedly, keep a [`Fetcher`].
 ///
 /// # Example
 /// ```no_run
@@ -337,7 +426,12 @@ pub async fn fetch_bars(
     tz: Tz,
     request: FetchRequest,
 ) -> Result<BarStream, FetchError> {
-    Fetcher::prepare(session, schema, tz).await?.fetch(request)
+    let layout = store::resolve_layout(&session, schema, None)
+        .await
+        .map_err(FetchError::Session)?;
+    Fetcher::prepare_layout(session, schema, tz, layout)
+        .await?
+        .fetch(request)
 }
 
 /// UTC milliseconds of a New York wall time that exists once (tests of the fetch modules).

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -49,6 +50,8 @@ pub(crate) fn select_cql(bars_table: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct Plan {
     pub session: Arc<Session>,
+    /// The `SELECT` of one partition of the table the plan's reader reads: [`select_cql`] for
+    /// [`rows_reader`], the day-cell table's for the readers of day cells.
     pub select: PreparedStatement,
     /// The symbols, in the order they are emitted.
     pub symbols: Arc<[Symbol]>,
@@ -58,42 +61,59 @@ pub(crate) struct Plan {
     pub interval: Interval,
 }
 
+/// A partition's reader: reads `(symbol index, month)` of the plan and sends what it produces
+/// (chunks of bars, or a month of columns) in order; returns early when the receiver is gone.
+pub(crate) type Reader<T> =
+    fn(Arc<Plan>, usize, Bucket, mpsc::Sender<T>) -> BoxFuture<'static, Result<(), FetchError>>;
+
+/// The reader of one partition of the bars table, producing chunks of bars.
+pub(crate) fn rows_reader(
+    plan: Arc<Plan>,
+    symbol: usize,
+    bucket: Bucket,
+    tx: mpsc::Sender<Vec<Bar>>,
+) -> BoxFuture<'static, Result<(), FetchError>> {
+    Box::pin(async move { read_bucket(&plan, symbol, bucket, tx).await })
+}
+
 /// One partition being read: its channel and its task (aborted if the reader is dropped early).
-struct BucketReader {
+struct BucketReader<T> {
     /// Index of the symbol in [`Plan::symbols`].
     symbol: usize,
     bucket: Bucket,
-    chunks: mpsc::Receiver<Vec<Bar>>,
+    chunks: mpsc::Receiver<T>,
     task: JoinHandle<Result<(), FetchError>>,
 }
 
-impl Drop for BucketReader {
+impl<T> Drop for BucketReader<T> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
 /// The in-order merge of partition readers, with up to `concurrency` of them running.
-pub(crate) struct Merge {
+pub(crate) struct Merge<T> {
     plan: Arc<Plan>,
+    reader: Reader<T>,
     /// Partitions not started yet, in order: (index into [`Plan::symbols`], month).
     pending: Box<dyn Iterator<Item = (usize, Bucket)> + Send>,
     /// Started partitions, in order; the front one is being emitted.
-    running: VecDeque<BucketReader>,
+    running: VecDeque<BucketReader<T>>,
     /// Most partitions read at once.
     concurrency: usize,
     /// Set after the last chunk or the first error.
     done: bool,
 }
 
-impl Merge {
-    pub fn new(plan: Plan, concurrency: usize) -> Self {
+impl<T: Send + 'static> Merge<T> {
+    pub fn new(plan: Plan, concurrency: usize, reader: Reader<T>) -> Self {
         let (range, tz) = (plan.range, plan.tz);
         let pending = Box::new(
             (0..plan.symbols.len()).flat_map(move |i| range.buckets(tz).map(move |b| (i, b))),
         );
         Self {
             plan: Arc::new(plan),
+            reader,
             pending,
             running: VecDeque::new(),
             concurrency: concurrency.max(1),
@@ -101,9 +121,14 @@ impl Merge {
         }
     }
 
-    /// The next chunk of bars (symbol by symbol, each in time order), an error (after which the
-    /// merge ends), or None at the end. Chunks are never empty.
-    pub async fn next(&mut self) -> Option<Result<BarChunk, FetchError>> {
+    /// The symbols of the plan, in the order they are emitted.
+    pub fn symbols(&self) -> &Arc<[Symbol]> {
+        &self.plan.symbols
+    }
+
+    /// The next item a reader sent, with the index of its symbol in [`Merge::symbols`] (symbol
+    /// by symbol, each in time order), an error (after which the merge ends), or None at the end.
+    pub async fn next_item(&mut self) -> Option<Result<(usize, T), FetchError>> {
         loop {
             if self.done {
                 return None;
@@ -113,9 +138,8 @@ impl Merge {
                 self.done = true;
                 return None;
             };
-            if let Some(bars) = front.chunks.recv().await {
-                let symbol = self.plan.symbols[front.symbol].clone();
-                return Some(Ok(BarChunk { symbol, bars }));
+            if let Some(item) = front.chunks.recv().await {
+                return Some(Ok((front.symbol, item)));
             }
             // The front bucket's channel closed: its task ended. Find out how.
             let Some(mut finished) = self.running.pop_front() else {
@@ -144,8 +168,7 @@ impl Merge {
                 return;
             };
             let (tx, rx) = mpsc::channel(CHUNKS_PER_BUCKET);
-            let plan = Arc::clone(&self.plan);
-            let task = tokio::spawn(async move { read_bucket(&plan, symbol, bucket, tx).await });
+            let task = tokio::spawn((self.reader)(Arc::clone(&self.plan), symbol, bucket, tx));
             self.running.push_back(BucketReader {
                 symbol,
                 bucket,
@@ -153,6 +176,18 @@ impl Merge {
                 task,
             });
         }
+    }
+}
+
+impl Merge<Vec<Bar>> {
+    /// The next chunk of bars (symbol by symbol, each in time order), an error (after which the
+    /// merge ends), or None at the end. Chunks are never empty.
+    pub async fn next(&mut self) -> Option<Result<BarChunk, FetchError>> {
+        let item = self.next_item().await?;
+        Some(item.map(|(symbol, bars)| BarChunk {
+            symbol: self.plan.symbols[symbol].clone(),
+            bars,
+        }))
     }
 }
 
@@ -216,13 +251,7 @@ async fn read_bucket(
     let ranges = clustering_ranges(plan.tz, plan.range, plan.filter, bucket);
     let queries = ranges.len();
     let mut rows_read: u64 = 0;
-    let mut out = BucketOutput {
-        days: DayCache::new(plan.tz),
-        filter: plan.filter,
-        resampler: Resampler::new(plan.interval),
-        chunk: Vec::with_capacity(CHUNK_BARS),
-        tx,
-    };
+    let mut out = BucketOutput::new(plan, tx);
     for (lo, hi) in ranges {
         let pager = plan
             .session
@@ -266,7 +295,7 @@ async fn read_bucket(
 }
 
 /// What a bucket task does with each row: session filter, aggregation, chunking, sending.
-struct BucketOutput {
+pub(crate) struct BucketOutput {
     days: DayCache,
     filter: SessionFilter,
     resampler: Option<Resampler>,
@@ -276,8 +305,19 @@ struct BucketOutput {
 }
 
 impl BucketOutput {
+    /// The output of a partition of `plan` into `tx`.
+    pub(crate) fn new(plan: &Plan, tx: mpsc::Sender<Vec<Bar>>) -> Self {
+        Self {
+            days: DayCache::new(plan.tz),
+            filter: plan.filter,
+            resampler: Resampler::new(plan.interval),
+            chunk: Vec::with_capacity(CHUNK_BARS),
+            tx,
+        }
+    }
+
     /// Takes one stored bar; false when the merger has gone and reading should stop.
-    async fn push(&mut self, bar: Bar) -> bool {
+    pub(crate) async fn push(&mut self, bar: Bar) -> bool {
         let day = self.days.day_of(bar.ts_millis);
         let segment = day.segment(bar.ts_millis);
         if !self.filter.keeps(segment) {
@@ -298,7 +338,7 @@ impl BucketOutput {
     }
 
     /// Sends the last aggregated bar and the last partial chunk.
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         if let Some(last) = self.resampler.as_mut().and_then(Resampler::finish) {
             self.chunk.push(last);
         }

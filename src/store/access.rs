@@ -17,7 +17,7 @@ const PROBE_TIMESTAMP: i64 = 1;
 pub enum Access {
     /// `load` and `run`: read and write the history, write (and delete) bars.
     Load,
-    /// `fetch`: read bars.
+    /// `fetch` of a keyspace read in the `rows` layout: read bars.
     Fetch,
     /// `load` and `run` when the layout writes day cells (`days`, `both`), besides [`Access::Load`]:
     /// read the day-cell table (which layout a keyspace holds) and write (and delete) cells.
@@ -27,6 +27,8 @@ pub enum Access {
     ReadLayout,
     /// `migrate`: read bars, read and write day cells.
     Migrate,
+    /// `fetch` of a keyspace read in the `days` or `both` layout: read day cells.
+    FetchDays,
 }
 
 /// One permission on one table, and a statement that needs exactly it.
@@ -68,6 +70,11 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
             ),
         ],
         Access::Migrate => migrate_probes(schema, select_bars),
+        Access::FetchDays => vec![probe(
+            "SELECT",
+            &days,
+            format!("SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
+        )],
         Access::Load => vec![
             probe(
                 "SELECT",
@@ -211,6 +218,10 @@ mod tests {
                 "GRANT SELECT ON TABLE market_data.bars_1min_days TO migrator",
                 "GRANT MODIFY ON TABLE market_data.bars_1min_days TO migrator",
             ]
+        );
+        assert_eq!(
+            grants(&schema, Access::FetchDays, "reader"),
+            vec!["GRANT SELECT ON TABLE market_data.bars_1min_days TO reader"]
         );
     }
 }

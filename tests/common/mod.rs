@@ -615,3 +615,81 @@ pub async fn write_day_cells(
     }
     days.len()
 }
+
+/// Writes `bars` (one symbol, strictly increasing times) to the bars table, one row per bar,
+/// 64 inserts in flight (the bucket is the bar's exchange-local month in `tz`).
+pub async fn insert_bar_rows(
+    session: &Session,
+    schema: &Schema,
+    tz: chrono_tz::Tz,
+    symbol: &bar_ingest::model::Symbol,
+    bars: &[bar_ingest::model::Bar],
+) {
+    use futures_util::StreamExt;
+    let statements = store::BarStatements::prepare(session, schema)
+        .await
+        .unwrap();
+    let statements = &statements;
+    futures_util::stream::iter(bars)
+        .map(|bar| async move {
+            let bucket = exchange_month(tz, bar.ts_millis);
+            let values =
+                store::BarStatements::insert_values(symbol, &bucket, bar, statements.volume_column);
+            session
+                .execute_unpaged(&statements.insert, values)
+                .await
+                .map(|_| ())
+        })
+        .buffer_unordered(64)
+        .for_each(|r| async move { r.expect("insert a bar row") })
+        .await;
+}
+
+/// Writes `bars` (one symbol, strictly increasing times) to the day-cell table: one cell per
+/// exchange-local day in `tz` (encoded with `cell::encode`), at `write_timestamp`.
+pub async fn insert_day_cells(
+    session: &Session,
+    schema: &Schema,
+    tz: chrono_tz::Tz,
+    symbol: &bar_ingest::model::Symbol,
+    bars: &[bar_ingest::model::Bar],
+    write_timestamp: i64,
+) {
+    use bar_ingest::cell::{self, DayColumns};
+    let statements = store::DayStatements::prepare(session, schema)
+        .await
+        .unwrap();
+    let day_of = |ms: i64| bar_ingest::exchange_time::local_date(tz, ms);
+    let mut start = 0;
+    while start < bars.len() {
+        let day = day_of(bars[start].ts_millis);
+        let end = start + bars[start..].partition_point(|b| day_of(b.ts_millis) == day);
+        let mut columns = DayColumns::with_capacity(end - start);
+        for b in &bars[start..end] {
+            columns.push(b.ts_millis, b.open, b.high, b.low, b.close, b.volume);
+        }
+        let bytes = cell::encode(columns.view()).expect("encode a day cell");
+        let header = cell::read_header(&bytes).unwrap();
+        let bucket = day.format("%Y-%m").to_string();
+        let values = store::DayStatements::insert_values(
+            symbol,
+            &bucket,
+            day,
+            &header,
+            &bytes,
+            write_timestamp,
+        );
+        session
+            .execute_unpaged(&statements.insert, values)
+            .await
+            .expect("insert a day cell");
+        start = end;
+    }
+}
+
+/// The exchange-local month (`YYYY-MM`) of an instant.
+pub fn exchange_month(tz: chrono_tz::Tz, ms: i64) -> String {
+    bar_ingest::exchange_time::local_date(tz, ms)
+        .format("%Y-%m")
+        .to_string()
+}

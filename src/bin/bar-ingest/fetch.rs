@@ -60,12 +60,12 @@ pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode
         }
     };
     let fetcher = Fetcher::connect(&settings).await?;
-    let chunks = fetcher.fetch_chunks(plan.request)?;
+    let Plan { request, output } = plan;
 
     match &args.output {
         None => {
             let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout());
-            match write_output(chunks, plan.output, out).await {
+            match write_output(&fetcher, request, output, out).await {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 // The reader went away (`| head`): what it wanted was written.
                 Err(e) if e.is_broken_pipe() => Ok(ExitCode::SUCCESS),
@@ -73,7 +73,7 @@ pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode
             }
         }
         Some(path) => {
-            write_file(path, chunks, plan.output).await?;
+            write_file(path, &fetcher, request, output).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -212,9 +212,11 @@ impl WriteFailure {
     }
 }
 
-/// Streams every bar into `out` as `output` says; returns the flushed writer.
+/// Fetches `request` and streams every bar into `out` as `output` says; returns the flushed
+/// writer.
 async fn write_output<W: Write + Send>(
-    chunks: ChunkStream,
+    fetcher: &Fetcher,
+    request: FetchRequest,
     output: Output,
     out: W,
 ) -> Result<W, WriteFailure> {
@@ -228,11 +230,11 @@ async fn write_output<W: Write + Send>(
             if symbol_column {
                 writer = writer.with_symbol_column();
             }
-            write_text(chunks, writer).await
+            write_text(fetcher.fetch_chunks(request)?, writer).await
         }
         Output::Batches { format, columns } => {
             let mut writer = BatchWriter::new(out, format, &columns.schema())?;
-            let mut batches = columnar::record_batches(chunks, columns, BATCH_ROWS);
+            let mut batches = fetcher.record_batches(request, columns, BATCH_ROWS)?;
             while let Some(batch) = batches.next().await {
                 writer.write(&batch?)?;
             }
@@ -257,12 +259,17 @@ async fn write_text<W: Write>(
 
 /// Writes `FILE.tmp`, syncs it, and renames it to `FILE`; removes the temporary file on failure,
 /// so `FILE` is either complete or untouched.
-async fn write_file(path: &Path, chunks: ChunkStream, output: Output) -> anyhow::Result<()> {
+async fn write_file(
+    path: &Path,
+    fetcher: &Fetcher,
+    request: FetchRequest,
+    output: Output,
+) -> anyhow::Result<()> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file);
     let result = async {
-        let out = write_output(chunks, output, out).await?;
+        let out = write_output(fetcher, request, output, out).await?;
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
