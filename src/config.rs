@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 mod retention;
 pub use retention::{FolderRetention, RetentionAction, RetentionConfig};
-mod dead_letter;
 mod coverage;
+mod dead_letter;
 pub use coverage::{CoverageConfig, MAX_WATCHED};
 pub use dead_letter::DeadLetterConfig;
 mod database_access;

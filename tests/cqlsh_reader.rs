@@ -28,7 +28,9 @@ async fn cqlsh_reads_back_exactly_what_was_loaded() {
                 2005-07-01 09:31:00,1.5,1.5,1.5,1.5,1234.567891\n";
     let file = site.dir.path().join("QQ_full_1min_adjsplit.txt");
     std::fs::write(&file, text).unwrap();
-    let (code, err) = common::run_load(&site.config("l", ""), &[file.to_str().unwrap()]);
+    // cqlsh reads bar rows (a day cell is a blob): the `both` layout writes them beside the cells.
+    let config = site.config("l", "[storage]\nlayout = \"both\"\n");
+    let (code, err) = common::run_load(&config, &[file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 
     let (host, port) = common::contact_points()

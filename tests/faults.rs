@@ -78,7 +78,8 @@ async fn two_instances_on_one_inbox_load_each_of_50_files_exactly_once() {
 async fn kill_9_mid_load_then_restart_loses_and_doubles_nothing() {
     let (session, schema, _) = common::fresh_schema("kill9").await;
     let site = Site::new(&schema.keyspace);
-    // Small batches and few in flight make the load long enough to be killed in the middle.
+    // Small batches, few in flight and a pace cap (a day cell is one write, so batches alone no
+    // longer slow a load) make the load long enough to be killed in the middle.
     let config = slow_config(&site, "k", "30s");
     // Across the November 2019 fall-back change (the days around it; bar-gen writes 04:00-20:00
     // only, so the repeated hour itself is loaded end to end by tests/replace_model.rs).
@@ -142,7 +143,8 @@ fn slow_config(site: &Site, name: &str, deadline: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[ingest]\n",
         &format!(
-            "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 2\nfiles_in_parallel = 1\nshutdown_deadline = \"{deadline}\"\n"
+            "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 2\nfiles_in_parallel = 1\n\
+             max_rows_per_second = 3000\nshutdown_deadline = \"{deadline}\"\n"
         ),
     );
     std::fs::write(&config, text).unwrap();
