@@ -55,26 +55,20 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
         &days,
         format!("SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
     );
+    let modify_days = probe(
+        "MODIFY",
+        &days,
+        format!(
+            "DELETE FROM {days} USING TIMESTAMP {PROBE_TIMESTAMP} \
+             WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
+        ),
+    );
     match access {
         Access::Fetch => vec![select_bars],
         Access::ReadLayout => vec![select_days, select_bars],
-        Access::WriteDays => vec![
-            select_days,
-            probe(
-                "MODIFY",
-                &days,
-                format!(
-                    "DELETE FROM {days} USING TIMESTAMP {PROBE_TIMESTAMP} \
-                     WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
-                ),
-            ),
-        ],
-        Access::Migrate => migrate_probes(schema, select_bars),
-        Access::FetchDays => vec![probe(
-            "SELECT",
-            &days,
-            format!("SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"),
-        )],
+        Access::WriteDays => vec![select_days, modify_days],
+        Access::Migrate => vec![select_bars, select_days, modify_days],
+        Access::FetchDays => vec![select_days],
         Access::Load => vec![
             probe(
                 "SELECT",
@@ -99,29 +93,6 @@ fn probes(schema: &Schema, access: Access) -> Vec<Probe> {
             ),
         ],
     }
-}
-
-/// `migrate`'s probes: SELECT on the bars, SELECT and MODIFY on the day cells.
-fn migrate_probes(schema: &Schema, select_bars: Probe) -> Vec<Probe> {
-    let days = schema.days();
-    vec![
-        select_bars,
-        Probe {
-            permission: "SELECT",
-            table: days.clone(),
-            statement: format!(
-                "SELECT day FROM {days} WHERE symbol = '{PROBE_KEY}' AND bucket = '' LIMIT 1"
-            ),
-        },
-        Probe {
-            permission: "MODIFY",
-            table: days.clone(),
-            statement: format!(
-                "DELETE FROM {days} USING TIMESTAMP {PROBE_TIMESTAMP} \
-                 WHERE symbol = '{PROBE_KEY}' AND bucket = ''"
-            ),
-        },
-    ]
 }
 
 /// Checks what `load` and `run` need and learns the layout they write
