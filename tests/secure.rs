@@ -106,6 +106,8 @@ async fn grant_readme_permissions(admin: &Session, ks: &str) {
         format!("GRANT SELECT ON TABLE {ks}.bars_1min_days TO loader"),
         format!("GRANT MODIFY ON TABLE {ks}.bars_1min_days TO loader"),
         format!("GRANT SELECT ON TABLE {ks}.bars_1min TO reader"),
+        // fetch reads the day cells of a days keyspace (store::Access::FetchDays).
+        format!("GRANT SELECT ON TABLE {ks}.bars_1min_days TO reader"),
     ] {
         admin.query_unpaged(grant.as_str(), ()).await.expect(&grant);
     }
@@ -199,22 +201,31 @@ fn run_bin(config: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Counts the bars of `SEC` in the keyspace, as the admin sees them.
+/// Counts the bars of `SEC` in the keyspace, as the admin sees them: its bar rows and the bars
+/// of its day cells (a load writes one or the other, or both, by the keyspace's layout).
 async fn stored_bars(admin: &Session, ks: &str) -> i64 {
-    admin
-        .query_unpaged(
-            format!(
-                "SELECT COUNT(*) FROM {ks}.bars_1min WHERE symbol = 'SEC' AND bucket = '2024-03'"
-            ),
-            (),
-        )
-        .await
-        .expect("count bars")
-        .into_rows_result()
-        .expect("rows")
-        .single_row::<(i64,)>()
-        .expect("one count")
-        .0
+    let count = |cql: String| async move {
+        admin
+            .query_unpaged(cql, ())
+            .await
+            .expect("count bars")
+            .into_rows_result()
+            .expect("rows")
+            .single_row::<(Option<i64>,)>()
+            .expect("one count")
+            .0
+            .unwrap_or(0)
+    };
+    let rows = count(format!(
+        "SELECT COUNT(*) FROM {ks}.bars_1min WHERE symbol = 'SEC' AND bucket = '2024-03'"
+    ))
+    .await;
+    let in_cells = count(format!(
+        "SELECT CAST(SUM(bar_count) AS bigint) FROM {ks}.bars_1min_days \
+         WHERE symbol = 'SEC' AND bucket = '2024-03'"
+    ))
+    .await;
+    rows + in_cells
 }
 
 /// Regression: with the schema created by an administrator and the loader's role granted only
