@@ -106,10 +106,13 @@ async fn a_restart_after_kill_9_keeps_the_recorded_write_timestamp() {
     let (session, schema, _) = common::fresh_schema("wts_kill").await;
     let site = Site::new(&schema.keyspace);
     let config = site.config("k", "");
-    // Slow loads: tiny batches, one in flight.
+    // Slow loads: tiny batches, one in flight, and a pace of 600 bars a second, so the 9,000
+    // bars (15 day cells of 600 bars in the default layout) take about 15 s however fast the
+    // machine is.
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[ingest]\n",
-        "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 1\nfiles_in_parallel = 1\n",
+        "[ingest]\nbatch_rows = 5\nmax_batches_in_flight = 1\nfiles_in_parallel = 1\n\
+         max_rows_per_second = 600\n",
     );
     std::fs::write(&config, text).unwrap();
     let body = bars(15, 600, 2);
@@ -119,11 +122,13 @@ async fn a_restart_after_kill_9_keeps_the_recorded_write_timestamp() {
     // Kill once the history says "loading" and some rows are in.
     let started = std::time::Instant::now();
     let recorded = loop {
+        let h = history(&session, &schema).await;
         assert!(
             started.elapsed() < WAIT,
-            "no loading record with rows in time"
+            "no loading record with bars stored in {WAIT:?}; the history holds {:?}, done/ holds {:?}",
+            h.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+            site.files_in("done")
         );
-        let h = history(&session, &schema).await;
         if let Some(r) = h.iter().find(|r| r.outcome == Outcome::Loading)
             && !write_times(&session, &schema).await.is_empty()
         {
