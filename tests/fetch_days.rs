@@ -70,9 +70,9 @@ fn day_bars(day: NaiveDate, first_i: u64) -> Vec<Bar> {
         let local = t.with_timezone(&New_York);
         let minute = local.hour() * 60 + local.minute();
         let keep = if full.contains(&day) {
-            // From midnight: through the repeated hour of the fall-back Sunday (a cell holds
-            // at most 1440 bars, so not all 1500 minutes of that day).
-            minute < 1200
+            // Every minute from midnight: 1,380 bars on the spring-forward Sunday, all 1,500
+            // of the fall-back Sunday (its repeated hour included), 1,440 on a Friday.
+            true
         } else if weekend {
             (600..606).contains(&minute)
         } else {

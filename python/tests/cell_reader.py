@@ -16,7 +16,7 @@ import numpy as np
 import zstandard
 
 VERSION = 1
-MAX_BARS = 1440
+MAX_BARS = 1500
 HEADER_BYTES = 36
 SUMMARY_BYTES = 20
 MAX_BODY_BYTES_PER_BAR = 60

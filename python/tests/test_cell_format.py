@@ -107,7 +107,7 @@ def one_bar() -> bytes:
     "damage, message",
     [
         (lambda c: bytes([2]) + c[1:], "unknown format version 2"),
-        (lambda c: c[:2] + struct.pack("<H", 1441) + c[4:], "1441 bars"),
+        (lambda c: c[:2] + struct.pack("<H", 1501) + c[4:], "1501 bars"),
         (lambda c: c[:10], "shorter than the 20-byte summary"),
         (lambda c: c[:30], "shorter than the 36-byte header"),
         (lambda c: c[:-1], "does not decompress"),

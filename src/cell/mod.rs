@@ -24,9 +24,10 @@ pub use values::{MAX_DECIMAL_SCALE, MAX_SCALED_MAGNITUDE, TimeEncoding, ValueEnc
 /// The format version this build writes (and the only one it reads).
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Most bars a cell holds: the one-minute bars of a 24-hour day. Longer input is refused on
-/// encode and on decode.
-pub const MAX_BARS: usize = 1440;
+/// Most bars a cell holds: the one-minute bars of the longest exchange-local day, 25 hours (the
+/// day clocks fall back: a 24-hour market's bars of that day are 1,500). Longer input is refused
+/// on encode and on decode.
+pub const MAX_BARS: usize = 1500;
 
 /// Bytes of the fixed header, before the body.
 pub const HEADER_BYTES: usize = 36;

@@ -134,7 +134,7 @@ fn empty_and_one_bar_days_round_trip() {
 }
 
 #[test]
-fn a_full_day_of_1440_bars_encodes_and_1441_is_refused() {
+fn a_full_25_hour_day_of_1500_bars_encodes_and_1501_is_refused() {
     let mut day = DayColumns::default();
     for i in 0..MAX_BARS as i64 {
         let p = 100.0 + (i % 17) as f64 / 100.0;
@@ -257,8 +257,8 @@ fn bad_headers_are_refused_with_what_is_wrong() {
         Err(CellError::UnknownCompression { code: 7 })
     );
     assert_eq!(
-        decode(&|c| c[2..4].copy_from_slice(&1441u16.to_le_bytes())),
-        Err(CellError::TooManyBars { bars: 1441 })
+        decode(&|c| c[2..4].copy_from_slice(&1501u16.to_le_bytes())),
+        Err(CellError::TooManyBars { bars: 1501 })
     );
     assert_eq!(
         decode(&|c| c[24] = 3),
