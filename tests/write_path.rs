@@ -537,3 +537,69 @@ async fn a_handed_back_name_with_a_suffix_no_longer_matched_its_source_rule() {
     assert_eq!(stored, expected, "read under another rule than `*_utc.txt`");
     common::drop_keyspace(&session, &schema).await;
 }
+
+/// Two members of one zip for the same symbol whose days overlap: both were written at the
+/// delivery's one write timestamp, so in the day table the two cells of a shared day tied and
+/// the larger byte string won (one member's bars of that day were lost whole), while the bars
+/// table merged them. Each member is its own delivery: the later member (in the zip's order)
+/// replaces the earlier over the days it covers, the same in every layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zip_members_of_one_symbol_sharing_days_tied_and_one_cell_won() {
+    use bar_ingest::config::StorageLayout;
+    let start = chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap();
+    // The first member: 1-5 March; the second: 4-10 March, other prices, fewer bars a day.
+    let (early, late) = (
+        bars_from(start, 5, 60, 1),
+        bars_from(start + chrono::TimeDelta::days(3), 5, 30, 2),
+    );
+    let zip_body = zip_of(&[
+        ("a/OVL_full_1min_adjsplit.txt", &early),
+        ("b/OVL_full_1min_adjsplit.txt", &late),
+    ]);
+    // What a later delivery of the second member leaves: the first's 1-3 March, then the second.
+    let late_first = expected_bars("OVL", &late)[0].1;
+    let mut want: Vec<Stored> = expected_bars("OVL", &early)
+        .into_iter()
+        .filter(|b| b.1 < late_first)
+        .collect();
+    assert_eq!(want.len(), 3 * 60);
+    want.extend(expected_bars("OVL", &late));
+    for (name, layout) in [
+        ("wp_zovl_d", StorageLayout::Days),
+        ("wp_zovl_r", StorageLayout::Rows),
+        ("wp_zovl_b", StorageLayout::Both),
+    ] {
+        let (session, schema, mut settings) = common::fresh_schema(name).await;
+        settings.layout = Some(layout);
+        let dir = tempfile::tempdir().unwrap();
+        let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
+        let zip_file = dir.path().join("bundle.zip");
+        std::fs::write(&zip_file, &zip_body).unwrap();
+        let loaded = loader
+            .load(
+                &zip_file,
+                LoadOptions::default(),
+                &CancellationToken::new(),
+                None,
+            )
+            .await;
+        assert!(loaded.all_loaded(), "{layout:?}: {loaded:?}");
+        if layout.writes_rows() {
+            let rows = common::row_bars(&session, &schema).await;
+            assert!(
+                rows == want,
+                "{layout:?}: the bars table merged the members"
+            );
+        }
+        if layout.writes_days() {
+            let cells = common::cell_bars(&session, &schema).await;
+            assert_eq!(
+                cells.len(),
+                want.len(),
+                "{layout:?}: the day cells lost a member's bars of the shared days"
+            );
+            assert!(cells == want, "{layout:?}: the day cells differ");
+        }
+        common::drop_keyspace(&session, &schema).await;
+    }
+}

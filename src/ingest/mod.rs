@@ -7,6 +7,7 @@
 //! The daemon and `load` both build a [`Loader`] with [`Loader::connect`] and call
 //! [`Loader::load`]; they differ only in where files come from and where they go afterwards.
 
+mod members;
 mod outcome;
 mod plan;
 mod replace;
@@ -42,6 +43,7 @@ use crate::source::container::{self, Delivery, Unit};
 use crate::store::retry::{Backoff, RequestError, Retrier};
 use crate::store::{self, BarStatements, DayStatements, Schema, StoreError};
 use crate::telemetry::health::Health;
+use members::EarlierMembers;
 use plan::Plan;
 use rows::{RowsJob, Stop, Written};
 use scan::Scan;
@@ -241,6 +243,7 @@ impl Loader {
         // The write timestamp of every unit of this delivery, taken once (see `claim_time`).
         let claimed_at = claim_time(&file, options);
         let mut result = DeliveryResult::default();
+        let mut earlier = EarlierMembers::default();
         for unit in delivery.into_units() {
             if cancel.is_cancelled() {
                 result.units.push(FileResult::Interrupted);
@@ -256,6 +259,8 @@ impl Loader {
                 cancel,
                 progress: progress.clone(),
                 claimed_at,
+                earlier: &mut earlier,
+                member_offset: 0,
                 summary: FileSummary::default(),
             };
             job.summary.file_name = job.unit.name().to_string_lossy().into_owned();
@@ -277,7 +282,8 @@ impl Loader {
 }
 
 /// When the delivery was claimed, in µs since the epoch: the write timestamp of each of its
-/// units (unless a unit resumes an interrupted load, which keeps its recorded one), so that of
+/// units (unless a unit resumes an interrupted load, which keeps its recorded one, or shares
+/// days with an earlier unit, which goes a few µs above: `members`), so that of
 /// two deliveries the later-claimed wins, whichever finishes first and whatever a zip's members
 /// or a restart do. The daemon passes the time of its claim. A file resumed at start-up (an
 /// earlier run claimed it and crashed or stopped, possibly before any history row was written,
@@ -366,6 +372,11 @@ struct FileJob<'a> {
     /// Microseconds since the epoch when the delivery was claimed ([`claim_time`]): its write
     /// timestamp unless it resumes an interrupted load of the same content.
     claimed_at: i64,
+    /// The days of this delivery's earlier units, per symbol (`members`).
+    earlier: &'a mut EarlierMembers,
+    /// µs above `claimed_at` this unit writes at, so that it replaces an earlier unit of the
+    /// delivery over the days of a symbol they share (`members`; 0 for most).
+    member_offset: i64,
     summary: FileSummary,
 }
 
@@ -386,6 +397,11 @@ impl FileJob<'_> {
             warn!(file = %Shown(self.path), "the file changed while it was being validated; handing it back");
             return Err(FileResult::Changed(self.take_summary()));
         }
+        self.member_offset =
+            self.earlier
+                .offset(scan.days.iter().filter_map(|(named, (first, last))| {
+                    Some((named.as_ref().or(plan.symbol.as_ref())?, *first, *last))
+                }));
         let mut record = self.history_record(&scan);
         if let Some((outcome, reason, why)) = self.early_outcome(&scan) {
             self.summary.reason = reason;
@@ -721,7 +737,7 @@ impl FileJob<'_> {
             Some(k) if k.outcome == Outcome::Loading && self.options.resuming && !force => {
                 k.write_timestamp
             }
-            _ => self.claimed_at,
+            _ => self.claimed_at + self.member_offset,
         };
         self.keep(dead_letter).await?;
         Ok(timestamp)
