@@ -386,3 +386,62 @@ async fn ctrl_c_stops_between_partitions_with_exit_3_and_the_next_run_finishes()
     assert_eq!(bits(&cell_bars(&cells)), bits(&rows));
     common::drop_keyspace(&r.session, &r.schema).await;
 }
+
+/// A later delivery written as cells covered a day with none of its bars: its tombstone
+/// shadows that day's cells, so the migrated cell (written at the older rows' timestamp) is
+/// gone. The verifier reported "no cell, but N bars in rows" and the run failed; the day was
+/// emptied on purpose (replace, not merge), and the run says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_a_later_cell_delivery_emptied_is_not_a_missing_cell() {
+    let r = rows_keyspace("mig_empt").await;
+    // MIGA over Thursday 1 to Monday 5 February, with no bar on Friday the 2nd.
+    let later = "2024-02-01 09:30:00,10,11,9,10.5,100\n2024-02-05 09:30:00,20,21,19,20.5,200\n";
+    let dir = r.site.dir.path().join("later");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("MIGA_full_1min_adjsplit.txt");
+    std::fs::write(&file, later).unwrap();
+    let days_config = r.site.config("d", "[storage]\nlayout = \"days\"\n");
+    let (code, stderr) = common::run_load(&days_config, &["--no-progress", path(&file)]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, out, err) = migrate(&r.config, &["MIGA"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("; 2 days left as they were (a newer cell)")
+            && out.contains("; 1 days emptied by a later delivery"),
+        "{out}"
+    );
+    let cells = all_cells(&r.session, &r.schema).await;
+    let miga: Vec<NaiveDate> = cells
+        .keys()
+        .filter(|k| k.0 == "MIGA")
+        .map(|k| k.1)
+        .collect();
+    assert_eq!(miga.len(), 24, "25 days of rows, one emptied");
+    assert!(!miga.contains(&day("2024-02-02")));
+    let (code, out, err) = migrate(&r.config, &["--verify-only", "MIGA"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("; 1 days emptied by a later delivery"),
+        "{out}"
+    );
+    // A cell deleted by hand, no delivery covering its day: still a failure.
+    r.session
+        .query_unpaged(
+            format!(
+                "DELETE FROM {} WHERE symbol = 'MIGA' AND bucket = '2024-02' AND day = ?",
+                r.schema.days()
+            ),
+            (day("2024-02-06"),),
+        )
+        .await
+        .unwrap();
+    let (code, out, err) = migrate(&r.config, &["--verify-only", "MIGA"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("MIGA 2024-02-06: no cell, but")
+            && err.contains("no delivery recorded after the rows covers the day"),
+        "{err}"
+    );
+    common::drop_keyspace(&r.session, &r.schema).await;
+}

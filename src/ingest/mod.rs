@@ -44,6 +44,7 @@ use crate::store::retry::{Backoff, RequestError, Retrier};
 use crate::store::{self, BarStatements, DayStatements, Schema, StoreError};
 use crate::telemetry::health::Health;
 use members::EarlierMembers;
+pub(crate) use plan::MANY_SYMBOLS;
 use plan::Plan;
 use rows::{RowsJob, Stop, Written};
 use scan::Scan;

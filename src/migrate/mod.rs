@@ -7,6 +7,7 @@
 //! - [`verify`] reads the cells back and compares them with the rows, bit for bit.
 //! - [`progress`] records finished partitions in `migrate_progress`.
 
+mod later;
 mod partition;
 mod plan;
 mod progress;
@@ -86,6 +87,9 @@ pub struct Summary {
     /// Days whose cell is newer than the rows (a later delivery written as a cell): left as
     /// they are, not compared.
     pub newer_days: u64,
+    /// Days with rows but no cell, because a delivery written after the rows covered the day
+    /// without bars on it (replace, not merge: its range tombstone emptied the day).
+    pub emptied_days: u64,
     /// Whether the run stopped before the end (a signal, or `stop_after`).
     pub interrupted: bool,
     /// Wall time.
@@ -153,6 +157,8 @@ pub(crate) struct Context<'a> {
     pub statements: partition::Statements,
     /// The progress table (`None` with `verify_only`, which records nothing).
     pub progress: Option<progress::Progress>,
+    /// The history's later deliveries, for a day whose cell is missing.
+    pub later: later::LaterDeliveries,
 }
 
 /// Converts (or with `verify_only`, compares) the partitions `options` selects. Stops starting
@@ -173,6 +179,7 @@ pub async fn run(
         tz,
         options,
         statements: partition::Statements::prepare(session, schema).await?,
+        later: later::LaterDeliveries::prepare(session, schema, tz).await?,
         progress: match options.verify_only {
             true => None,
             false => Some(progress::Progress::open(session, schema, manage_schema).await?),
@@ -218,6 +225,7 @@ async fn run_partitions(
         summary.days += counts.days;
         summary.bars += counts.bars;
         summary.newer_days += counts.newer_days;
+        summary.emptied_days += counts.emptied_days;
     }
     summary.interrupted = started.get() < total;
     Ok(())

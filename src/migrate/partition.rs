@@ -82,6 +82,7 @@ pub(crate) struct Counts {
     pub days: u64,
     pub bars: u64,
     pub newer_days: u64,
+    pub emptied_days: u64,
 }
 
 /// Converts (or only compares) `partition`, verifies it, and records it when the whole month
@@ -97,7 +98,7 @@ pub(crate) async fn migrate(
     if !ctx.options.verify_only {
         write_days(ctx, &partition, &days).await?;
     }
-    let newer_days = verify::partition(ctx, &partition, &days, from, to).await?;
+    let verified = verify::partition(ctx, &partition, &days, from, to).await?;
     let bars: u64 = days.iter().map(|d| d.bars.len() as u64).sum();
     if let Some(progress) = ctx
         .progress
@@ -106,11 +107,12 @@ pub(crate) async fn migrate(
     {
         progress.mark_done(ctx.session, &partition, bars).await?;
     }
-    tracing::debug!(%partition, days = days.len(), bars, newer_days, "partition done");
+    tracing::debug!(%partition, days = days.len(), bars, ?verified, "partition done");
     Ok(Counts {
         days: days.len() as u64,
         bars,
-        newer_days,
+        newer_days: verified.newer,
+        emptied_days: verified.emptied,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Verification: a partition's cells read back, decoded and compared with its rows bar for bar
 //! (the instant and the bits of every value); a cell newer than the rows is a later delivery
-//! and is left out of the comparison.
+//! and is left out of the comparison, and so is a missing cell of a day a later delivery
+//! emptied (`later`).
 
 use std::collections::HashMap;
 
@@ -31,21 +32,30 @@ struct StoredCell {
     written: i64,
 }
 
+/// Days of a partition left out of the comparison, and why.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Skipped {
+    /// The cell is newer than the rows: a later delivery's.
+    pub newer: u64,
+    /// No cell: a later delivery covered the day without bars on it.
+    pub emptied: u64,
+}
+
 /// Compares every day of `days` (the partition's rows over `[from, to]`) with its stored
-/// cell. Returns how many days have a newer cell (not compared); the first difference is an
-/// error.
+/// cell. Returns the days not compared (a newer cell; no cell, emptied by a later delivery);
+/// the first difference is an error.
 pub(crate) async fn partition(
     ctx: &Context<'_>,
     partition: &Partition,
     days: &[Day],
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<u64, MigrateError> {
+) -> Result<Skipped, MigrateError> {
+    let mut skipped = Skipped::default();
     if days.is_empty() {
-        return Ok(0);
+        return Ok(skipped);
     }
     let cells = read_cells(ctx, partition, from, to).await?;
-    let mut newer = 0;
     let mut decoded = DayColumns::with_capacity(cell::MAX_BARS);
     for day in days {
         let mismatch = |detail: String| Mismatch {
@@ -54,10 +64,28 @@ pub(crate) async fn partition(
             detail,
         };
         let Some(stored) = cells.get(&day.day) else {
-            return Err(mismatch(format!("no cell, but {} bars in rows", day.bars.len())).into());
+            let by = ctx
+                .later
+                .emptied_by(ctx.session, &partition.symbol, day.day, day.written);
+            match by.await? {
+                Some(file) => {
+                    tracing::debug!(symbol = %partition.symbol, day = %day.day, %file,
+                        "no cell: emptied by a later delivery");
+                    skipped.emptied += 1;
+                    continue;
+                }
+                None => {
+                    let n = day.bars.len();
+                    let detail = format!(
+                        "no cell, but {n} bars in rows, and no delivery recorded after the rows \
+                         covers the day"
+                    );
+                    return Err(mismatch(detail).into());
+                }
+            }
         };
         if stored.written > day.written {
-            newer += 1;
+            skipped.newer += 1;
             continue;
         }
         if stored.written < day.written {
@@ -76,7 +104,7 @@ pub(crate) async fn partition(
             return Err(mismatch(detail).into());
         }
     }
-    Ok(newer)
+    Ok(skipped)
 }
 
 /// The partition's cells over `[from, to]`, by day.

@@ -100,7 +100,8 @@ fn print_summary(s: &Summary, verify_only: bool) {
     };
     println!(
         "{what}: {} partitions ({} selected, {} already done), {} days, {} bars in {:.1} s \
-         ({:.0} bars/s); {} days left as they were (a newer cell)",
+         ({:.0} bars/s); {} days left as they were (a newer cell); {} days emptied by a later \
+         delivery",
         s.partitions,
         s.selected,
         s.skipped,
@@ -108,7 +109,8 @@ fn print_summary(s: &Summary, verify_only: bool) {
         s.bars,
         s.elapsed.as_secs_f64(),
         s.bars_per_second(),
-        s.newer_days
+        s.newer_days,
+        s.emptied_days
     );
 }
 
