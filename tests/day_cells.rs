@@ -157,23 +157,6 @@ async fn layout_both_leaves_rows_and_cells_equal() {
     common::drop_keyspace(&session, &schema).await;
 }
 
-/// Three one-minute bars from 09:30 of each day; `version` changes every price.
-fn bars(days: &[&str], version: u32) -> String {
-    let mut out = String::new();
-    for day in days {
-        for minute in 0..3 {
-            let p = 20.0 + f64::from(version) + f64::from(minute) / 100.0;
-            out.push_str(&format!(
-                "{day} 09:3{minute}:00,{p},{h},{l},{p},{v}\n",
-                h = p + 0.5,
-                l = p - 0.5,
-                v = 100 * version + minute,
-            ));
-        }
-    }
-    out
-}
-
 /// A re-delivery covering 01-30 to 02-01 without bars on 01-31 replaces exactly those three
 /// days: 01-31 keeps no cell, 01-29 and 02-02 keep the first delivery's.
 async fn redelivery_replaces_its_covered_days(name: &str, layout: Option<StorageLayout>) {
@@ -185,8 +168,8 @@ async fn redelivery_replaces_its_covered_days(name: &str, layout: Option<Storage
         "2024-02-01",
         "2024-02-02",
     ];
-    let v1 = bars(&all, 1);
-    let v2 = bars(&["2024-01-30", "2024-02-01"], 2);
+    let v1 = common::bars_at_open(&all, 3, 1);
+    let v2 = common::bars_at_open(&["2024-01-30", "2024-02-01"], 3, 2);
     for (i, text) in [&v1, &v2].into_iter().enumerate() {
         let sub = dir.path().join(format!("v{i}"));
         std::fs::create_dir_all(&sub).unwrap();
@@ -194,7 +177,7 @@ async fn redelivery_replaces_its_covered_days(name: &str, layout: Option<Storage
         std::fs::write(&file, text).unwrap();
         load(&loader, &file).await;
     }
-    let kept = bars(&["2024-01-29", "2024-02-02"], 1);
+    let kept = common::bars_at_open(&["2024-01-29", "2024-02-02"], 3, 1);
     let mut expected = common::expected_bars("REDL", &kept);
     expected.extend(common::expected_bars("REDL", &v2));
     common::sort_bars(&mut expected);
@@ -229,7 +212,11 @@ async fn a_redelivery_of_fewer_days_replaces_the_same_days_in_rows_and_cells_wit
 async fn cells_carry_the_recorded_write_timestamp() {
     let (session, schema, loader, dir) = setup("cells_wts", None).await;
     let file = dir.path().join("WTS_full_1min_adjsplit.txt");
-    std::fs::write(&file, bars(&["2024-03-04", "2024-03-05"], 1)).unwrap();
+    std::fs::write(
+        &file,
+        common::bars_at_open(&["2024-03-04", "2024-03-05"], 3, 1),
+    )
+    .unwrap();
     load(&loader, &file).await;
     let recorded = common::history(&session, &schema).await[0].write_timestamp;
     let q = format!("SELECT WRITETIME(cell) FROM {}", schema.days());

@@ -8,23 +8,6 @@ use bar_ingest::config::Settings;
 use bar_ingest::store::Schema;
 use common::{Site, Stored, expected_bars, run_load, unique_keyspace};
 
-/// Five one-minute bars from 09:30 on each `YYYY-MM-DD` day; `version` changes every price.
-fn bars(days: &[&str], version: u32) -> String {
-    let mut out = String::new();
-    for day in days {
-        for minute in 0..5 {
-            let p = 10.0 + f64::from(version) + f64::from(minute) / 100.0;
-            out.push_str(&format!(
-                "{day} 09:3{minute}:00,{p},{h},{l},{p},{v}\n",
-                h = p + 0.5,
-                l = p - 0.5,
-                v = 100 * version + minute,
-            ));
-        }
-    }
-    out
-}
-
 /// Loads `versions` of `symbol` in order with `bar-ingest load`, each from its own folder;
 /// returns every stored bar.
 async fn load_in_order(name: &str, symbol: &str, versions: &[String]) -> Vec<Stored> {
@@ -65,16 +48,24 @@ fn sorted(mut v: Vec<Stored>) -> Vec<Stored> {
 /// (02-01, also a whole month missing) and the months between all lose the old rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn days_dropped_at_month_edges_and_a_whole_missing_month_are_replaced() {
-    let v1 = bars(&["2021-01-28", "2021-01-29", "2021-02-01", "2021-03-01"], 1);
-    let v2 = bars(&["2021-01-28", "2021-03-01"], 2);
+    let v1 = common::bars_at_open(
+        &["2021-01-28", "2021-01-29", "2021-02-01", "2021-03-01"],
+        5,
+        1,
+    );
+    let v2 = common::bars_at_open(&["2021-01-28", "2021-03-01"], 5, 2);
     let stored = load_in_order("repl_edges", "REPL", &[v1, v2.clone()]).await;
     assert_eq!(stored, expected_bars("REPL", &v2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_dropped_at_a_month_start_is_replaced() {
-    let v1 = bars(&["2021-04-29", "2021-04-30", "2021-05-03", "2021-05-04"], 1);
-    let v2 = bars(&["2021-04-29", "2021-05-04"], 2);
+    let v1 = common::bars_at_open(
+        &["2021-04-29", "2021-04-30", "2021-05-03", "2021-05-04"],
+        5,
+        1,
+    );
+    let v2 = common::bars_at_open(&["2021-04-29", "2021-05-04"], 5, 2);
     let stored = load_in_order("repl_start", "MSTA", &[v1, v2.clone()]).await;
     assert_eq!(stored, expected_bars("MSTA", &v2));
 }
@@ -88,9 +79,9 @@ async fn a_shorter_redelivery_replaces_only_its_own_range() {
         "2021-07-01",
         "2021-07-02",
     ];
-    let v1 = bars(&all_days, 1);
+    let v1 = common::bars_at_open(&all_days, 5, 1);
     let short = ["2021-06-30", "2021-07-01"];
-    let v2 = bars(&short, 2);
+    let v2 = common::bars_at_open(&short, 5, 2);
     let stored = load_in_order("repl_short", "SHRT", &[v1.clone(), v2.clone()]).await;
     let mut expected = outside("SHRT", &v1, &short);
     expected.extend(expected_bars("SHRT", &v2));

@@ -163,8 +163,10 @@ async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let loader = common::loader(&settings, &dir.path().join("dead-letter")).await;
-    // The earlier-claimed delivery is the big one: it is still writing when the later one ends.
-    let (early, late) = (bars(10, 900, 3), bars(10, 60, 4));
+    // The earlier-claimed delivery is the big one: it is still writing when the later one ends
+    // (200 days of 900 bars, against the later one's 10 days of 60: in the day layout, 200
+    // cells against 10, so no machine is fast enough to finish the early one first).
+    let (early, late) = (bars(200, 900, 3), bars(10, 60, 4));
     let write = |name: &str, body: &str| {
         let d = dir.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
@@ -196,7 +198,18 @@ async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
     let first = first.await.unwrap();
     assert!(matches!(second, FileResult::Loaded(_)), "{second:?}");
     assert!(matches!(first, FileResult::Loaded(_)), "{first:?}");
+    // The later delivery's days (1 to 12 March) hold its bars; the early one's after them stay.
+    let after_late = chrono::DateTime::parse_from_rfc3339("2021-03-13T05:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    let mut want = expected_bars("RACE", &late);
+    want.extend(
+        expected_bars("RACE", &early)
+            .into_iter()
+            .filter(|b| b.1 >= after_late),
+    );
+    assert_eq!(want.len(), 10 * 60 + 190 * 900);
     let stored = common::all_bars(&session, &schema).await;
-    assert_eq!(stored, expected_bars("RACE", &late));
+    assert!(stored == want, "{} bars stored, {} expected", stored.len(), want.len());
     common::drop_keyspace(&session, &schema).await;
 }

@@ -1,7 +1,6 @@
 """The package reading day cells against the real dev node: a keyspace holding the same bars as
-bar rows and as day cells (loaded by the CLI, then copied into cells by the example
-copy_rows_to_days) gives the same DataFrames and Tables from both layouts, bit for bit; and the
-independent reader (cell_reader.py, written from docs/day-cell-format.md) decodes the cells read
+bar rows and as day cells (loaded once by the CLI with layout `both`) gives the same DataFrames
+and Tables from both layouts, bit for bit; and the independent reader (cell_reader.py, written from docs/day-cell-format.md) decodes the cells read
 with cassandra-driver to exactly the bars `fetch` returns."""
 
 from __future__ import annotations
@@ -32,19 +31,17 @@ RANGES = [
 @pytest.fixture(scope="module")
 def layouts(env: Env) -> Iterator[Tuple[Path, Path, str]]:
     """Configurations of one keyspace read as `rows` and as `days`, and its name: the test bars
-    loaded by the CLI, then copied into day cells."""
+    loaded once by the CLI with layout `both`, which writes every bar as a row and into its day
+    cell."""
     keyspace = f"t_pyd_{os.getpid()}"
     rows = write_config(env.workdir / "rows.toml", keyspace, env.contact_points,
                         '[storage]\nlayout = "rows"')
     days = write_config(env.workdir / "days.toml", keyspace, env.contact_points,
                         '[storage]\nlayout = "days"')
-    copier = env.bar_ingest.parent / "examples" / "copy_rows_to_days"
-    if not copier.exists():
-        pytest.fail(f"{copier} is missing: build it with `cargo build --example copy_rows_to_days` "
-                    "(scripts/test-python does)", pytrace=False)
+    both = write_config(env.workdir / "both.toml", keyspace, env.contact_points,
+                        '[storage]\nlayout = "both"')
     try:
-        run([env.bar_ingest, "--config", rows, "load", "--no-progress", env.workdir / "data"])
-        run([copier, rows, "2024-03-01", "2024-04-30", *SYMBOLS])
+        run([env.bar_ingest, "--config", both, "load", "--no-progress", env.workdir / "data"])
         yield rows, days, keyspace
     finally:
         drop_keyspace(keyspace)

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use crate::calendar;
 use crate::exchange_time::{earliest_at_or_after, start_of_day};
+use crate::fetch::SessionFilter;
 
 const MINUTE: i64 = 60_000;
 
@@ -23,13 +24,21 @@ pub enum CoverageSession {
 }
 
 impl CoverageSession {
-    /// The session of a command-line name: `regular`, `extended` or `all`.
+    /// The session of a command-line name: the names `fetch --session` takes (`regular`,
+    /// `extended`, `all`).
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "regular" => Some(Self::Regular),
-            "extended" => Some(Self::Extended),
-            "all" => Some(Self::All),
-            _ => None,
+        SessionFilter::from_name(name).map(Self::from)
+    }
+}
+
+impl From<SessionFilter> for CoverageSession {
+    /// The minutes expected of data fetched with `filter` (`extended` fetches the pre- and
+    /// post-market bars; the coverage of an extended day counts the regular session too).
+    fn from(filter: SessionFilter) -> Self {
+        match filter {
+            SessionFilter::Regular => Self::Regular,
+            SessionFilter::Extended => Self::Extended,
+            SessionFilter::All => Self::All,
         }
     }
 }

@@ -352,6 +352,25 @@ pub async fn row_bars(session: &Session, schema: &Schema) -> Vec<Stored> {
     rows
 }
 
+/// `per_day` (at most 10) one-minute bars from 09:30 on each `YYYY-MM-DD` day, as a FirstRate
+/// file's lines; `version` changes every price and volume.
+pub fn bars_at_open(days: &[&str], per_day: u32, version: u32) -> String {
+    assert!(per_day <= 10, "09:3M holds ten minutes");
+    let mut out = String::new();
+    for day in days {
+        for minute in 0..per_day {
+            let p = 10.0 + f64::from(version) + f64::from(minute) / 100.0;
+            out.push_str(&format!(
+                "{day} 09:3{minute}:00,{p},{h},{l},{p},{v}\n",
+                h = p + 0.5,
+                l = p - 0.5,
+                v = 100 * version + minute,
+            ));
+        }
+    }
+    out
+}
+
 /// What a file should put in the database, computed independently of the loader: each
 /// `YYYY-MM-DD HH:MM:SS,o,h,l,c,v` line read with chrono-tz in New York time (the volume as
 /// the nearest `f64` of its text, as every number).
