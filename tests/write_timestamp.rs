@@ -210,6 +210,11 @@ async fn of_two_deliveries_loaded_at_once_the_later_claimed_wins() {
     );
     assert_eq!(want.len(), 10 * 60 + 190 * 900);
     let stored = common::all_bars(&session, &schema).await;
-    assert!(stored == want, "{} bars stored, {} expected", stored.len(), want.len());
+    assert!(
+        stored == want,
+        "{} bars stored, {} expected",
+        stored.len(),
+        want.len()
+    );
     common::drop_keyspace(&session, &schema).await;
 }
